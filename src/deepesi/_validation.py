@@ -1,0 +1,62 @@
+"""Input checks shared across deepesi: each raises an error that says what was wrong and how to fix it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+
+def check_file(path: str | os.PathLike, what: str = "file") -> Path:
+    """Return ``path`` as a Path if it is an existing file, else raise FileNotFoundError."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"{what} not found: {path}. Check the path and spelling.")
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {path} is a directory, expected a file.")
+    return path
+
+
+def check_dir(path: str | os.PathLike, what: str = "directory") -> Path:
+    """Return ``path`` as a Path if it is an existing directory, else raise FileNotFoundError."""
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise FileNotFoundError(f"{what} not found (or not a directory): {path}.")
+    return path
+
+
+def check_finite(arr: np.ndarray, name: str) -> np.ndarray:
+    """Raise ValueError if ``arr`` holds NaN or Inf, naming how many and where the first is."""
+    arr = np.asarray(arr)
+    if arr.dtype.kind in "fc":
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            first = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(
+                f"{name} contains {int(bad.sum())} NaN/Inf value(s) (first at index {first}); "
+                "remove or interpolate them before calling deepesi."
+            )
+    return arr
+
+
+def check_affine(affine: np.ndarray, name: str = "affine") -> np.ndarray:
+    """Validate a 4x4 voxel-to-world affine (finite, invertible, last row 0 0 0 1)."""
+    affine = np.asarray(affine, dtype=float)
+    if affine.shape != (4, 4):
+        raise ValueError(f"{name} must be a 4x4 matrix, got shape {affine.shape}.")
+    check_finite(affine, name)
+    if not np.allclose(affine[3], [0, 0, 0, 1]):
+        raise ValueError(f"{name} last row must be [0, 0, 0, 1], got {affine[3].tolist()}.")
+    if abs(np.linalg.det(affine[:3, :3])) < 1e-12:
+        raise ValueError(f"{name} is singular (zero voxel size); check the image header.")
+    return affine
+
+
+def check_random_state(seed: int | np.random.Generator | None) -> np.random.Generator:
+    """Turn ``seed`` into a :class:`numpy.random.Generator` (None gives a fresh, unseeded one)."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None or isinstance(seed, int | np.integer):
+        return np.random.default_rng(seed)
+    raise TypeError(f"seed must be None, an int or a numpy.random.Generator, got {type(seed).__name__}.")
