@@ -28,6 +28,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests scripts benchmarks
 
 template: $(STAMP)
+	$(BIN)/python -m pip install -q -e ".[build]" "$(TORCH_PIN)"
 	$(BIN)/python scripts/build_template.py
 
 clean:
