@@ -5,6 +5,7 @@ from .brainweb import read_brainweb
 from .charm import read_charm
 from .freesurfer import read_freesurfer_subject
 from .headmodel import HeadModel, read_head_model
+from .load import load_head
 from .nifti import read_labelled_nifti
 from .regions import REGION_IDS, REGION_NAMES, SUBCORTICAL_REGIONS
 from .template import load_template
@@ -19,6 +20,7 @@ __all__ = [
     "Tissue",
     "TissueTable",
     "label_regions_from_mni",
+    "load_head",
     "load_mni_region_atlas",
     "load_template",
     "read_brainweb",
