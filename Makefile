@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/deepesi demo -o out/demo
+	$(BIN)/deepesi demo -o out/demo --overwrite
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests scripts benchmarks

@@ -141,8 +141,11 @@ def run(args: argparse.Namespace) -> int:
     return {"info": _info, "show": _show, "build": _build}[args.action](args)
 
 
-def head_summary(head, spacing_m: float | None) -> dict:
-    """JSON-serialisable description of a head (and its source counts at ``spacing_m``)."""
+def head_summary(head, spacing_m: float | None, src=None) -> dict:
+    """JSON-serialisable description of a head (and its source counts at ``spacing_m``).
+
+    ``src`` may pass a source space already made at ``spacing_m`` so it is not built twice.
+    """
     volumes = head.volumes_ml()
     summary = {
         "name": head.name,
@@ -161,7 +164,8 @@ def head_summary(head, spacing_m: float | None) -> dict:
     if spacing_m is not None:
         from ..sources import make_source_space
 
-        src = make_source_space(head, spacing_m)
+        if src is None:
+            src = make_source_space(head, spacing_m)
         ids, n = np.unique(src.region_ids, return_counts=True)
         counts = dict(zip(ids.tolist(), n.tolist()))
         summary["sources"] = {

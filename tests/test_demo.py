@@ -1,0 +1,31 @@
+"""The main job on the embedded default runs offline and covers the deep structures."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from deepesi.anatomy.regions import SUBCORTICAL_REGIONS
+from deepesi.cli import main
+
+
+def test_demo_writes_outputs_and_covers_deep_structures(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "-o", str(out), "--spacing", "8", "--quiet"]) == 0
+    summary = json.loads((out / "template-summary.json").read_text())
+    deep = {r["name"]: r["sources"] for r in summary["regions"] if r["deep"]}
+    assert set(deep) == set(SUBCORTICAL_REGIONS.values())
+    assert all(n >= 1 for n in deep.values())
+    assert (out / "template-head.png").stat().st_size > 10_000
+    # a second run refuses to overwrite, with a one-line error and exit code 2
+    capsys.readouterr()
+    assert main(["demo", "-o", str(out), "--spacing", "8", "--quiet"]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["demo", "--help"]])
+def test_help(argv):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 0
