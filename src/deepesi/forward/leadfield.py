@@ -102,7 +102,8 @@ class LeadField:
         types = [types] if isinstance(types, str) else list(types)
         if "meg" in types:
             types = [t for t in types if t != "meg"] + ["mag", "grad"]
-        return self.pick([n for n, t in zip(self.ch_names, self.ch_types, strict=True) if t in types])
+        pairs = zip(self.ch_names, self.ch_types, strict=True)
+        return self.pick([n for n, t in pairs if t in types])
 
     def oriented(self) -> tuple[np.ndarray, np.ndarray]:
         """Gain with each fixed-orientation point projected on its normal.
@@ -115,15 +116,16 @@ class LeadField:
             Source point of each column.
         """
         src = self.source_space
-        cols, index = [], []
-        for i in range(self.n_sources):
-            if src.free_ori[i]:
-                cols.extend(self.gain[:, i, k] for k in range(3))
-                index.extend([i, i, i])
-            else:
-                cols.append(self.gain[:, i, :] @ src.normals[i])
-                index.append(i)
-        return np.stack(cols, axis=1), np.asarray(index)
+        n_cols = np.where(src.free_ori, 3, 1)
+        index = np.repeat(np.arange(self.n_sources), n_cols)
+        start = np.concatenate([[0], np.cumsum(n_cols)[:-1]])
+        out = np.empty((self.n_channels, int(n_cols.sum())))
+        fixed = ~src.free_ori
+        out[:, start[fixed]] = np.einsum("csk,sk->cs", self.gain[:, fixed], src.normals[fixed])
+        free = np.flatnonzero(src.free_ori)
+        for k in range(3):
+            out[:, start[free] + k] = self.gain[:, free, k]
+        return out, index
 
     def hash(self) -> str:
         """Content hash (sha256 hex) of the gain, channels and source space."""
