@@ -1,0 +1,371 @@
+"""deepesi.localize: data preparation, localization with a stand-in model, peaks, saving."""
+
+from __future__ import annotations
+
+import json
+
+import mne
+import nibabel as nib
+import numpy as np
+import pytest
+
+from deepesi import localize as loc
+from deepesi.localize import (
+    LocalizationResult,
+    activity_grid,
+    find_peaks,
+    localize,
+    prepare_data,
+)
+from localize_helpers import (
+    CH_NAMES,
+    MNI_SHIFT,
+    SFREQ,
+    StandInModel,
+    grid_source_space,
+    make_evoked,
+)
+
+SOURCE = 9  # a left (thalamus) point at x = -5 mm
+PEAK_SAMPLE = 25
+
+
+@pytest.fixture(scope="module")
+def src():
+    return grid_source_space()
+
+
+@pytest.fixture(scope="module")
+def model(src):
+    return StandInModel(src)
+
+
+@pytest.fixture(scope="module")
+def result(model, src):
+    return localize(make_evoked(model, SOURCE), model, src)
+
+
+# ----------------------------------------------------------------------------- localize
+def test_localize_finds_the_source(result, src):
+    assert result.amplitudes.shape == (src.n_sources, 41)
+    assert isinstance(result.stc, mne.VolSourceEstimate)
+    np.testing.assert_array_equal(result.stc.vertices[0], np.arange(src.n_sources))
+    np.testing.assert_allclose(result.stc.data, result.amplitudes)
+    assert result.stc.tmin == pytest.approx(-0.1)
+    assert result.stc.tstep == pytest.approx(1 / SFREQ)
+    assert result.peak_time() == pytest.approx(-0.1 + PEAK_SAMPLE / SFREQ)
+    table = result.peaks(n=3)
+    top = table[0]
+    assert top["rank"] == 1 and top["source"] == SOURCE
+    assert top["region"] == "Left-Thalamus"
+    mri = src.pos[SOURCE] * 1000
+    assert (top["x_mri"], top["y_mri"], top["z_mri"]) == pytest.approx(tuple(mri))
+    assert (top["x_mni"], top["y_mni"], top["z_mni"]) == pytest.approx(tuple(mri + MNI_SHIFT))
+    assert top["time"] == pytest.approx(result.peak_time())
+    amps = table.column("amplitude")
+    assert amps == sorted(amps, reverse=True)
+    assert len(table) <= 3
+
+
+def test_average_reference_removes_common_offset(model, src):
+    ev = make_evoked(model, SOURCE)
+    data, times, info = prepare_data(ev, model.ch_names, model.ch_types)
+    np.testing.assert_allclose(data.mean(axis=0), 0, atol=1e-18)
+    # the offset is gone; the source's topography is intact
+    expected = model.gain[:, SOURCE] * 10.0 * 1.0  # waveform is 1 at the peak
+    np.testing.assert_allclose(data[:, PEAK_SAMPLE], expected, rtol=1e-10)
+    assert info["ch_names"] == model.ch_names
+    assert len(times) == 41
+
+
+def test_channels_matched_by_name_extra_dropped(model, src, result):
+    ev = make_evoked(model, SOURCE)
+    order = list(reversed(CH_NAMES))
+    ev.reorder_channels(order)
+    extra = mne.EvokedArray(
+        np.ones((2, len(ev.times))) * 1e-6, mne.create_info(["EOG1", "X1"], SFREQ, ["eog", "eeg"]),
+        tmin=ev.tmin, verbose=False,
+    )
+    ev.add_channels([extra], force_update_info=True)
+    again = localize(ev, model, src)
+    # X1 is an extra EEG channel: dropped before the average reference, so nothing changes
+    np.testing.assert_allclose(again.amplitudes, result.amplitudes, rtol=1e-9)
+
+
+def test_missing_channels_error_lists_them(model, src):
+    ev = make_evoked(model, SOURCE)
+    ev.drop_channels(["Cz", "O2"])
+    ev.rename_channels({"Fp1": "FP1"})
+    with pytest.raises(ValueError, match=r"missing") as err:
+        localize(ev, model, src)
+    msg = str(err.value)
+    for name in ("Cz", "O2", "Fp1", "FP1", "rename_channels"):
+        assert name in msg
+
+
+def test_wrong_channel_type(model, src):
+    ev = make_evoked(model, SOURCE)
+    ev.set_channel_types({"Cz": "misc"}, on_unit_change="ignore", verbose=False)
+    with pytest.raises(ValueError, match=r"Cz .misc, model: eeg."):
+        prepare_data(ev, model.ch_names, model.ch_types)
+
+
+def test_bad_channel_interpolated(model, src, result):
+    ev = make_evoked(model, SOURCE, montage=True)
+    ev.data[CH_NAMES.index("C3")] = 1.0  # broken: 1 V
+    ev.info["bads"] = ["C3"]
+    data, _, info = prepare_data(ev, model.ch_names, model.ch_types)
+    assert info["bads"] == []
+    assert np.abs(data).max() < 1e-3  # the 1 V value is gone
+    assert "C3" in info["ch_names"]
+    # a random-gain topography is not smooth, but the peak source still wins
+    res = localize(ev, model, src)
+    assert res.peaks(1)[0]["source"] == SOURCE
+
+
+def test_bad_channel_without_positions_refused(model):
+    ev = make_evoked(model, SOURCE, montage=False)
+    ev.info["bads"] = ["C3"]
+    with pytest.raises(ValueError, match=r"no sensor positions.*set_montage"):
+        prepare_data(ev, model.ch_names, model.ch_types)
+
+
+def test_bad_channel_outside_model_ignored(model):
+    ev = make_evoked(model, SOURCE, montage=False)
+    extra = mne.EvokedArray(np.full((1, 41), np.nan), mne.create_info(["X9"], SFREQ, "eeg"),
+                            tmin=ev.tmin, verbose=False)
+    ev.add_channels([extra], force_update_info=True)
+    ev.info["bads"] = ["X9"]
+    data, _, _ = prepare_data(ev, model.ch_names, model.ch_types)
+    assert np.isfinite(data).all()
+
+
+def test_nan_and_inf_refused(model):
+    ev = make_evoked(model, SOURCE)
+    ev.data[CH_NAMES.index("Pz"), 3] = np.nan
+    ev.data[CH_NAMES.index("O1"), 5] = np.inf
+    with pytest.raises(ValueError, match=r"2 NaN/Inf.*Pz, O1"):
+        prepare_data(ev, model.ch_names, model.ch_types)
+
+
+def test_flat_channel_refused(model):
+    ev = make_evoked(model, SOURCE)
+    ev.data[CH_NAMES.index("Fz")] = 0.0
+    with pytest.raises(ValueError, match=r"flat channel.*Fz"):
+        prepare_data(ev, model.ch_names, model.ch_types)
+
+
+def test_microvolts_stored_as_volts_refused(model):
+    ev = make_evoked(model, SOURCE)
+    ev.data *= 1e6
+    with pytest.raises(ValueError, match=r"eeg amplitudes look wrong.*µV"):
+        prepare_data(ev, model.ch_names, model.ch_types)
+
+
+def test_femtotesla_stored_as_tesla_refused():
+    info = mne.create_info(["MEG0111", "MEG0121", "MEG0131"], SFREQ, "mag")
+    rng = np.random.default_rng(0)
+    raw = mne.io.RawArray(rng.standard_normal((3, 100)) * 100.0, info, verbose=False)  # fT
+    with pytest.raises(ValueError, match=r"mag amplitudes look wrong.*fT"):
+        prepare_data(raw, info["ch_names"], ["mag"] * 3)
+    raw._data *= 1e-15  # now T: accepted
+    data, _, _ = prepare_data(raw, info["ch_names"], ["mag"] * 3)
+    assert data.shape == (3, 100)
+
+
+def test_time_window(model, src):
+    ev = make_evoked(model, SOURCE)
+    data, times, _ = prepare_data(ev, model.ch_names, model.ch_types, tmin=0.0, tmax=0.05)
+    assert times[0] == pytest.approx(0.0) and times[-1] == pytest.approx(0.05)
+    assert data.shape[1] == 11
+    with pytest.raises(ValueError, match=r"empty time window.*holds no sample"):
+        prepare_data(ev, model.ch_names, model.ch_types, tmin=5.0, tmax=6.0)
+    with pytest.raises(ValueError, match=r"empty time window.*before tmin"):
+        prepare_data(ev, model.ch_names, model.ch_types, tmin=0.1, tmax=0.0)
+    # a single sample is fine (no flatness check possible)
+    res = localize(ev, model, src, tmin=0.025, tmax=0.025)
+    assert res.amplitudes.shape == (src.n_sources, 1)
+    assert res.peaks(1)[0]["source"] == SOURCE
+
+
+def test_raw_and_epochs_inputs(model, src, result):
+    ev = make_evoked(model, SOURCE)
+    raw = mne.io.RawArray(ev.data, ev.info, first_samp=0, verbose=False)
+    res = localize(raw, model, src)
+    assert res.peaks(1)[0]["source"] == SOURCE
+    epochs = mne.EpochsArray(np.stack([ev.data] * 3), ev.info, tmin=ev.tmin, verbose=False)
+    res = localize(epochs, model, src)
+    np.testing.assert_allclose(res.amplitudes, result.amplitudes, rtol=1e-5)
+    with pytest.raises(TypeError, match=r"mne.io.Raw, mne.Epochs or mne.Evoked"):
+        localize(ev.data, model, src)
+
+
+def test_model_source_space_mismatch(model, src):
+    ev = make_evoked(model, SOURCE)
+    smaller = src.subset(np.arange(src.n_sources - 1))
+    with pytest.raises(ValueError, match=r"predicts 48 source points.*47"):
+        localize(ev, model, smaller)
+    shifted = type(src)(
+        pos=src.pos + 0.001, region_ids=src.region_ids, normals=src.normals,
+        free_ori=src.free_ori, adjacency=src.adjacency, spacing=src.spacing,
+    )
+    with pytest.raises(ValueError, match=r"model/source-space mismatch: the model was trained"):
+        localize(ev, model, shifted)
+    with pytest.raises(TypeError, match=r"SourceSpace"):
+        localize(ev, model, "src.npz")
+
+
+def test_model_output_shape_checked(model, src):
+    class Broken(StandInModel):
+        def predict(self, data):
+            return super().predict(data)[:-1]
+
+    with pytest.raises(ValueError, match=r"returned maps of shape"):
+        localize(make_evoked(model, SOURCE), Broken(src), src)
+
+
+# ----------------------------------------------------------------------------- peaks
+def test_find_peaks_two_blobs(src):
+    amp = np.zeros(src.n_sources)
+    pos_mm = src.pos * 1000
+    a = int(np.argmin(np.linalg.norm(pos_mm - (-15, -15, 0), axis=1)))
+    b = int(np.argmin(np.linalg.norm(pos_mm - (15, 15, 20), axis=1)))
+    amp += 2.0 * np.exp(-np.linalg.norm(pos_mm - pos_mm[a], axis=1) ** 2 / 200)
+    amp += 1.0 * np.exp(-np.linalg.norm(pos_mm - pos_mm[b], axis=1) ** 2 / 200)
+    peaks = find_peaks(amp, src, n=5)
+    assert peaks.tolist() == [a, b]
+    flat = np.ones(src.n_sources)  # a plateau gives one peak, the lowest index
+    assert find_peaks(flat, src, n=5).tolist() == [0]
+    assert find_peaks(np.zeros(src.n_sources), src).size == 0
+
+
+def test_peaks_at_given_time(result):
+    t = result.times[5]
+    table = result.peaks(n=2, time=t)
+    assert table[0]["time"] == pytest.approx(t)
+    with pytest.raises(ValueError, match=r"outside"):
+        result.peaks(time=10.0)
+    with pytest.raises(ValueError, match=r"n must be"):
+        result.peaks(n=0)
+
+
+def test_peaks_without_mni(model):
+    src = grid_source_space()
+    nomni = type(src)(
+        pos=src.pos, region_ids=src.region_ids, normals=src.normals, free_ori=src.free_ori,
+        adjacency=src.adjacency, spacing=src.spacing, mri_to_mni=None,
+    )
+    res = LocalizationResult.from_amplitudes(np.eye(src.n_sources)[:, :1] + 0, [0.0], nomni)
+    row = res.peaks(1)[0]
+    assert row["source"] == 0 and np.isnan(row["x_mni"])
+    assert "n/a" in res.peaks(1).to_tsv()
+
+
+def test_from_amplitudes_validation(src):
+    with pytest.raises(ValueError, match=r"shape"):
+        LocalizationResult.from_amplitudes(np.ones((3, 2)), [0, 1], src)
+    with pytest.raises(ValueError, match=r"non-negative"):
+        LocalizationResult.from_amplitudes(-np.ones((src.n_sources, 1)), [0], src)
+    with pytest.raises(ValueError, match=r"NaN"):
+        LocalizationResult.from_amplitudes(np.full((src.n_sources, 1), np.nan), [0], src)
+
+
+def test_region_time_courses(result):
+    tc = result.region_time_courses()
+    assert set(tc) == {"Left-Thalamus", "ctx-rh-frontal"}
+    assert int(np.argmax(tc["Left-Thalamus"])) == PEAK_SAMPLE
+    assert tc["Left-Thalamus"].max() >= tc["ctx-rh-frontal"].max()
+
+
+# ----------------------------------------------------------------------------- volume
+def test_activity_grid_places_points(src):
+    amp = np.arange(src.n_sources, dtype=float)
+    vol, affine = activity_grid(src, amp)
+    assert vol.ndim == 3 and np.count_nonzero(vol) == src.n_sources - 1  # point 0 has value 0
+    ijk = np.rint(nib.affines.apply_affine(np.linalg.inv(affine), src.pos * 1000)).astype(int)
+    np.testing.assert_array_equal(vol[tuple(ijk.T)], amp)
+    np.testing.assert_allclose(np.diag(affine)[:3], 10.0)
+
+
+# ----------------------------------------------------------------------------- save
+def test_save_writes_everything(result, src, tmp_path):
+    out = result.save(tmp_path / "res")
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(
+        ["sources-vl.stc", "activity.nii.gz", "peaks.tsv", "source_space.npz",
+         "localization.json"]
+    )
+    stc = mne.read_source_estimate(out / "sources-vl.stc")
+    np.testing.assert_allclose(stc.data, result.amplitudes, rtol=1e-6)
+    np.testing.assert_array_equal(stc.vertices[0], np.arange(src.n_sources))
+    img = nib.load(out / "activity.nii.gz")
+    assert img.shape[3] == len(result.times)
+    assert img.header.get_zooms()[3] == pytest.approx(1 / SFREQ)
+    vol = np.asarray(img.dataobj)
+    ijk = np.unravel_index(np.argmax(vol[..., PEAK_SAMPLE]), vol.shape[:3])
+    xyz = nib.affines.apply_affine(img.affine, ijk)
+    np.testing.assert_allclose(xyz, src.pos[SOURCE] * 1000, atol=1e-6)
+    lines = (out / "peaks.tsv").read_text().splitlines()
+    assert lines[0].split("\t")[:3] == ["rank", "source", "region"]
+    assert lines[1].split("\t")[1:3] == [str(SOURCE), "Left-Thalamus"]
+    info = json.loads((out / "localization.json").read_text())
+    assert info["source_space_hash"] == src.hash()
+    assert info["peak_time_s"] == pytest.approx(result.peak_time())
+    # no stray temporary folders
+    assert [p.name for p in tmp_path.iterdir()] == ["res"]
+
+
+def test_save_overwrite_rules(result, tmp_path):
+    out = tmp_path / "res"
+    result.save(out)
+    with pytest.raises(FileExistsError, match=r"overwrite"):
+        result.save(out)
+    result.save(out, overwrite=True)
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "thesis.tex").write_text("precious")
+    with pytest.raises(FileExistsError, match=r"not a deepesi localization folder"):
+        result.save(other, overwrite=True)
+    assert (other / "thesis.tex").read_text() == "precious"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result.save(empty)
+    assert (empty / "peaks.tsv").is_file()
+
+
+def test_save_is_atomic(result, tmp_path, monkeypatch):
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(loc.nib, "save", boom)
+    with pytest.raises(OSError, match=r"disk full"):
+        result.save(tmp_path / "res")
+    assert list(tmp_path.iterdir()) == []
+
+
+# ----------------------------------------------------------------------------- real data
+def test_sample_evoked_units_and_interpolation(sample_dir):
+    """Real Vectorview + EEG data pass the unit checks; a good EEG channel marked bad is
+    interpolated close to what was recorded."""
+    fname = sample_dir / "MEG" / "sample" / "sample_audvis-auditory-ave.fif"
+    ev = mne.read_evokeds(fname, condition="Left Auditory", verbose=False)
+    picks = mne.pick_types(ev.info, meg=True, eeg=True, exclude=[])
+    names = [ev.ch_names[i] for i in picks]
+    types = ev.get_channel_types(picks=picks)
+    data, times, _ = prepare_data(ev, names, types, tmin=0.05, tmax=0.15)
+    assert data.shape == (366, len(times)) and len(times) == 61
+    eeg = np.asarray(types) == "eeg"
+    expected = data[names.index("EEG 010")].copy()
+    ev.info["bads"] = ["EEG 010"]
+    data2, _, info2 = prepare_data(ev, names, types, tmin=0.05, tmax=0.15)
+    assert info2["bads"] == []
+    got = data2[names.index("EEG 010")]
+    assert np.corrcoef(got, expected)[0, 1] > 0.75  # 0.81 measured (spherical splines, 60 EEG)
+    np.testing.assert_allclose(data2[~eeg], data[~eeg])  # MEG untouched
+
+
+def test_too_long_recording_refused(model, src, monkeypatch):
+    monkeypatch.setattr(loc, "MAX_VALUES", src.n_sources * 40)
+    with pytest.raises(ValueError, match=r"41 time samples x 48 sources.*tmin/tmax"):
+        localize(make_evoked(model, SOURCE), model, src)
+    assert localize(make_evoked(model, SOURCE), model, src, tmax=0.09).amplitudes.shape[1] == 39

@@ -1,0 +1,106 @@
+"""deepesi.report: HTML report of a localization, with or without a head, with other methods."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from deepesi.localize import LocalizationResult, localize
+from deepesi.report import make_report, plot_glass_brain, plot_peak_slices
+from localize_helpers import StandInModel, grid_source_space, make_evoked
+
+SOURCE = 9
+
+
+@pytest.fixture(scope="module")
+def src():
+    return grid_source_space()
+
+
+@pytest.fixture(scope="module")
+def result(src):
+    model = StandInModel(src)
+    return localize(make_evoked(model, SOURCE), model, src)
+
+
+def _blob(src, centre_mm, times):
+    d = np.linalg.norm(src.pos * 1000 - centre_mm, axis=1)
+    return np.exp(-(d**2) / 150.0)[:, None] * np.hanning(len(times) + 2)[1:-1][None, :]
+
+
+def test_report_contents(result, src, tmp_path):
+    other = LocalizationResult.from_amplitudes(
+        _blob(src, (15, 15, 20), result.times), result.times, src, method="sLORETA",
+        meta={"units": "F"},
+    )
+
+    class FakeSourceResult:  # what deepesi.baselines.SourceResult offers
+        method = "dSPM"
+        amplitude = _blob(src, (-15, -15, 0), result.times)
+        times = result.times
+
+    out = make_report(
+        result, title="Test report", extra_results={"sLORETA": other, "dSPM": FakeSourceResult()},
+        fname=tmp_path / "r.html",
+    )
+    html = out.read_text(encoding="utf-8")
+    assert "Test report" in html
+    for name in ("deepesi", "sLORETA", "dSPM"):
+        assert f"{name}: glass brain" in html
+        assert f"{name}: peak table" in html
+    assert "Comparison: glass brains" in html
+    assert "Left-Thalamus" in html and "ctx-rh-frontal" in html
+    assert html.count("<img") + html.count("data:image") >= 10
+    with pytest.raises(FileExistsError, match="overwrite"):
+        make_report(result, fname=out)
+    make_report(result, fname=out, overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.html"]
+
+
+def test_report_bad_inputs(result, tmp_path):
+    with pytest.raises(ValueError, match=r"\.html"):
+        make_report(result, fname=tmp_path / "r.pdf")
+    small = grid_source_space().subset(np.arange(10))
+    wrong = LocalizationResult.from_amplitudes(np.ones((10, 1)), [0.0], small)
+    with pytest.raises(ValueError, match="another source space"):
+        make_report(result, extra_results={"x": wrong}, fname=tmp_path / "r.html")
+    with pytest.raises(TypeError, match="LocalizationResult"):
+        make_report(result, extra_results={"x": 3}, fname=tmp_path / "r.html")
+    with pytest.raises(TypeError, match="LocalizationResult"):
+        make_report(result.amplitudes, fname=tmp_path / "r.html")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_glass_brain_projects_the_peak(result, src):
+    fig = plot_glass_brain(result)
+    # the axial MIP (third panel) is brightest where the source is (x=-5, y=5 mm)
+    ax = fig.axes[2]
+    img = ax.images[-1]  # activity over the grey silhouette
+    data = np.ma.filled(img.get_array(), 0)
+    x0, x1, y0, y1 = img.get_extent()
+    iy, ix = np.unravel_index(np.argmax(data), data.shape)
+    x = x0 + (ix + 0.5) * (x1 - x0) / data.shape[1]
+    y = y0 + (iy + 0.5) * (y1 - y0) / data.shape[0]
+    assert (x, y) == pytest.approx(tuple(src.pos[SOURCE, :2] * 1000), abs=1e-6)
+
+
+def test_slices_over_a_head(sphere_head, tmp_path):
+    from deepesi.sources import make_source_space
+
+    src = make_source_space(sphere_head, 8e-3)
+    centre = np.array([0.0, 0.0, 40.0])
+    times = np.array([0.0, 0.01])
+    res = LocalizationResult.from_amplitudes(_blob(src, centre, times), times, src)
+    fig = plot_peak_slices(res, sphere_head)
+    top = res.peaks(1)[0]
+    assert "peak 1" in fig._suptitle.get_text()
+    assert np.linalg.norm(
+        np.array([top["x_mri"], top["y_mri"], top["z_mri"]]) - centre
+    ) <= 8.0 * np.sqrt(3)
+    out = make_report(res, sphere_head, fname=tmp_path / "head.html")
+    assert out.is_file()
+    labels = sphere_head.labels.copy()
+    labels[20, 20, 20] = 0
+    other = type(sphere_head)(labels, sphere_head.affine, name="other")
+    with pytest.raises(ValueError, match="not the one the source space was built from"):
+        make_report(res, other, fname=tmp_path / "x.html")
