@@ -11,12 +11,11 @@ from deepesi.anatomy import HeadModel
 from deepesi.anatomy.load import load_head
 from deepesi.cli import main
 from deepesi.sources import SourceSpace, make_source_space
-from test_sources import synthetic_head
 
 
 @pytest.fixture(scope="module")
-def head() -> HeadModel:
-    return synthetic_head(voxel_mm=4.0, n=42)
+def head(small_synthetic_head) -> HeadModel:
+    return small_synthetic_head
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +35,39 @@ def test_load_head_saved_folder(head, head_dir):
     assert loaded.hash() == head.hash()
     assert load_head(str(head_dir)).hash() == head.hash()
     assert load_head(loaded) is loaded
+
+
+def test_saved_head_keeps_its_hash_whatever_the_affine(head, tmp_path):
+    # NIfTI headers hold the affine in float32: a 0.7 mm grid at -88.2 mm is not exact there
+    affine = head.affine.copy()
+    affine[:3, :3] *= 0.7 / 4.0
+    affine[:3, 3] = (-88.2, -7.1, 3.3)
+    odd = HeadModel(head.labels, affine, regions=head.regions, name="odd")
+    loaded = load_head(odd.save(tmp_path / "odd"))
+    assert not np.array_equal(loaded.affine, odd.affine)
+    np.testing.assert_allclose(loaded.affine, odd.affine, atol=1e-5)
+    assert loaded.hash() == odd.hash()
+    # a different grid position still gives a different hash
+    moved = affine.copy()
+    moved[0, 3] += 0.01
+    assert HeadModel(head.labels, moved, regions=head.regions).hash() != odd.hash()
+
+
+def test_head_model_refuses_what_does_not_fit_its_dtypes(head):
+    regions = head.regions.astype(np.int32)
+    regions[0, 0, 0] = 70_000  # would wrap around in uint16
+    with pytest.raises(ValueError, match="65535"):
+        HeadModel(head.labels, head.affine, regions=regions)
+    labels = head.labels.astype(np.int16)
+    labels[0, 0, 0] = 300
+    with pytest.raises(ValueError, match="above 255"):
+        HeadModel(labels, head.affine)
+    with pytest.raises(ValueError, match="negative"):
+        HeadModel(-labels, head.affine)
+    with pytest.raises(ValueError, match="non-integer"):
+        HeadModel(head.labels + 0.5, head.affine)
+    with pytest.raises(ValueError, match="margin_vox"):
+        head.crop(margin_vox=-1)
 
 
 def test_load_head_overrides(head, head_dir):

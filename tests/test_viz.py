@@ -16,12 +16,11 @@ from deepesi.viz import (
     save_figure,
     tissue_colormap,
 )
-from test_sources import synthetic_head
 
 
 @pytest.fixture(scope="module")
-def head():
-    return synthetic_head(voxel_mm=4.0, n=42)
+def head(small_synthetic_head):
+    return small_synthetic_head
 
 
 def _rgb_at(fig: Figure, ax_index: int, x: float, y: float) -> np.ndarray:

@@ -25,9 +25,16 @@ def _hull(radii, n=120, seed=0, centre=(0.0, 0.0, 0.0)):
 
 
 def _reference_inside(equations, shape, affine):
+    """Half-space test of every voxel centre, in chunks of points to bound the memory use."""
     ijk = np.indices(shape).reshape(3, -1).T
     xyz = nib.affines.apply_affine(affine, ijk)
-    return np.all(xyz @ equations[:, :3].T + equations[:, 3] <= 0, axis=1).reshape(shape)
+    inside = np.empty(len(xyz), bool)
+    for start in range(0, len(xyz), 20_000):
+        part = xyz[start : start + 20_000]
+        inside[start : start + 20_000] = np.all(
+            part @ equations[:, :3].T + equations[:, 3] <= 0, axis=1
+        )
+    return inside.reshape(shape)
 
 
 def test_convex_fill_matches_halfspace_test_exactly():

@@ -1,4 +1,4 @@
-"""deepesi: deep-learning electrophysiological source imaging of cortical and subcortical sources.
+"""deepesi: deep-learning electrophysiological source imaging, cortical and subcortical.
 
 The public API is organised by stage of the data flow (see ``docs/design.md``):
 
@@ -7,7 +7,8 @@ The public API is organised by stage of the data flow (see ``docs/design.md``):
 - :mod:`deepesi.sensors`: EEG montages and MEG sensors registered to a head;
 - :mod:`deepesi.forward`: finite-element forward models and their MNE interchange;
 - :mod:`deepesi.simulate`, :mod:`deepesi.nets`, :mod:`deepesi.training`: the 4LCNN and its data;
-- :mod:`deepesi.localize`, :mod:`deepesi.baselines`, :mod:`deepesi.metrics`: localization and evaluation.
+- :mod:`deepesi.localize`, :mod:`deepesi.baselines`, :mod:`deepesi.metrics`: localization and
+  evaluation.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Safe file output: atomic writes that never leave a half-written file and never overwrite inputs."""
+"""File helpers: atomic writes that never leave a half-written file and never overwrite inputs,
+and readers of images and affines that fail with a message saying how to fix the input."""
 
 from __future__ import annotations
 
@@ -8,6 +9,14 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ._validation import check_affine, check_file
+
+if TYPE_CHECKING:
+    import nibabel as nib
 
 
 def check_overwrite(path: str | os.PathLike, overwrite: bool) -> Path:
@@ -47,11 +56,87 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pa
         yield tmp
         if not tmp.exists():
             raise RuntimeError(f"internal error: nothing was written for {dest}")
-        if dest.exists():
-            if dest.is_dir() and not dest.is_symlink():
-                shutil.rmtree(dest)
-            else:
-                dest.unlink()
-        os.replace(tmp, dest)
+        if (dest.is_dir() and not dest.is_symlink()) or (tmp.is_dir() and os.path.lexists(dest)):
+            # a folder cannot replace or be replaced in one step: move the old one aside first
+            # (and back if the new one cannot take its place); it goes with the temporary folder
+            old = tmpdir / ".replaced"
+            os.replace(dest, old)
+            try:
+                os.replace(tmp, dest)
+            except OSError:
+                os.replace(old, dest)
+                raise
+        else:
+            os.replace(tmp, dest)  # atomic, also over an existing file
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def load_image(
+    path: str | os.PathLike, what: str, fix: str = "check that it is a NIfTI/MGH image"
+) -> nib.spatialimages.SpatialImage:
+    """Open an image with nibabel (header only; voxels are read on access).
+
+    Parameters
+    ----------
+    path : path-like
+        The image file.
+    what : str
+        Name used in error messages, e.g. ``'aseg.mgz'``.
+    fix : str
+        What the user should do when the file is missing or unreadable.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` is not an existing file.
+    ValueError
+        nibabel cannot read it.
+    """
+    import nibabel as nib
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}; {fix}.")
+    try:
+        img = nib.load(str(path))
+        img.shape  # noqa: B018 - touch the header
+    except Exception as err:  # nibabel raises many types for damaged or foreign files
+        raise ValueError(
+            f"cannot read {what} at {path} ({type(err).__name__}: {err}); the file is damaged "
+            f"or not an image; {fix}."
+        ) from err
+    return img
+
+
+def read_affine_text(
+    path: str | os.PathLike, what: str = "affine file", fix: str = "write it as 4 rows of 4 numbers"
+) -> np.ndarray:
+    """Read a 4x4 affine written as text (4 rows of 4 numbers, as ``numpy.savetxt`` writes).
+
+    Parameters
+    ----------
+    path : path-like
+        The text file.
+    what : str
+        Name used in error messages.
+    fix : str
+        What the user should do when the file does not hold a valid affine.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` is not an existing file.
+    ValueError
+        It does not hold a valid 4x4 affine.
+    """
+    path = check_file(path, what)
+    try:
+        value = np.loadtxt(path, ndmin=2)
+    except ValueError as err:
+        raise ValueError(f"cannot read {what} {path} as a 4x4 matrix ({err}); {fix}.") from err
+    if value.shape != (4, 4):
+        raise ValueError(
+            f"{what} {path} holds an array of shape {value.shape}, expected 4x4; {fix}."
+        )
+    return check_affine(value, f"{what} {path}")

@@ -1,4 +1,4 @@
-"""Input checks shared across deepesi: each raises an error that says what was wrong and how to fix it."""
+"""Input checks shared across deepesi: each error says what was wrong and how to fix it."""
 
 from __future__ import annotations
 
@@ -53,10 +53,70 @@ def check_affine(affine: np.ndarray, name: str = "affine") -> np.ndarray:
     return affine
 
 
+def check_integer_labels(data: np.ndarray, what: str = "label volume") -> np.ndarray:
+    """Return a 3-D label volume as an integer array, refusing what is not a segmentation.
+
+    A trailing singleton 4th axis (``(nx, ny, nz, 1)``, common in NIfTI files) is dropped.
+    Floating-point volumes are accepted when every value is a finite whole number (and are then
+    converted to int64); integer and boolean volumes are returned as they are.
+
+    Parameters
+    ----------
+    data : array-like
+        The label volume.
+    what : str
+        Name used in error messages.
+
+    Returns
+    -------
+    ndarray of int (or bool), shape (nx, ny, nz)
+
+    Raises
+    ------
+    ValueError
+        Not 3-D, NaN/Inf, fractional values (an intensity image or a probability map), a
+        non-numeric dtype, or negative labels.
+    """
+    data = np.asanyarray(data)
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        raise ValueError(f"{what} must be a 3-D label volume, got shape {data.shape}.")
+    if data.dtype.kind == "f":
+        if not np.all(np.isfinite(data)):
+            raise ValueError(f"{what} contains NaN/Inf; a segmentation holds integer labels.")
+        whole = data == np.round(data)
+        if not np.all(whole):
+            examples = np.unique(data[~whole])[:5].tolist()
+            raise ValueError(
+                f"{what} holds non-integer values (e.g. {examples}); it looks like an intensity "
+                "image or a probability map, not a segmentation. Pass the integer label image."
+            )
+        data = data.astype(np.int64)
+    elif data.dtype.kind not in "iub":
+        raise ValueError(f"{what} has dtype {data.dtype}; expected integer labels.")
+    if data.size and data.dtype.kind == "i" and data.min() < 0:
+        raise ValueError(f"{what} has negative labels (min {data.min()}); labels must be >= 0.")
+    return data
+
+
+def check_voxel_size(voxel_size: float, what: str = "voxel_size") -> float:
+    """Return ``voxel_size`` (mm) as a float, or raise ValueError unless it is finite and > 0."""
+    try:
+        value = float(voxel_size)
+    except (TypeError, ValueError):
+        raise TypeError(f"{what} must be a number of mm, got {voxel_size!r}.") from None
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError(f"{what} must be > 0 mm, got {voxel_size!r}.")
+    return value
+
+
 def check_random_state(seed: int | np.random.Generator | None) -> np.random.Generator:
     """Turn ``seed`` into a :class:`numpy.random.Generator` (None gives a fresh, unseeded one)."""
     if isinstance(seed, np.random.Generator):
         return seed
     if seed is None or isinstance(seed, int | np.integer):
         return np.random.default_rng(seed)
-    raise TypeError(f"seed must be None, an int or a numpy.random.Generator, got {type(seed).__name__}.")
+    raise TypeError(
+        f"seed must be None, an int or a numpy.random.Generator, got {type(seed).__name__}."
+    )

@@ -48,6 +48,21 @@ _MONTAGE_ALIASES = {
 
 _EEG_REFERENCES = ("average", "none")
 
+#: The 64 channels of the 10-10 system used by 64-channel caps (BioSemi/ActiCap layouts), by
+#: their 10-10 names; positions are taken from MNE's 'standard_1005' (whose fiducials are real).
+TEN_TEN_64 = (
+    "Fp1", "AF7", "AF3", "F1", "F3", "F5", "F7", "FT7", "FC5", "FC3", "FC1", "C1", "C3", "C5",
+    "T7", "TP7", "CP5", "CP3", "CP1", "P1", "P3", "P5", "P7", "P9", "PO7", "PO3", "O1", "Iz",
+    "Oz", "POz", "Pz", "CPz", "Fpz", "Fp2", "AF8", "AF4", "AFz", "Fz", "F2", "F4", "F6", "F8",
+    "FT8", "FC6", "FC4", "FC2", "FCz", "Cz", "C2", "C4", "C6", "T8", "TP8", "CP6", "CP4", "CP2",
+    "P2", "P4", "P6", "P8", "P10", "PO8", "PO4", "O2",
+)
+
+#: Named channel layouts: name → (MNE montage, channel subset).
+EEG_LAYOUTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "standard_1010_64": ("standard_1005", TEN_TEN_64),
+}
+
 
 @dataclass(frozen=True, eq=False)
 class Sensors:
@@ -354,7 +369,8 @@ def make_eeg_sensors(
     head : HeadModel
         The head (MRI frame).
     montage : str | mne.channels.DigMontage
-        A built-in MNE montage name ('standard_1020', 'standard_1005', 'easycap-M1',
+        A named layout (:data:`EEG_LAYOUTS`, e.g. 'standard_1010_64'), a built-in MNE montage
+        name ('standard_1020', 'standard_1005', 'easycap-M1',
         'biosemi64', 'biosemi128', 'GSN-HydroCel-128', 'GSN-HydroCel-256', ...; see
         ``mne.channels.get_builtin_montages()``) or a montage with nasion, LPA and RPA.
     ch_names : list of str | None
@@ -397,6 +413,9 @@ def make_eeg_sensors(
         raise ValueError(f"reference must be one of {_EEG_REFERENCES}, got {reference!r}.")
     if not max_distance > 0:
         raise ValueError(f"max_distance must be > 0 (metres), got {max_distance}.")
+    if isinstance(montage, str) and montage in EEG_LAYOUTS:
+        montage, layout = EEG_LAYOUTS[montage]
+        ch_names = list(layout) if ch_names is None else ch_names
     montage, montage_name = _resolve_montage(montage)
     pos = montage.get_positions()
     all_names = list(pos["ch_pos"])

@@ -7,6 +7,7 @@ The container (:class:`SourceSpace`) is defined here; :func:`make_source_space` 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from .anatomy.regions import (
     CORTICAL_REGIONS,
     REGION_NAMES,
     SUBCORTICAL_REGIONS,
+    region_name,
 )
 from .anatomy.tissues import BRAIN_TISSUES
 
@@ -66,6 +68,8 @@ class SourceSpace:
         MRI (mm) → MNI (mm) affine, for MNI coordinates in reports.
     name : str
         Short name.
+    meta : dict
+        Provenance (counts, added points, normal estimation); saved with the points as JSON.
     """
 
     pos: np.ndarray
@@ -107,6 +111,7 @@ class SourceSpace:
         object.__setattr__(self, "adjacency", adjacency)
         object.__setattr__(self, "spacing", float(self.spacing))
         object.__setattr__(self, "loose", float(self.loose))
+        object.__setattr__(self, "meta", dict(self.meta))
 
     # ------------------------------------------------------------------ views
     @property
@@ -125,14 +130,12 @@ class SourceSpace:
     @property
     def region_names(self) -> list[str]:
         """Region name of each point."""
-        return [REGION_NAMES.get(int(r), "unknown") for r in self.region_ids]
+        return [region_name(r) for r in self.region_ids]
 
     def counts_per_region(self) -> dict[str, int]:
         """Number of points per region name."""
         ids, counts = np.unique(self.region_ids, return_counts=True)
-        return {
-            REGION_NAMES.get(int(i), "unknown"): int(c) for i, c in zip(ids, counts, strict=True)
-        }
+        return {region_name(i): int(c) for i, c in zip(ids, counts, strict=True)}
 
     def pos_mni(self) -> np.ndarray:
         """Positions in MNI coordinates (mm); raises if the head has no MNI transform."""
@@ -301,7 +304,20 @@ class SourceSpace:
 
     # ------------------------------------------------------------------ I/O
     def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
-        """Write to a compressed ``.npz`` file (atomically)."""
+        """Write to a compressed ``.npz`` file (atomically); :meth:`load` reads it back.
+
+        Parameters
+        ----------
+        path : path-like
+            Destination, conventionally ending in ``.npz``.
+        overwrite : bool
+            Replace an existing file (otherwise FileExistsError).
+
+        Returns
+        -------
+        Path
+            The written file.
+        """
         adj = self.adjacency.tocoo()
         m2m = np.full((4, 4), np.nan) if self.mri_to_mni is None else self.mri_to_mni
         with atomic_path(path, overwrite=overwrite) as tmp:
@@ -320,6 +336,7 @@ class SourceSpace:
                     head_hash=self.head_hash,
                     mri_to_mni=m2m,
                     name=self.name,
+                    meta=json.dumps(self.meta, default=_json_default),
                 )
         return Path(path)
 
@@ -328,9 +345,23 @@ class SourceSpace:
         """Read a source space written by :meth:`save`."""
         path = check_file(path, "source space file")
         try:
-            data = np.load(path, allow_pickle=False)
+            with np.load(path, allow_pickle=False) as npz:
+                data = {key: npz[key] for key in npz.files}
         except Exception as err:  # numpy raises several types for bad files
             raise ValueError(f"{path} is not a deepesi source space file: {err}") from err
+        required = ("pos", "region_ids", "normals", "free_ori", "adj_row", "adj_col", "spacing",
+                    "loose", "head_hash", "mri_to_mni", "name")
+        missing = [key for key in required if key not in data]
+        if missing:
+            raise ValueError(
+                f"{path} is not a deepesi source space file (no {', '.join(missing)}); make one "
+                "with SourceSpace.save() or `deepesi sources`."
+            )
+        version = int(data.get("format_version", 0))
+        if version > FORMAT_VERSION:
+            raise ValueError(
+                f"{path} was written by a newer deepesi (format {version}); upgrade deepesi."
+            )
         n = len(data["pos"])
         adj = sparse.coo_matrix(
             (np.ones(len(data["adj_row"]), np.float32), (data["adj_row"], data["adj_col"])),
@@ -348,7 +379,13 @@ class SourceSpace:
             head_hash=str(data["head_hash"]),
             mri_to_mni=None if np.isnan(m2m).all() else m2m,
             name=str(data["name"]),
+            meta=json.loads(str(data["meta"])) if "meta" in data else {},
         )
+
+
+def _json_default(obj):
+    """JSON form of numpy scalars and arrays in ``meta`` (anything else as its string)."""
+    return obj.tolist() if hasattr(obj, "tolist") else str(obj)
 
 
 # ====================================================================== building
@@ -386,12 +423,15 @@ def _compartment(region_id: int) -> str:
 
 def _linked(ri: np.ndarray, rj: np.ndarray) -> np.ndarray:
     """Whether points of regions ``ri`` and ``rj`` may be neighbours (the documented rule)."""
-    pairs = np.unique(np.stack([ri, rj], axis=1), axis=0)
-    allowed = {}
-    for a, b in pairs.tolist():
-        ca, cb = _compartment(a), _compartment(b)
-        allowed[(a, b)] = ca == cb or frozenset((a, b)) in DEEP_REGION_LINKS
-    return np.array([allowed[(a, b)] for a, b in zip(ri.tolist(), rj.tolist())], dtype=bool)
+    pairs, inverse = np.unique(np.stack([ri, rj], axis=1), axis=0, return_inverse=True)
+    allowed = np.array(
+        [
+            _compartment(a) == _compartment(b) or frozenset((a, b)) in DEEP_REGION_LINKS
+            for a, b in pairs.tolist()
+        ],
+        dtype=bool,
+    )
+    return allowed[inverse.ravel()]
 
 
 def _brain_labels(head: HeadModel) -> list[int]:
@@ -475,7 +515,8 @@ def _outward_normals(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Unit vectors along minus the gradient of the smoothed ``indicator`` at voxels ``ijk``.
 
-    ``indicator`` is high inside (e.g. WM) and low outside (e.g. CSF); its smoothed gradient
+    ``indicator`` (float or bool, whole head grid) is high inside (e.g. WM) and low outside
+    (e.g. CSF); only a box around ``ijk`` is smoothed. Its smoothed gradient
     points inward, so minus the gradient is the outward normal. Returns the normals (MRI
     frame) and the gradient magnitude (per mm) to flag unreliable ones.
     """
@@ -636,13 +677,13 @@ def make_source_space(
         in_region = regions == rid
         candidates = in_region & brain
         if not candidates.any():
-            candidates = in_region & (labels > 0)
+            candidates, where = in_region & (labels > 0), "in other tissue"
+            if not candidates.any():
+                candidates, where = in_region, "outside the head (label 0)"
             logger.warning(
-                "%s has no WM/GM voxel in head %r; its %d added point(s) lie in other tissue.",
-                REGION_NAMES[rid], head.name, need,
+                "%s has no WM/GM voxel in head %r; its %d added point(s) lie %s.",
+                REGION_NAMES[rid], head.name, need, where,
             )
-        if not candidates.any():
-            candidates = in_region
         ijk = _central_voxels(
             head, candidates, deep_xyz[deep_reg == rid], need, min_sep_mm=spacing_mm / 2
         )
@@ -696,11 +737,10 @@ def make_source_space(
         else:
             for rid in np.unique(deep_reg):
                 sel = np.flatnonzero(deep_reg == rid)
-                nrm, mag = _outward_normals(
-                    (regions == rid).astype(np.float32), head, deep_ijk[sel], sigma_mm
-                )
+                in_region = regions == rid
+                nrm, mag = _outward_normals(in_region, head, deep_ijk[sel], sigma_mm)
                 centroid = nib.affines.apply_affine(
-                    head.affine, np.argwhere(regions == rid).mean(axis=0)
+                    head.affine, np.argwhere(in_region).mean(axis=0)
                 )
                 weak = mag < 1e-6
                 radial = deep_xyz[sel] - centroid

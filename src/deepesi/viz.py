@@ -22,6 +22,7 @@ from scipy import ndimage
 from ._io import atomic_path
 from .anatomy.headmodel import HeadModel
 from .anatomy.regions import SUBCORTICAL_REGIONS
+from .anatomy.tissues import BRAIN_TISSUES
 from .sources import SourceSpace
 
 #: Fixed colour of each CHARM tissue (by name), used in every deepesi picture.
@@ -76,7 +77,7 @@ def tissue_colormap(head: HeadModel) -> tuple[ListedColormap, list[tuple[str, st
 
 def _brain_centre_mm(head: HeadModel) -> np.ndarray:
     """Centre of the brain (centroid of WM + GM; of the whole head if it has no brain), mm."""
-    brain = [head.tissues.label_of(n) for n in ("WM", "GM") if n in head.tissues]
+    brain = [head.tissues.label_of(n) for n in BRAIN_TISSUES if n in head.tissues]
     mask = np.isin(head.labels, brain)
     if not mask.any():
         mask = head.labels > 0
@@ -288,7 +289,5 @@ def save_figure(
     if not path.suffix:
         raise ValueError(f"{path} has no extension; name the format, e.g. head.png or head.pdf.")
     with atomic_path(path, overwrite=overwrite) as tmp:
-        if fig.canvas is None or not hasattr(fig.canvas, "print_figure"):  # pragma: no cover
-            FigureCanvasAgg(fig)
         fig.savefig(tmp, dpi=dpi, facecolor=fig.get_facecolor())
     return path

@@ -26,7 +26,7 @@ from nibabel import orientations
 from scipy import ndimage
 
 from .._progress import progress as _progress_bar
-from .._validation import check_file
+from .._validation import check_file, check_voxel_size
 from .atlas import label_regions_from_mni
 from .headmodel import HeadModel
 from .tissues import TissueTable
@@ -277,8 +277,8 @@ def find_eyes(
             )
             eyes.append(info)
             continue
-        grid = np.indices(sub.shape, dtype=np.float32)
-        d2 = sum(((grid[a] - centre_sub[a]) * vox[a]) ** 2 for a in range(3))
+        grid = np.ogrid[tuple(slice(0, n) for n in sub.shape)]  # broadcastable index axes
+        d2 = sum(((grid[a].astype(np.float32) - centre_sub[a]) * vox[a]) ** 2 for a in range(3))
         eye = sub & (d2 <= (radius + float(np.linalg.norm(vox))) ** 2)
         mask[osl] |= eye
         info.update(found=True, volume_ml=round(float(eye.sum() * np.prod(vox) / 1000.0), 3))
@@ -328,8 +328,17 @@ def _read_minc_classes(
     if data.ndim != 3:
         raise ValueError(f"{path} holds a {data.ndim}-D image; a BrainWeb crisp model is 3-D.")
     if data.dtype.kind == "f":
+        # numpy.allclose(data, rounded, atol=1e-3) without its temporary copies: a 0.5 mm
+        # model has 57 M voxels of float64
         rounded = np.rint(data)
-        if not np.allclose(data, rounded, atol=1e-3):
+        err = np.subtract(data, rounded, out=data if data.flags.writeable else None)
+        np.abs(err, out=err)
+        tol = np.abs(rounded)
+        tol *= 1e-5
+        tol += 1e-3
+        close = bool(np.all(err <= tol))
+        del err, tol
+        if not close:
             raise ValueError(
                 f"{path} holds non-integer values; it looks like an MR image or a fuzzy (tissue "
                 "probability) model, not a crisp model (*_crisp_v.mnc)."
@@ -386,8 +395,8 @@ def read_brainweb(
             "reads BrainWeb crisp models such as subject04_crisp_v.mnc.gz."
         )
     tissues = TissueTable.charm(conductivities)  # validates the overrides early
-    if voxel_size is not None and not float(voxel_size) > 0:
-        raise ValueError(f"voxel_size must be > 0 mm, got {voxel_size}.")
+    if voxel_size is not None:
+        voxel_size = check_voxel_size(voxel_size)
     with _progress_bar(total=5, enabled=progress, unit="step") as bar:
         return _read_brainweb_steps(path, voxel_size, tissues, regions, bar)
 

@@ -31,8 +31,9 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from .._validation import check_affine, check_dir
-from .freesurfer import _integer_labels, _load_volume, regions_from_fs_labels
+from .._io import load_image, read_affine_text
+from .._validation import check_affine, check_dir, check_integer_labels
+from .freesurfer import regions_from_fs_labels
 from .headmodel import HeadModel
 from .tissues import TissueTable
 from .voxelize import resample_nearest
@@ -78,11 +79,11 @@ def read_charm(
     match = re.match(r"m2m_(.+)$", m2m.name)
     subject = match.group(1) if match else m2m.name
     final = m2m / "final_tissues.nii.gz"
-    img = _load_volume(
+    img = load_image(
         final, "CHARM final_tissues.nii.gz",
         fix=f"run `charm {subject} T1.nii.gz [T2.nii.gz]` to completion, or pass the m2m_ folder",
     )
-    raw = _integer_labels(img, "final_tissues.nii.gz")
+    raw = check_integer_labels(img.dataobj, "final_tissues.nii.gz")
     tissues = TissueTable.charm(conductivities)
     labels, folded = _fold_extra_labels(raw, tissues, extra_labels)
     affine = check_affine(img.affine, "final_tissues.nii.gz affine")
@@ -90,8 +91,8 @@ def read_charm(
     mri_to_mni, mni_file = _charm_mri_to_mni(m2m)
     labeling_path = m2m / "segmentation" / "labeling.nii.gz"
     if labeling_path.is_file():
-        lab_img = _load_volume(labeling_path, "CHARM labeling.nii.gz", "re-run charm")
-        fs = _integer_labels(lab_img, "labeling.nii.gz")
+        lab_img = load_image(labeling_path, "CHARM labeling.nii.gz", "re-run charm")
+        fs = check_integer_labels(lab_img.dataobj, "labeling.nii.gz").astype(np.int32)
         if _same_grid(lab_img, img):
             fs_labels = fs
         else:
@@ -106,7 +107,6 @@ def read_charm(
             "MNI atlas (no segmentation/labeling.nii.gz)" if mri_to_mni is not None
             else "none: neither segmentation/labeling.nii.gz nor toMNI/ affine"
         )
-    counts = np.bincount(labels.ravel(), minlength=256)
     meta = {
         "reader": "deepesi.anatomy.read_charm",
         "m2m_dir": str(m2m),
@@ -114,7 +114,7 @@ def read_charm(
         "files": {"final_tissues": str(final), "labeling": labeling, "to_mni": mni_file},
         "extra_labels_folded": folded,
         **region_meta,
-        "absent_tissues": [t.name for t in tissues if counts[t.label] == 0],
+        "absent_tissues": tissues.absent_from(labels),
     }
     return HeadModel(
         labels=labels,
@@ -172,17 +172,7 @@ def _charm_mri_to_mni(m2m: Path) -> tuple[np.ndarray | None, str | None]:
     for fname in _MNI_AFFINE_NAMES:
         path = m2m / "toMNI" / fname
         if path.is_file():
-            try:
-                mni_to_subject = np.loadtxt(path)
-            except ValueError as err:
-                raise ValueError(
-                    f"cannot read {path} as a 4x4 matrix ({err}); re-run charm."
-                ) from err
-            if mni_to_subject.shape != (4, 4):
-                raise ValueError(
-                    f"{path} holds an array of shape {mni_to_subject.shape}, expected 4x4."
-                )
-            mni_to_subject = check_affine(mni_to_subject, str(path))
+            mni_to_subject = read_affine_text(path, "CHARM MNI→subject affine", "re-run charm")
             return np.linalg.inv(mni_to_subject), str(path)
     return None, None
 

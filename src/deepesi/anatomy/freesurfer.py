@@ -28,8 +28,9 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
+from .._io import load_image
 from .._progress import progress as _progress
-from .._validation import check_dir, check_file
+from .._validation import check_dir, check_file, check_integer_labels
 from .headmodel import HeadModel
 from .regions import CEREBELLAR_REGIONS, SUBCORTICAL_REGIONS
 from .skull import MIN_TABLE_MM, TABLE_FRACTION, split_skull
@@ -132,12 +133,19 @@ def read_freesurfer_subject(
     if not np.isfinite(voxel_size) or not 0.1 <= voxel_size <= 10:
         raise ValueError(f"voxel_size must be between 0.1 and 10 mm, got {voxel_size}.")
     tissues = TissueTable.charm(conductivities)
-    steps = _progress(total=7, enabled=progress, desc=f"head model {subject}")
+    with _progress(total=7, enabled=progress, desc=f"head model {subject}") as steps:
+        return _build_head(subject, subject_dir, voxel_size, tissues, steps, t0)
+
+
+def _build_head(
+    subject: str, subject_dir: Path, voxel_size: float, tissues: TissueTable, steps, t0: float
+) -> HeadModel:
+    """The steps of :func:`read_freesurfer_subject`, reporting to the progress bar ``steps``."""
 
     # ---- inputs
     mri = subject_dir / "mri"
-    aseg_img = _load_volume(mri / "aseg.mgz", "aseg.mgz (FreeSurfer's subcortical segmentation)",
-                            fix="run FreeSurfer's recon-all on this subject")
+    aseg_img = load_image(mri / "aseg.mgz", "aseg.mgz (FreeSurfer's subcortical segmentation)",
+                          fix="run FreeSurfer's recon-all on this subject")
     aseg = _integer_labels(aseg_img, "aseg.mgz")
     unknown = sorted(set(np.unique(aseg).tolist()) - set(ASEG_TISSUES) - {0})
     if unknown:
@@ -196,7 +204,6 @@ def read_freesurfer_subject(
 
     # ---- cortex refinement
     fs_labels = np.where(iskull, fs, 0)
-    cerebral = np.isin(fs_labels, _CEREBRAL)
     ribbon, ribbon_note = _ribbon(mri, fs_labels, to_grid, iskull)
     brain_img = _optional_volume(mri / "brain.mgz")
     tissue_of = np.zeros(max(ASEG_TISSUES) + 1, np.uint8)
@@ -227,7 +234,7 @@ def read_freesurfer_subject(
         "ribbon" if ribbon is not None else "brain.mgz intensity" if intensity_note else "aseg"
     )
     brain_outside = int(np.sum((fs != 0) & ~iskull))
-    del cerebral, fs
+    del fs
     steps.update()
 
     # ---- skull and scalp
@@ -247,8 +254,6 @@ def read_freesurfer_subject(
     regions, region_meta = regions_from_fs_labels(labels, fs_labels, affine, mri_to_mni, tissues)
     steps.update()
 
-    counts = np.bincount(labels.ravel(), minlength=256)
-    absent = [t.name for t in tissues if counts[t.label] == 0]
     n_bone = int(compact.sum() + spongy.sum())
     meta = {
         "reader": "deepesi.anatomy.read_freesurfer_subject",
@@ -276,7 +281,7 @@ def read_freesurfer_subject(
         "mni": "MNI152 via talairach.xfm (MNI305) and FreeSurfer's MNI305->MNI152 affine"
         if mri_to_mni is not None else "none: no transforms/talairach.xfm",
         **region_meta,
-        "absent_tissues": absent,
+        "absent_tissues": tissues.absent_from(labels),
         "absent_note": "tissues not present in FreeSurfer/BEM inputs are left absent, not "
         "invented (eyes, muscle, bone as one compartment; blood only from aseg 'vessel').",
         "build_seconds": round(time.perf_counter() - t0, 2),
@@ -291,7 +296,6 @@ def read_freesurfer_subject(
         meta=meta,
     )
     steps.update()
-    steps.close()
     return head
 
 
@@ -430,44 +434,15 @@ def _subject_dir(subject: str, subjects_dir: str | os.PathLike | None) -> Path:
     return check_dir(subjects_dir / subject, f"FreeSurfer subject folder for {subject!r}")
 
 
-def _load_volume(path: Path, what: str, fix: str) -> nib.spatialimages.SpatialImage:
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} not found: {path}; {fix}.")
-    try:
-        img = nib.load(str(path))
-        img.shape  # noqa: B018 - touch the header
-    except Exception as err:
-        raise ValueError(
-            f"cannot read {what} at {path} ({type(err).__name__}: {err}); the file is damaged "
-            f"or not an image; {fix}."
-        ) from err
-    return img
-
-
 def _optional_volume(path: Path) -> nib.spatialimages.SpatialImage | None:
     if not path.is_file():
         return None
-    return _load_volume(path, path.name, "re-create it or remove it")
+    return load_image(path, path.name, "re-create it or remove it")
 
 
 def _integer_labels(img: nib.spatialimages.SpatialImage, what: str) -> np.ndarray:
-    data = np.asanyarray(img.dataobj)
-    if data.ndim == 4 and data.shape[3] == 1:
-        data = data[..., 0]
-    if data.ndim != 3:
-        raise ValueError(f"{what} must be a 3-D label image, got shape {data.shape}.")
-    if data.dtype.kind == "f":
-        if not np.all(np.isfinite(data)) or not np.all(data == np.round(data)):
-            raise ValueError(
-                f"{what} holds non-integer values; it is not a label image (pass the "
-                "segmentation, not an intensity or probability map)."
-            )
-        data = data.astype(np.int64)
-    elif data.dtype.kind not in "iub":
-        raise ValueError(f"{what} has dtype {data.dtype}; expected integer labels.")
-    if data.size and data.min() < 0:
-        raise ValueError(f"{what} holds negative labels (min {data.min()}); labels must be >= 0.")
-    return data.astype(np.int32)
+    """The voxels of a label image as int32 (FreeSurfer ids fit; half the memory of int64)."""
+    return check_integer_labels(img.dataobj, what).astype(np.int32, copy=False)
 
 
 def _ribbon(mri: Path, fs_labels: np.ndarray, to_grid, iskull: np.ndarray):
@@ -477,7 +452,7 @@ def _ribbon(mri: Path, fs_labels: np.ndarray, to_grid, iskull: np.ndarray):
         return None, "not used: lh.ribbon.mgz / rh.ribbon.mgz not found"
     ribbons = []
     for p in paths:
-        img = _load_volume(p, p.name, "re-create it (recon-all) or remove it")
+        img = load_image(p, p.name, "re-create it (recon-all) or remove it")
         ribbons.append(to_grid(img, (np.asanyarray(img.dataobj) > 0).astype(np.uint8)) > 0)
     both = ribbons[0] | ribbons[1]
     n = int(both.sum())

@@ -13,8 +13,8 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-from .._io import atomic_path
-from .._validation import check_affine, check_dir
+from .._io import atomic_path, load_image
+from .._validation import check_affine, check_dir, check_integer_labels, check_voxel_size
 from .regions import REGION_NAMES, SUBCORTICAL_REGIONS
 from .tissues import BRAIN_TISSUES, SKULL_TISSUES, TissueTable
 
@@ -26,26 +26,11 @@ _META_FILE = "head.json"
 
 def labels_to_uint8(data: np.ndarray, what: str = "label volume") -> np.ndarray:
     """Convert a label array to uint8, refusing non-integer, negative or too-large values."""
-    data = np.asanyarray(data)
-    if data.ndim == 4 and data.shape[3] == 1:
-        data = data[..., 0]
-    if data.ndim != 3:
-        raise ValueError(f"{what} must be 3-D, got shape {data.shape}.")
-    if data.dtype.kind == "f":
-        if not np.all(np.isfinite(data)):
-            raise ValueError(f"{what} contains NaN/Inf; a segmentation must hold integer labels.")
-        if not np.all(data == np.round(data)):
-            frac = np.unique(data[data != np.round(data)])[:5]
-            raise ValueError(
-                f"{what} holds non-integer values (e.g. {frac.tolist()}); it looks like an intensity "
-                "image or a probability map, not a segmentation. Pass the integer label image."
-            )
-    elif data.dtype.kind not in "iub":
-        raise ValueError(f"{what} has dtype {data.dtype}; expected integer labels.")
-    if data.size and (data.min() < 0 or data.max() > 255):
+    data = check_integer_labels(data, what)
+    if data.size and data.max() > 255:
         raise ValueError(
-            f"{what} has labels outside 0..255 (min {data.min()}, max {data.max()}); "
-            "map them to the tissue convention first (see deepesi.anatomy.read_labelled_nifti)."
+            f"{what} has labels above 255 (max {data.max()}); map them to the tissue convention "
+            "first (see deepesi.anatomy.read_labelled_nifti)."
         )
     return data.astype(np.uint8)
 
@@ -109,6 +94,11 @@ class HeadModel:
                 )
             if regions.dtype.kind not in "iu" or (regions.size and regions.min() < 0):
                 raise ValueError("region volume must hold non-negative integer region ids.")
+            if regions.size and regions.max() > np.iinfo(np.uint16).max:
+                raise ValueError(
+                    f"region volume holds ids up to {regions.max()}; region ids must fit in "
+                    "0..65535 (see deepesi.anatomy.regions)."
+                )
             object.__setattr__(self, "regions", regions.astype(np.uint16))
         if self.mri_to_mni is not None:
             object.__setattr__(self, "mri_to_mni", check_affine(self.mri_to_mni, "mri_to_mni"))
@@ -199,8 +189,8 @@ class HeadModel:
         ]
         if missing:
             raise ValueError(
-                f"head model {self.name!r} has no {', '.join(missing)}; a forward model needs scalp, "
-                "skull and brain. Check the segmentation and its label map."
+                f"head model {self.name!r} has no {', '.join(missing)}; a forward model needs "
+                "scalp, skull and brain. Check the segmentation and its label map."
             )
         inner_names = [n for n in ("WM", "GM", "CSF") if self.has_tissue(n)]
         inner = self.tissue_mask(*inner_names)
@@ -228,9 +218,7 @@ class HeadModel:
     # ------------------------------------------------------------------ resampling
     def resample(self, voxel_size: float) -> HeadModel:
         """Nearest-neighbour resampling to isotropic ``voxel_size`` (mm) over the same extent."""
-        voxel_size = float(voxel_size)
-        if not voxel_size > 0:
-            raise ValueError(f"voxel_size must be > 0 mm, got {voxel_size}.")
+        voxel_size = check_voxel_size(voxel_size)
         old = self.voxel_size
         extent = np.array(self.shape) * old
         new_shape = np.maximum(1, np.round(extent / voxel_size).astype(int))
@@ -252,7 +240,14 @@ class HeadModel:
         return replace(self, labels=_nn(self.labels), affine=new_affine, regions=regions, meta=meta)
 
     def crop(self, margin_vox: int = 2) -> HeadModel:
-        """Crop the grid to the head's bounding box plus ``margin_vox`` voxels of air."""
+        """Crop the grid to the head's bounding box plus ``margin_vox`` voxels of air.
+
+        The affine is shifted so that every kept voxel keeps its MRI coordinates.
+        """
+        if isinstance(margin_vox, bool) or not isinstance(margin_vox, int | np.integer) or (
+            margin_vox < 0
+        ):
+            raise ValueError(f"margin_vox must be an integer >= 0, got {margin_vox!r}.")
         idx = np.argwhere(self.labels > 0)
         lo = np.maximum(idx.min(axis=0) - margin_vox, 0)
         hi = np.minimum(idx.max(axis=0) + margin_vox + 1, self.shape)
@@ -268,7 +263,9 @@ class HeadModel:
         h = hashlib.sha256()
         h.update(np.ascontiguousarray(self.labels).tobytes())
         h.update(str(self.shape).encode())
-        h.update(np.round(self.affine, 6).tobytes())
+        # the affine at the float32 precision of a NIfTI header, so that a saved and reloaded
+        # head keeps its hash (for affines exact in float32 this is the affine itself)
+        h.update(np.round(self.affine.astype(np.float32).astype(np.float64), 6).tobytes())
         h.update(self.tissues.hash().encode())
         if self.regions is not None:
             h.update(np.ascontiguousarray(self.regions).tobytes())
@@ -298,7 +295,9 @@ class HeadModel:
             tmp.mkdir()
             nib.save(self.to_nifti(), tmp / _TISSUES_FILE)
             if self.regions is not None:
-                nib.save(nib.Nifti1Image(self.regions, self.affine), tmp / _REGIONS_FILE)
+                regions_img = nib.Nifti1Image(self.regions, self.affine)
+                regions_img.header.set_xyzt_units("mm")
+                nib.save(regions_img, tmp / _REGIONS_FILE)
             meta = {
                 "format": "deepesi-head",
                 "format_version": FORMAT_VERSION,
@@ -329,17 +328,21 @@ class HeadModel:
         try:
             meta = json.loads(meta_file.read_text())
         except json.JSONDecodeError as err:
-            raise ValueError(f"{meta_file} is not valid JSON ({err}); the file is damaged.") from err
+            raise ValueError(
+                f"{meta_file} is not valid JSON ({err}); the file is damaged."
+            ) from err
         if meta.get("format") != "deepesi-head":
             raise ValueError(f"{meta_file} is not a deepesi head model description.")
         if int(meta.get("format_version", 0)) > FORMAT_VERSION:
             raise ValueError(
                 f"{path} was written by a newer deepesi (format {meta['format_version']}); upgrade."
             )
-        img = nib.load(path / _TISSUES_FILE)
+        damaged = "the head folder is damaged; rebuild it (`deepesi headmodel build`)"
+        img = load_image(path / _TISSUES_FILE, f"tissue labels of head model {path}", damaged)
         regions = None
         if (path / _REGIONS_FILE).is_file():
-            regions = np.asanyarray(nib.load(path / _REGIONS_FILE).dataobj)
+            regions_img = load_image(path / _REGIONS_FILE, f"regions of head model {path}", damaged)
+            regions = np.asanyarray(regions_img.dataobj)
         m2m = meta.get("mri_to_mni")
         return cls(
             labels=np.asanyarray(img.dataobj),

@@ -22,6 +22,7 @@ import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from .._validation import check_voxel_size
 from .headmodel import HeadModel
 
 #: The string that names the embedded template head.
@@ -106,9 +107,7 @@ def load_head(
         ``spec`` exists but is not a kind of head deepesi can read.
     """
     if voxel_size is not None:
-        voxel_size = float(voxel_size)
-        if not voxel_size > 0:
-            raise ValueError(f"voxel_size must be > 0 mm, got {voxel_size}.")
+        voxel_size = check_voxel_size(voxel_size)
     if isinstance(spec, HeadModel):
         head, used = spec, set()
     else:

@@ -30,7 +30,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from .._validation import check_affine, check_file
+from .._io import load_image, read_affine_text
+from .._validation import check_affine, check_file, check_integer_labels
 from .headmodel import HeadModel
 from .skull import split_skull
 from .tissues import TissueTable
@@ -75,12 +76,7 @@ def read_labelled_nifti(
     HeadModel
     """
     img, img_name = _load_image(image, "label image")
-    data = np.asanyarray(img.dataobj)
-    if data.ndim == 4 and data.shape[3] == 1:
-        data = data[..., 0]
-    if data.ndim != 3:
-        raise ValueError(f"label image {img_name} must be 3-D, got shape {data.shape}.")
-    data = _as_integer(data, f"label image {img_name}")
+    data = check_integer_labels(img.dataobj, f"label image {img_name}").astype(np.int64)
     affine = check_affine(img.affine, f"affine of {img_name}")
 
     base = TissueTable.charm()
@@ -117,9 +113,7 @@ def read_labelled_nifti(
             "name; add them to the label map (use tissue 'outside' for background labels)."
         )
     lut = np.zeros(int(max(present.max(), max(lut_src, default=0))) + 1, np.uint8)
-    for src, dst in zip(lut_src, lut_dst, strict=True):
-        if src < lut.size:
-            lut[src] = dst
+    lut[lut_src] = lut_dst
     labels = lut[data]
     if not labels.any():
         raise ValueError(
@@ -148,16 +142,14 @@ def read_labelled_nifti(
     regions = None
     if regions_image is not None:
         rimg, rname = _load_image(regions_image, "regions image")
-        rdata = np.asanyarray(rimg.dataobj)
-        if rdata.ndim == 4 and rdata.shape[3] == 1:
-            rdata = rdata[..., 0]
+        rdata = check_integer_labels(rimg.dataobj, f"regions image {rname}")
         if rdata.shape != data.shape or not np.allclose(rimg.affine, img.affine, atol=1e-4):
             raise ValueError(
                 f"regions image {rname} (shape {rdata.shape}) is not on the grid of the label "
                 f"image {img_name} (shape {data.shape}), or their affines differ; resample it "
                 "onto the label image grid (nearest neighbour) first."
             )
-        regions = _as_integer(rdata, f"regions image {rname}")
+        regions = rdata
         if regions.max(initial=0) > np.iinfo(np.uint16).max:
             raise ValueError(f"regions image {rname} has ids above 65535.")
         regions = regions.astype(np.uint16)
@@ -172,7 +164,6 @@ def read_labelled_nifti(
         if np.isin(labels, [tissues.label_of("GM"), tissues.label_of("WM")]).any():
             regions = label_regions_from_mni(labels, affine, m2m, tissues)
             region_source = "MNI atlas via mri_to_mni"
-    counts = np.bincount(labels.ravel(), minlength=256)
     meta = {
         "reader": "deepesi.anatomy.read_labelled_nifti",
         "image": img_name,
@@ -180,7 +171,7 @@ def read_labelled_nifti(
         "conductivities_from_map": conds,
         "regions": region_source,
         "skull_split": split_meta,
-        "absent_tissues": [t.name for t in tissues if counts[t.label] == 0],
+        "absent_tissues": tissues.absent_from(labels),
     }
     return HeadModel(
         labels=labels,
@@ -273,42 +264,17 @@ def _read_tsv(text: str, what: str) -> dict:
 
 
 def _load_image(image, what: str) -> tuple[nib.spatialimages.SpatialImage, str]:
+    """An image given as a path or as a nibabel image, and its name for messages."""
     if isinstance(image, nib.spatialimages.SpatialImage):
-        return image, getattr(image, "get_filename", lambda: None)() or "<in-memory image>"
-    path = check_file(image, what)
-    try:
-        img = nib.load(str(path))
-    except Exception as err:
-        raise ValueError(
-            f"cannot read {what} {path} ({type(err).__name__}: {err}); is it a NIfTI/MGH image?"
-        ) from err
-    return img, str(path)
-
-
-def _as_integer(data: np.ndarray, what: str) -> np.ndarray:
-    if data.dtype.kind == "f":
-        if not np.all(np.isfinite(data)):
-            raise ValueError(f"{what} contains NaN/Inf; a segmentation holds integer labels.")
-        if not np.all(data == np.round(data)):
-            raise ValueError(
-                f"{what} holds non-integer values; it looks like an intensity image or a "
-                "probability map, not a segmentation. Pass the integer label image."
-            )
-    elif data.dtype.kind not in "iub":
-        raise ValueError(f"{what} has dtype {data.dtype}; expected integer labels.")
-    data = data.astype(np.int64)
-    if data.size and data.min() < 0:
-        raise ValueError(f"{what} has negative labels (min {data.min()}); labels must be >= 0.")
-    return data
+        return image, image.get_filename() or "<in-memory image>"
+    path = Path(image).expanduser()
+    return load_image(path, what, fix="check the path and that it is a NIfTI/MGH image"), str(path)
 
 
 def _read_affine(value) -> np.ndarray:
+    """A 4x4 MRI → MNI affine given as an array or as a text file."""
     if isinstance(value, str | os.PathLike):
-        path = check_file(value, "mri_to_mni affine file")
-        try:
-            value = np.loadtxt(path)
-        except ValueError as err:
-            raise ValueError(f"cannot read {path} as a 4x4 matrix ({err}).") from err
+        return read_affine_text(value, "mri_to_mni affine file")
     return check_affine(np.asarray(value, dtype=float), "mri_to_mni")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 from importlib import resources
 
+from .._validation import check_voxel_size
 from .headmodel import HeadModel
 
 #: Package-relative folder of the template head.
@@ -60,9 +61,7 @@ def load_template(voxel_size: float | None = None) -> HeadModel:
     head = _load_template_cached()
     if voxel_size is None:
         return head
-    voxel_size = float(voxel_size)
-    if not voxel_size > 0:
-        raise ValueError(f"voxel_size must be > 0 mm, got {voxel_size}.")
+    voxel_size = check_voxel_size(voxel_size)
     if abs(voxel_size - float(head.voxel_size[0])) < 1e-9:
         return head
     return head.resample(voxel_size)

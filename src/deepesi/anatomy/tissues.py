@@ -177,8 +177,13 @@ class TissueTable:
         """Label of the tissue called ``name`` (aliases accepted)."""
         return self[name].label
 
+    def absent_from(self, labels: np.ndarray) -> list[str]:
+        """Names of this table's tissues that have no voxel in the label volume ``labels``."""
+        counts = np.bincount(np.ravel(labels), minlength=256)
+        return [t.name for t in self.tissues if counts[t.label] == 0]
+
     def conductivity_lut(self) -> np.ndarray:
-        """Array ``lut`` of length 256 with ``lut[label]`` the conductivity (0 for outside/unknown)."""
+        """Array ``lut`` of length 256, ``lut[label]`` the conductivity (0 outside or unknown)."""
         lut = np.zeros(256, dtype=float)
         for t in self.tissues:
             lut[t.label] = t.conductivity

@@ -16,7 +16,6 @@ Works in voxel index space, so any invertible affine (oblique grids included) is
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -292,7 +291,3 @@ def _resample_separable(data: np.ndarray, m: np.ndarray, shape: tuple, fill: int
     order = [out_axis.index(a) for a in range(3)]
     return np.ascontiguousarray(np.transpose(picked, order))
 
-
-def surface_path(subjects_dir: str | os.PathLike, subject: str, name: str) -> Path:
-    """Path of ``<subjects_dir>/<subject>/bem/<name>.surf`` (not checked)."""
-    return Path(subjects_dir) / subject / "bem" / f"{name}.surf"

@@ -9,14 +9,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import logging
 from pathlib import Path
 
-import numpy as np
-
-from ..anatomy.regions import REGION_NAMES, SUBCORTICAL_REGIONS
-
-logger = logging.getLogger(__name__)
+from .._io import check_overwrite
+from ..anatomy.summary import format_head_summary, head_summary
 
 HEAD_HELP = (
     "'template', a deepesi head folder, a SimNIBS m2m folder, a FreeSurfer subject folder, "
@@ -141,100 +137,16 @@ def run(args: argparse.Namespace) -> int:
     return {"info": _info, "show": _show, "build": _build}[args.action](args)
 
 
-def head_summary(head, spacing_m: float | None, src=None) -> dict:
-    """JSON-serialisable description of a head (and its source counts at ``spacing_m``).
-
-    ``src`` may pass a source space already made at ``spacing_m`` so it is not built twice.
-    """
-    volumes = head.volumes_ml()
-    summary = {
-        "name": head.name,
-        "shape": list(head.shape),
-        "voxel_size_mm": [float(v) for v in head.voxel_size],
-        "mni_transform": head.mri_to_mni is not None,
-        "hash": head.hash(),
-        "tissues": [
-            {"label": t.label, "name": t.name, "volume_ml": round(volumes[t.name], 3),
-             "conductivity_s_per_m": t.conductivity}
-            for t in head.tissues
-        ],
-        "regions": [],
-    }
-    counts: dict[int, int] = {}
-    if spacing_m is not None:
-        from ..sources import make_source_space
-
-        if src is None:
-            src = make_source_space(head, spacing_m)
-        ids, n = np.unique(src.region_ids, return_counts=True)
-        counts = dict(zip(ids.tolist(), n.tolist()))
-        summary["sources"] = {
-            "spacing_mm": spacing_m * 1000.0,
-            "total": src.n_sources,
-            "cortical": int((~src.is_subcortical).sum()),
-            "subcortical": int(src.is_subcortical.sum()),
-        }
-    if head.regions is not None:
-        ids, n = np.unique(head.regions[head.regions > 0], return_counts=True)
-        for rid, nvox in zip(ids.tolist(), n.tolist()):
-            entry = {"id": rid, "name": REGION_NAMES.get(rid, f"region-{rid}"),
-                     "deep": rid in SUBCORTICAL_REGIONS,
-                     "volume_ml": round(nvox * head.voxel_volume_ml, 3)}
-            if spacing_m is not None:
-                entry["sources"] = counts.get(rid, 0)
-            summary["regions"].append(entry)
-    for rid, n in counts.items():  # cortex of unknown lobe has no region voxels
-        if rid not in {r["id"] for r in summary["regions"]}:
-            summary["regions"].append({"id": rid, "name": REGION_NAMES.get(rid, "unknown"),
-                                       "deep": False, "volume_ml": None, "sources": n})
-    return summary
-
-
-def _format_summary(s: dict) -> str:
-    vs = "x".join(f"{v:g}" for v in s["voxel_size_mm"])
-    lines = [
-        f"head model {s['name']!r}: {' x '.join(map(str, s['shape']))} voxels of {vs} mm",
-        f"MNI transform: {'yes' if s['mni_transform'] else 'no'}",
-        f"hash: {s['hash'][:16]}",
-        "",
-        f"{'label':>5}  {'tissue':<14}{'volume (mL)':>12}  {'conductivity (S/m)':>18}",
-    ]
-    for t in s["tissues"]:
-        lines.append(f"{t['label']:>5}  {t['name']:<14}{t['volume_ml']:>12.1f}  "
-                     f"{t['conductivity_s_per_m']:>18.4g}")
-    if s["regions"]:
-        has_src = "sources" in s
-        header = f"\n{'id':>5}  {'region':<26}{'volume (mL)':>12}"
-        if has_src:
-            header += f"  {'sources':>8}"
-        lines.append(header)
-        for group, deep in (("deep structures", True), ("cortex", False)):
-            rows = [r for r in s["regions"] if r["deep"] is deep]
-            if not rows:
-                continue
-            lines.append(f"  -- {group}")
-            for r in sorted(rows, key=lambda r: r["id"]):
-                vol = "" if r["volume_ml"] is None else f"{r['volume_ml']:.2f}"
-                line = f"{r['id']:>5}  {r['name']:<26}{vol:>12}"
-                if has_src:
-                    line += f"  {r['sources']:>8}"
-                lines.append(line)
-    else:
-        lines.append("\nregions: none (no region volume)")
-    if "sources" in s:
-        src = s["sources"]
-        lines.append(
-            f"\nsources at {src['spacing_mm']:g} mm: {src['total']} "
-            f"({src['cortical']} cortical, {src['subcortical']} subcortical)"
-        )
-    return "\n".join(lines)
-
-
 def _info(args: argparse.Namespace) -> int:
     spacing = None if args.no_sources else _spacing_m(args.spacing)
     head = head_from_args(args.head, args)
-    summary = head_summary(head, spacing)
-    print(json.dumps(summary, indent=1) if args.json else _format_summary(summary))
+    src = None
+    if spacing is not None:
+        from ..sources import make_source_space
+
+        src = make_source_space(head, spacing)
+    summary = head_summary(head, src)
+    print(json.dumps(summary, indent=1) if args.json else format_head_summary(summary))
     return 0
 
 
@@ -242,9 +154,7 @@ def _show(args: argparse.Namespace) -> int:
     from ..viz import plot_head_slices, save_figure
 
     spacing = None if args.no_sources else _spacing_m(args.spacing)
-    out = Path(args.output)
-    if out.exists() and not args.overwrite:
-        raise FileExistsError(f"{out} already exists; pass --overwrite to replace it.")
+    out = check_overwrite(args.output, args.overwrite)
     head = head_from_args(args.head, args)
     src = None
     if spacing is not None:
@@ -259,9 +169,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    out = Path(args.output)
-    if out.exists() and not args.overwrite:
-        raise FileExistsError(f"{out} already exists; pass --overwrite to replace it.")
+    out = check_overwrite(args.output, args.overwrite)
     spec_path = Path(args.spec).expanduser()
     if spec_path.exists() and out.exists() and out.resolve() in (
         spec_path.resolve(), *spec_path.resolve().parents

@@ -1,0 +1,126 @@
+"""Build the pretrained 4LCNN shipped in the package (template head + 64-channel 10-10 EEG).
+
+Stages (each cached in the work folder, so the script can be rerun and resumed):
+
+1. ``forward``: the training lead field, FEM on the template resampled to ``--train-voxel`` mm, over
+   the template's 5 mm cortical + subcortical source space; and the *test* lead field, FEM on a finer
+   mesh (``--test-voxel`` mm) with every tissue conductivity perturbed by up to ±20 % and sources
+   moved off the training grid. Training never sees the test forward.
+2. ``train``: the 4LCNN on data simulated with the training lead field.
+3. ``evaluate``: held-out single sources simulated with the test lead field at 10 dB.
+4. ``ship``: copy the model into ``src/deepesi/data/models/``.
+
+Usage: ``python scripts/build_pretrained.py --stage forward`` (then train, evaluate, ship).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from deepesi.anatomy.template import load_template
+from deepesi.forward.leadfield import LeadField
+from deepesi.sensors import make_eeg_sensors
+from deepesi.sources import SourceSpace, make_source_space
+
+LAYOUT = "standard_1010_64"
+SPACING = 5e-3
+
+
+def perturbed_conductivities(head, rng: np.random.Generator, max_rel: float = 0.2) -> dict:
+    """Every tissue's conductivity times a factor drawn uniformly in [1 - max_rel, 1 + max_rel]."""
+    return {t.name: t.conductivity * rng.uniform(1 - max_rel, 1 + max_rel) for t in head.tissues}
+
+
+def off_grid_sources(src: SourceSpace, head, rng: np.random.Generator) -> SourceSpace:
+    """Move every source by up to half a grid step, keeping it in the same tissue and region."""
+    lab = head.labels
+    reg = head.regions
+    new = src.pos.copy()
+    ijk0 = np.round(head.mri_to_voxel(src.pos)).astype(int)
+    for _ in range(20):
+        trial = src.pos + rng.uniform(-0.5, 0.5, size=src.pos.shape) * src.spacing
+        ijk = np.round(head.mri_to_voxel(trial)).astype(int)
+        ijk = np.clip(ijk, 0, np.array(head.shape) - 1)
+        ok = (lab[tuple(ijk.T)] == lab[tuple(ijk0.T)]) & (reg[tuple(ijk.T)] == reg[tuple(ijk0.T)])
+        todo = np.all(new == src.pos, axis=1) & ok
+        new[todo] = trial[todo]
+    moved = float(np.mean(np.any(new != src.pos, axis=1)))
+    return SourceSpace(
+        pos=new, region_ids=src.region_ids, normals=src.normals, free_ori=src.free_ori,
+        adjacency=src.adjacency, spacing=src.spacing, loose=src.loose, head_hash=src.head_hash,
+        mri_to_mni=src.mri_to_mni, name=f"{src.name}-offgrid", meta={"moved_fraction": moved},
+    )
+
+
+def fem_leadfield(head, sensors, src: SourceSpace, voxel_mm: float, progress: bool) -> tuple:
+    """EEG lead field of ``src`` on ``head`` resampled to ``voxel_mm`` (FEM, average reference)."""
+    from deepesi.forward.eeg import make_eeg_transfer
+
+    fem_head = head.resample(voxel_mm) if voxel_mm != float(head.voxel_size[0]) else head
+    t0 = time.perf_counter()
+    transfer = make_eeg_transfer(
+        fem_head, sensors.eeg_pos_mri, ch_names=sensors.eeg_names, progress=progress,
+        source_tissues=("WM", "GM", "CSF"), max_snap_mm=max(5.0, 3 * voxel_mm),
+    )
+    gain = transfer.leadfield(src.pos)
+    return gain, time.perf_counter() - t0
+
+
+def stage_forward(work: Path, args) -> None:
+    head = load_template()
+    src = make_source_space(head, SPACING)
+    sensors = make_eeg_sensors(head, LAYOUT)
+    src.save(work / "train-src.npz", overwrite=True)
+    rng = np.random.default_rng(20241104)
+    test_cond = perturbed_conductivities(head, rng)
+    test_src = off_grid_sources(src, head, rng)
+    test_src.save(work / "test-src.npz", overwrite=True)
+    jobs = [
+        ("train", head, src, args.train_voxel),
+        ("test", head.with_conductivities(test_cond), test_src, args.test_voxel),
+    ]
+    for name, h, s, vox in jobs:
+        out = work / f"{name}-gain.npy"
+        if out.exists():
+            print(f"{name}: exists, skipped")
+            continue
+        gain, secs = fem_leadfield(h, sensors, s, vox, progress=not args.quiet)
+        np.save(out, gain.astype(np.float32))
+        info = {
+            "voxel_mm": vox, "seconds": secs, "n_sources": s.n_sources,
+            "conductivities": {t.name: t.conductivity for t in h.tissues},
+            "ch_names": sensors.eeg_names,
+        }
+        (work / f"{name}-gain.json").write_text(json.dumps(info, indent=1))
+        print(f"{name}: {gain.shape} in {secs:.0f} s at {vox} mm")
+
+
+def load_leadfield(work: Path, name: str) -> LeadField:
+    """A lead field written by the forward stage."""
+    info = json.loads((work / f"{name}-gain.json").read_text())
+    src = SourceSpace.load(work / f"{name}-src.npz")
+    gain = np.load(work / f"{name}-gain.npy").astype(float)
+    return LeadField(gain, info["ch_names"], ["eeg"] * len(info["ch_names"]), src,
+                     meta={"fem_voxel_mm": info["voxel_mm"]})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stage", choices=["forward"], required=True)
+    parser.add_argument("--work", default="out/pretrained", help="work folder (not shipped)")
+    parser.add_argument("--train-voxel", type=float, default=2.0)
+    parser.add_argument("--test-voxel", type=float, default=1.5)
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    {"forward": stage_forward}[args.stage](work, args)
+
+
+if __name__ == "__main__":
+    main()
