@@ -2,7 +2,7 @@
 
 The public API is organised by stage of the data flow (see ``docs/design.md``):
 
-- :mod:`deepesi.anatomy`: head models (10-tissue conductivity models) from templates and segmentations;
+- :mod:`deepesi.anatomy`: 10-tissue head conductivity models from templates and segmentations;
 - :mod:`deepesi.sources`: cortical + subcortical source spaces;
 - :mod:`deepesi.sensors`: EEG montages and MEG sensors registered to a head;
 - :mod:`deepesi.forward`: finite-element forward models and their MNE interchange;
