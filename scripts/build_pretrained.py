@@ -4,8 +4,8 @@ Stages (each cached in the work folder, so the script can be rerun and resumed):
 
 1. ``forward``: the training lead field, FEM on the template resampled to ``--train-voxel`` mm,
    over the template's 5 mm cortical + subcortical source space; and the *test* lead field, FEM on a
-   finer mesh (``--test-voxel`` mm) with every tissue conductivity perturbed by up to ±20 % and sources
-   moved off the training grid. Training never sees the test forward.
+   finer mesh (``--test-voxel`` mm) with every tissue conductivity perturbed by up to ±20 % and
+   sources moved off the training grid. Training never sees the test forward.
 2. ``train``: the 4LCNN on data simulated with the training lead field.
 3. ``evaluate``: held-out single sources simulated with the test lead field at 10 dB.
 4. ``ship``: copy the model into ``src/deepesi/data/models/``.
