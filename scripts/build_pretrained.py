@@ -57,17 +57,39 @@ def off_grid_sources(src: SourceSpace, head, rng: np.random.Generator) -> Source
     )
 
 
+SOURCE_TISSUES = ("WM", "GM", "CSF")
+
+
+def snap_into_tissue(head, pos: np.ndarray, tissues=SOURCE_TISSUES) -> tuple[np.ndarray, int]:
+    """Move positions whose voxel (on ``head``'s grid) is not in ``tissues`` to the nearest voxel
+    centre that is. A coarser FEM grid can put a thin-gyrus source in a neighbouring tissue."""
+    from scipy.spatial import cKDTree
+
+    allowed = head.tissue_mask(*tissues)
+    idx = np.clip(np.floor(head.mri_to_voxel(pos) + 0.5).astype(int), 0, np.array(head.shape) - 1)
+    bad = ~allowed[tuple(idx.T)]
+    if not bad.any():
+        return pos, 0
+    centres = head.voxel_to_mri(np.argwhere(allowed))
+    _, nearest = cKDTree(centres).query(pos[bad])
+    out = pos.copy()
+    out[bad] = centres[nearest]
+    return out, int(bad.sum())
+
+
 def fem_leadfield(head, sensors, src: SourceSpace, voxel_mm: float, progress: bool) -> tuple:
     """EEG lead field of ``src`` on ``head`` resampled to ``voxel_mm`` (FEM, average reference)."""
     from deepesi.forward.eeg import make_eeg_transfer
 
     fem_head = head.resample(voxel_mm) if voxel_mm != float(head.voxel_size[0]) else head
+    pos, n_moved = snap_into_tissue(fem_head, src.pos)
     t0 = time.perf_counter()
     transfer = make_eeg_transfer(
         fem_head, sensors.eeg_pos_mri, ch_names=sensors.eeg_names, progress=progress,
-        source_tissues=("WM", "GM", "CSF"), max_snap_mm=max(5.0, 3 * voxel_mm),
+        source_tissues=SOURCE_TISSUES, max_snap_mm=max(5.0, 3 * voxel_mm),
     )
-    gain = transfer.leadfield(src.pos)
+    gain = transfer.leadfield(pos)
+    print(f"{n_moved} source(s) moved into brain tissue on the {voxel_mm} mm FEM grid")
     return gain, time.perf_counter() - t0
 
 
