@@ -131,17 +131,95 @@ def load_leadfield(work: Path, name: str) -> LeadField:
                      meta={"fem_voxel_mm": info["voxel_mm"]})
 
 
+def stage_train(work: Path, args) -> None:
+    from deepesi.simulate import SimulationConfig
+    from deepesi.training import train_model
+
+    lf = load_leadfield(work, "train")
+    model = train_model(
+        lf, SimulationConfig(), work / "model.pt", net="4lcnn", epochs=args.epochs,
+        batch_size=256, batches_per_epoch=args.batches_per_epoch, seed=0,
+        max_minutes=args.train_minutes, progress=not args.quiet, resume=True, overwrite=True,
+    )
+    print(model)
+
+
+def evaluate_single_sources(model, train_lf: LeadField, test_lf: LeadField, n: int, seed: int,
+                            snr_db: float = 10.0) -> dict:
+    """Median peak localization error of single focal sources simulated with ``test_lf``.
+
+    Sources are drawn half in deep structures, half anywhere; the true position is the test
+    (off-grid) position, the estimate the training-grid point with the largest predicted value.
+    """
+    from deepesi.simulate import SimulationConfig, Simulator
+
+    config = SimulationConfig(n_sources=(1, 1), extent_mm=(0.0, 0.0), snr_db=(snr_db, snr_db),
+                              deep_fraction=0.5)
+    batch = Simulator(test_lf, config).simulate(n, seed=seed)
+    maps = model.predict(batch.data[:, :, 0].T, ch_names=batch.ch_names)  # (n_src, n)
+    est = train_lf.source_space.pos[np.argmax(maps, axis=0)]
+    true = test_lf.source_space.pos[batch.centres[:, 0]]
+    err_mm = np.linalg.norm(est - true, axis=1) * 1e3
+    deep = test_lf.source_space.is_subcortical[batch.centres[:, 0]]
+    out = {"n": n, "snr_db": snr_db}
+    for name, mask in (("subcortical", deep), ("cortical", ~deep), ("all", np.ones_like(deep))):
+        e = err_mm[mask]
+        out[name] = {"n": int(mask.sum()), "median_mm": float(np.median(e)),
+                     "p25_mm": float(np.percentile(e, 25)), "p75_mm": float(np.percentile(e, 75)),
+                     "within_10mm": float(np.mean(e <= 10))}
+    return out
+
+
+def stage_evaluate(work: Path, args) -> None:
+    from deepesi.training import load_model
+
+    train_lf = load_leadfield(work, "train")
+    model = load_model(work / "model.pt", leadfield=train_lf)
+    results = {}
+    for name in ("train", "test"):
+        if not (work / f"{name}-gain.npy").exists():
+            continue
+        lf = train_lf if name == "train" else load_leadfield(work, name)
+        t0 = time.perf_counter()
+        results[f"{name}_forward"] = evaluate_single_sources(model, train_lf, lf, args.n_eval, 1)
+        results[f"{name}_forward"]["seconds"] = time.perf_counter() - t0
+    x = np.random.default_rng(0).standard_normal((len(model.ch_names), 20000)) * 1e-6
+    t0 = time.perf_counter()
+    model.predict(x)
+    results["inference_samples_per_s"] = 20000 / (time.perf_counter() - t0)
+    (work / "evaluation.json").write_text(json.dumps(results, indent=1))
+    print(json.dumps(results, indent=1))
+
+
+def stage_ship(work: Path, args) -> None:
+    import shutil
+
+    dest = Path(__file__).resolve().parents[1] / "src/deepesi/data/models"
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(work / "model.pt", dest / "template-eeg64.pt")
+    SourceSpace.load(work / "train-src.npz").save(dest / "template-src.npz", overwrite=True)
+    if (work / "evaluation.json").exists():
+        shutil.copyfile(work / "evaluation.json", dest / "template-eeg64-evaluation.json")
+    print(f"shipped to {dest}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stage", choices=["forward"], required=True)
+    parser.add_argument("--stage", choices=["forward", "train", "evaluate", "ship"], required=True)
     parser.add_argument("--work", default="out/pretrained", help="work folder (not shipped)")
     parser.add_argument("--train-voxel", type=float, default=2.0)
     parser.add_argument("--test-voxel", type=float, default=1.5)
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--batches-per-epoch", type=int, default=100)
+    parser.add_argument("--train-minutes", type=float, default=30.0)
+    parser.add_argument("--n-eval", type=int, default=1000)
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    {"forward": stage_forward}[args.stage](work, args)
+    stages = {"forward": stage_forward, "train": stage_train, "evaluate": stage_evaluate,
+              "ship": stage_ship}
+    stages[args.stage](work, args)
 
 
 if __name__ == "__main__":

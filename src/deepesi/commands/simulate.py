@@ -1,0 +1,150 @@
+"""``deepesi simulate``: simulated training/test data → HDF5 (for sharing or offline training).
+
+Also holds the options shared with ``deepesi train`` (forward model, simulation). The forward-model
+modules are imported lazily, so these commands load even where those modules are missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from ..forward.leadfield import LeadField
+
+logger = logging.getLogger(__name__)
+
+
+def add_leadfield_options(parser: argparse.ArgumentParser) -> None:
+    """``--forward FWD.fif`` or ``--head HEAD --montage NAME [--spacing MM]``."""
+    g = parser.add_argument_group("forward model (either --forward, or --head with --montage)")
+    g.add_argument("--forward", metavar="FWD.fif", help="lead field from an MNE -fwd.fif file")
+    g.add_argument("--head", help="head model: 'template', a head folder or a segmentation")
+    g.add_argument(
+        "--montage",
+        default="standard_1020",
+        help="EEG montage name (MNE) for --head (default: %(default)s)",
+    )
+    g.add_argument(
+        "--spacing",
+        type=float,
+        default=5.0,
+        metavar="MM",
+        help="source grid spacing in mm for --head (default: %(default)s)",
+    )
+    g.add_argument("--cache-dir", help="lead-field cache folder for --head")
+
+
+def load_leadfield(args: argparse.Namespace) -> LeadField:
+    """The lead field the options describe (computed and cached for --head)."""
+    if args.forward and args.head:
+        raise ValueError("give either --forward or --head, not both.")
+    if args.forward:
+        from ..forward.io import read_forward  # lazy: written by another module
+
+        lf = read_forward(args.forward)
+        if not isinstance(lf, LeadField):
+            raise TypeError(f"read_forward returned {type(lf).__name__}, expected a LeadField.")
+        return lf
+    if not args.head:
+        raise ValueError("no forward model: pass --forward FWD.fif or --head HEAD --montage NAME.")
+    if not args.spacing > 0:
+        raise ValueError(f"--spacing must be > 0 mm, got {args.spacing}.")
+    from ..anatomy.load import load_head
+    from ..forward.api import make_forward
+    from ..sensors import make_eeg_sensors
+    from ..sources import make_source_space
+
+    head = load_head(args.head, progress=not args.quiet)
+    sources = make_source_space(head, spacing=args.spacing * 1e-3)
+    sensors = make_eeg_sensors(head, args.montage)
+    return make_forward(
+        head, sensors, sources, meg=False, cache_dir=args.cache_dir, progress=not args.quiet
+    )
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``deepesi simulate``."""
+    from ..cli import add_common_options
+
+    p = subparsers.add_parser(
+        "simulate",
+        help="simulate EEG/MEG of cortical + deep sources to an HDF5 file",
+        description="Simulate sensor data and true source maps on a forward model (seeded) and "
+        "write them to HDF5 (datasets data, sources, centres, regions, amplitudes, extent_mm, "
+        "n_active, snr_db, good; attributes ch_names, ch_types, config, leadfield_hash).",
+    )
+    add_leadfield_options(p)
+    p.add_argument("-o", "--output", required=True, help="output .h5 file")
+    p.add_argument(
+        "-n", "--n-samples", type=int, default=10000, help="samples (default %(default)s)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
+    add_sim_options(p)
+    add_common_options(p)
+    p.set_defaults(func=run)
+    return p
+
+
+def add_sim_options(p: argparse.ArgumentParser) -> None:
+    """SimulationConfig options shared with ``deepesi train``."""
+    g = p.add_argument_group("simulation")
+    g.add_argument("--n-sources", type=int, nargs=2, default=(1, 3), metavar=("MIN", "MAX"))
+    g.add_argument(
+        "--deep-fraction",
+        type=float,
+        default=0.4,
+        help="fraction of samples with a deep source (default %(default)s)",
+    )
+    g.add_argument(
+        "--extent",
+        type=float,
+        nargs=2,
+        default=(0.0, 30.0),
+        metavar=("MIN", "MAX"),
+        help="patch radius range in mm (default 0 30)",
+    )
+    g.add_argument(
+        "--snr",
+        type=float,
+        nargs=2,
+        default=(0.0, 20.0),
+        metavar=("MIN", "MAX"),
+        help="SNR range in dB (default 0 20)",
+    )
+    g.add_argument("--n-times", type=int, default=1, help="samples per window (default 1)")
+
+
+def sim_config(args: argparse.Namespace):
+    """The SimulationConfig the options describe."""
+    from ..simulate import SimulationConfig
+
+    return SimulationConfig(
+        n_sources=tuple(args.n_sources),
+        deep_fraction=args.deep_fraction,
+        extent_mm=tuple(args.extent),
+        snr_db=tuple(args.snr),
+        n_times=args.n_times,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``deepesi simulate``."""
+    from .._io import check_overwrite
+    from ..simulate import simulate_to_hdf5
+
+    if args.n_samples < 1:
+        raise ValueError(f"--n-samples must be >= 1, got {args.n_samples}.")
+    check_overwrite(args.output, args.overwrite)
+    config = sim_config(args)
+    lf = load_leadfield(args)
+    path = simulate_to_hdf5(
+        lf,
+        args.output,
+        args.n_samples,
+        config,
+        seed=args.seed,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
+    logger.info("wrote %d samples to %s", args.n_samples, path)
+    return 0

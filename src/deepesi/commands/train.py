@@ -1,0 +1,72 @@
+"""``deepesi train``: train the 4LCNN (or a baseline) for a forward model."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from .simulate import add_leadfield_options, add_sim_options, load_leadfield, sim_config
+
+logger = logging.getLogger(__name__)
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``deepesi train``."""
+    from ..cli import add_common_options
+
+    p = subparsers.add_parser(
+        "train",
+        help="train the 4LCNN on data simulated for a forward model",
+        description="Train a network on EEG/MEG simulated on the fly. Writes the model (-o) and a "
+        "checkpoint next to it (<model>.ckpt) after every epoch; --resume continues from it. "
+        "Run under torchrun for data-parallel training on several GPUs/nodes.",
+    )
+    add_leadfield_options(p)
+    p.add_argument("-o", "--output", required=True, help="model file to write (.pt)")
+    p.add_argument("--net", default="4lcnn", choices=("4lcnn", "convdip", "linear"))
+    p.add_argument("--epochs", type=int, default=50, help="maximum epochs (default %(default)s)")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batches-per-epoch", type=int, default=200)
+    p.add_argument("--lr", type=float, default=1e-3, help="learning rate (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
+    p.add_argument("--workers", type=int, default=1, help="data-generating worker processes")
+    p.add_argument("--max-minutes", type=float, default=None, help="wall-time budget")
+    p.add_argument("--resume", action="store_true", help="continue from <output>.ckpt")
+    add_sim_options(p)
+    add_common_options(p)
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``deepesi train``."""
+    from ..training import train_model
+
+    config = sim_config(args)
+    lf = load_leadfield(args)
+    model = train_model(
+        lf,
+        config,
+        args.output,
+        net=args.net,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        batches_per_epoch=args.batches_per_epoch,
+        lr=args.lr,
+        seed=args.seed,
+        device=args.device,
+        resume=args.resume,
+        progress=not args.quiet,
+        num_workers=args.workers,
+        max_minutes=args.max_minutes,
+        overwrite=args.overwrite,
+    )
+    logger.info(
+        "%r: best validation loss %.4f after %d epochs, written to %s",
+        model,
+        model.meta["best_val_loss"],
+        model.meta["epochs_run"],
+        args.output,
+    )
+    return 0

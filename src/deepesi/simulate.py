@@ -1,0 +1,727 @@
+"""Training data for the 4LCNN: simulated EEG/MEG of cortical and deep sources on a lead field.
+
+A sample is one to ``K`` extended sources (patches grown along the source space's neighbour graph),
+each with a physiologically scaled dipole moment, an orientation that follows the source model
+(cortex along the local normal, deep structures a random direction), optionally a time course, and
+sensor noise (white + spatially coloured) scaled to a requested SNR. Everything is seeded: the same
+seed gives the same samples, and :class:`SimulatedDataset` gives every batch its own independent
+random stream (derived from ``(seed, epoch, rank, batch index)``), so the data do not depend on the
+number of DataLoader workers or processes.
+
+Amplitude model (SI, documented in ``docs/network.md``)
+--------------------------------------------------------
+Cortical (and cerebellar) points are surface sources: a point of a volumetric grid with spacing
+``s`` stands for ``s**3 / cortical_thickness`` of cortical area, and carries ``density * area``
+with ``density`` drawn from ``cortical_density`` (A·m/m²; default 0.25–1 nA·m/mm², the range of
+maximal current-dipole-moment densities reported across species and structures by Murakami &
+Okada, J Physiol 2015). Deep structures (thalamus, basal ganglia, hippocampus, amygdala, brainstem)
+are volume sources with ``deep_density`` (A·m/m³; default 0.025–0.1 nA·m/mm³, i.e. 1/8 to 1/2 of the
+cortical volume density at 2.5 mm thickness): their partly closed-field cytoarchitecture lowers the
+effective moment (the "deep brain activity" idea of Attal & Schwartz, PLoS One 2013). The deep
+factor is our assumption; change it in :class:`SimulationConfig`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy import sparse
+from scipy.sparse import csgraph
+
+from ._io import atomic_path
+from ._progress import progress as _progress
+from ._validation import check_file, check_random_state
+from .anatomy.regions import REGION_NAMES
+from .forward.leadfield import LeadField
+
+WAVEFORMS = ("evoked", "oscillatory", "noise")
+FORMAT_VERSION = 1
+
+
+def _range(value, name: str, lo: float = -np.inf, hi: float = np.inf) -> tuple[float, float]:
+    """Validate a (min, max) pair (a scalar means a fixed value)."""
+    if np.isscalar(value):
+        value = (value, value)
+    try:
+        a, b = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number or a (min, max) pair, got {value!r}.") from None
+    if not (lo <= a <= b <= hi) or not np.isfinite([a, b]).all():
+        raise ValueError(f"{name} must satisfy {lo} <= min <= max <= {hi}, got ({a}, {b}).")
+    return a, b
+
+
+@dataclass
+class SimulationConfig:
+    """What to simulate. All ranges are (min, max), drawn uniformly per sample or per source.
+
+    Parameters
+    ----------
+    n_sources : (int, int)
+        Number of simultaneously active sources per sample (default 1..3).
+    deep_fraction : float
+        Probability that a sample contains at least one deep-structure source (its first source is
+        then placed in a deep structure chosen uniformly among the structures present, so that small
+        nuclei are as frequent as large ones). Further sources are placed uniformly over all points,
+        so the realised fraction is at least ``deep_fraction``. Default 0.4.
+    extent_mm : (float, float)
+        Patch radius in mm, measured along the neighbour graph (edge length = Euclidean distance).
+        0 gives a single point. Patches do not cross from cortex into a deep structure or between
+        deep structures.
+    cortical_density : (float, float)
+        Cortical current-dipole-moment density, A·m/m² (1 nA·m/mm² = 1e-3 A·m/m²).
+    cortical_thickness : float
+        Cortical thickness in metres used to convert a grid point's volume to cortical area.
+    deep_density : (float, float)
+        Deep-structure moment density, A·m/m³ (1 nA·m/mm³ = 1 A·m/m³).
+    loose : float | None
+        Loose-orientation weight for cortical points (0 = strictly along the normal); None uses the
+        source space's own ``loose``.
+    n_times : int
+        Samples per simulated window (1 = a single time sample, the 4LCNN default).
+    sfreq : float
+        Sampling frequency (Hz) of the window.
+    waveforms : tuple of str
+        Time-course families drawn per source when ``n_times > 1``: 'evoked' (Gaussian bump),
+        'oscillatory' (4–30 Hz sinusoid under a Hann envelope), 'noise' (band-limited noise).
+    snr_db : (float, float)
+        Signal-to-noise ratio in dB (power, summed over channels and time, per sensor type).
+    colored_noise_fraction : (float, float)
+        Fraction of the noise power drawn from ``noise_cov`` (rest is white); ignored without one.
+    noise_cov : mne.Covariance | ndarray | None
+        Sensor noise covariance (channels matched by name for an mne.Covariance; an array must
+        follow the lead field's channel order).
+    average_reference : bool
+        Re-reference EEG to the average of the good EEG channels (default True).
+    bad_channel_prob : float
+        Probability that a sample has bad/missing channels.
+    bad_channel_fraction : (float, float)
+        Fraction of channels marked bad in such a sample; bad channels are zeroed and reported in
+        the mask.
+    """
+
+    n_sources: tuple[int, int] = (1, 3)
+    deep_fraction: float = 0.4
+    extent_mm: tuple[float, float] = (0.0, 30.0)
+    cortical_density: tuple[float, float] = (0.25e-3, 1.0e-3)
+    cortical_thickness: float = 2.5e-3
+    deep_density: tuple[float, float] = (0.025, 0.1)
+    loose: float | None = None
+    n_times: int = 1
+    sfreq: float = 250.0
+    waveforms: tuple[str, ...] = WAVEFORMS
+    snr_db: tuple[float, float] = (0.0, 20.0)
+    colored_noise_fraction: tuple[float, float] = (0.0, 0.5)
+    noise_cov: object | None = field(default=None, repr=False)
+    average_reference: bool = True
+    bad_channel_prob: float = 0.0
+    bad_channel_fraction: tuple[float, float] = (0.0, 0.1)
+
+    def __post_init__(self) -> None:
+        lo, hi = _range(self.n_sources, "n_sources", 1, 100)
+        if lo != int(lo) or hi != int(hi):
+            raise ValueError(f"n_sources must be integers, got {self.n_sources}.")
+        self.n_sources = (int(lo), int(hi))
+        if not 0.0 <= float(self.deep_fraction) <= 1.0:
+            raise ValueError(f"deep_fraction must be in [0, 1], got {self.deep_fraction}.")
+        self.deep_fraction = float(self.deep_fraction)
+        self.extent_mm = _range(self.extent_mm, "extent_mm", 0.0, 200.0)
+        self.cortical_density = _range(self.cortical_density, "cortical_density", 0.0)
+        self.deep_density = _range(self.deep_density, "deep_density", 0.0)
+        if not float(self.cortical_thickness) > 0:
+            raise ValueError(f"cortical_thickness must be > 0 m, got {self.cortical_thickness}.")
+        if self.loose is not None and not 0.0 <= float(self.loose) <= 1.0:
+            raise ValueError(f"loose must be None or in [0, 1], got {self.loose}.")
+        if int(self.n_times) < 1:
+            raise ValueError(f"n_times must be >= 1, got {self.n_times}.")
+        self.n_times = int(self.n_times)
+        if not float(self.sfreq) > 0:
+            raise ValueError(f"sfreq must be > 0 Hz, got {self.sfreq}.")
+        self.waveforms = tuple(self.waveforms)
+        bad = sorted(set(self.waveforms) - set(WAVEFORMS))
+        if bad or not self.waveforms:
+            raise ValueError(f"waveforms must be a non-empty subset of {WAVEFORMS}, got {bad}.")
+        self.snr_db = _range(self.snr_db, "snr_db", -40.0, 100.0)
+        self.colored_noise_fraction = _range(
+            self.colored_noise_fraction, "colored_noise_fraction", 0.0, 1.0
+        )
+        if not 0.0 <= float(self.bad_channel_prob) <= 1.0:
+            raise ValueError(f"bad_channel_prob must be in [0, 1], got {self.bad_channel_prob}.")
+        self.bad_channel_fraction = _range(
+            self.bad_channel_fraction, "bad_channel_fraction", 0, 0.9
+        )
+
+    def to_dict(self) -> dict:
+        """Plain-Python description (for model files and HDF5 attributes; ``noise_cov`` omitted)."""
+        out = {}
+        for f in dataclasses.fields(self):
+            if f.name == "noise_cov":
+                out["noise_cov"] = None if self.noise_cov is None else "given"
+                continue
+            val = getattr(self, f.name)
+            out[f.name] = list(val) if isinstance(val, tuple) else val
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SimulationConfig:
+        """Inverse of :meth:`to_dict` (``noise_cov`` is not restored)."""
+        names = {f.name for f in dataclasses.fields(cls)} - {"noise_cov"}
+        unknown = sorted(set(d) - names - {"noise_cov"})
+        if unknown:
+            raise ValueError(f"unknown SimulationConfig field(s): {unknown}.")
+        return cls(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in names}
+        )
+
+
+@dataclass
+class SimulatedBatch:
+    """A batch of simulated samples.
+
+    Attributes
+    ----------
+    data : ndarray, float32, shape (n, n_channels, n_times)
+        Sensor data in SI units (V, T, T/m), EEG average-referenced, bad channels zeroed.
+    sources : ndarray, float32, shape (n, n_sources_total, n_times)
+        True source map: dipole-moment norm (A·m) of every source point.
+    centres : ndarray of int, shape (n, K)
+        Source point index of each source's centre (-1 where the sample has fewer sources).
+    regions : ndarray of int, shape (n, K)
+        Region id of each centre (0 where absent).
+    amplitudes : ndarray, shape (n, K)
+        Total dipole moment (A·m) of each source (sum over its patch).
+    extent_mm : ndarray, shape (n, K)
+        Patch radius along the graph.
+    n_active : ndarray of int, shape (n,)
+        Number of sources per sample.
+    snr_db : ndarray, shape (n,)
+        Requested (and achieved) SNR in dB.
+    good : ndarray of bool, shape (n, n_channels)
+        False for bad/missing channels.
+    ch_names, ch_types : list of str
+        Channels, in row order.
+    """
+
+    data: np.ndarray
+    sources: np.ndarray
+    centres: np.ndarray
+    regions: np.ndarray
+    amplitudes: np.ndarray
+    extent_mm: np.ndarray
+    n_active: np.ndarray
+    snr_db: np.ndarray
+    good: np.ndarray
+    ch_names: list[str]
+    ch_types: list[str]
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    @property
+    def has_deep(self) -> np.ndarray:
+        """True for samples with at least one deep-structure source."""
+        from .anatomy.regions import SUBCORTICAL_REGIONS
+
+        return np.isin(self.regions, list(SUBCORTICAL_REGIONS)).any(axis=1)
+
+    def region_names(self, i: int) -> list[str]:
+        """Region names of the sources of sample ``i``."""
+        return [REGION_NAMES.get(int(r), "unknown") for r in self.regions[i, : self.n_active[i]]]
+
+    def save(self, path: str | os.PathLike, overwrite: bool = False, config=None) -> Path:
+        """Write to HDF5 (needs ``h5py``), atomically."""
+        h5py = _import_h5py()
+        with atomic_path(path, overwrite=overwrite) as tmp, h5py.File(tmp, "w") as f:
+            _h5_init(
+                f,
+                self.data.shape[1:],
+                self.sources.shape[1:],
+                self.centres.shape[1],
+                self.ch_names,
+                self.ch_types,
+                config,
+            )
+            _h5_append(f, self)
+        return Path(path)
+
+
+_ARRAYS = (
+    "data",
+    "sources",
+    "centres",
+    "regions",
+    "amplitudes",
+    "extent_mm",
+    "n_active",
+    "snr_db",
+    "good",
+)
+
+
+def _import_h5py():
+    try:
+        import h5py
+    except ImportError as err:  # pragma: no cover - optional dependency
+        raise ImportError("HDF5 export needs h5py: pip install 'deepesi[hdf5]'.") from err
+    return h5py
+
+
+def _h5_init(f, data_shape, src_shape, k, ch_names, ch_types, config) -> None:
+    import json
+
+    f.attrs["format"] = "deepesi-simulation"
+    f.attrs["format_version"] = FORMAT_VERSION
+    f.attrs["ch_names"] = json.dumps(list(ch_names))
+    f.attrs["ch_types"] = json.dumps(list(ch_types))
+    f.attrs["config"] = json.dumps(config.to_dict() if config is not None else None)
+    shapes = {
+        "data": data_shape,
+        "sources": src_shape,
+        "centres": (k,),
+        "regions": (k,),
+        "amplitudes": (k,),
+        "extent_mm": (k,),
+        "n_active": (),
+        "snr_db": (),
+        "good": (len(ch_names),),
+    }
+    dtypes = {
+        "data": "f4",
+        "sources": "f4",
+        "centres": "i4",
+        "regions": "i4",
+        "amplitudes": "f8",
+        "extent_mm": "f4",
+        "n_active": "i4",
+        "snr_db": "f4",
+        "good": "?",
+    }
+    for name in _ARRAYS:
+        shape = tuple(shapes[name])
+        f.create_dataset(
+            name,
+            shape=(0, *shape),
+            maxshape=(None, *shape),
+            dtype=dtypes[name],
+            chunks=(64, *shape),
+            compression="gzip",
+            compression_opts=4,
+        )
+
+
+def _h5_append(f, batch: SimulatedBatch) -> None:
+    for name in _ARRAYS:
+        ds = f[name]
+        n0 = ds.shape[0]
+        arr = getattr(batch, name)
+        ds.resize(n0 + len(arr), axis=0)
+        ds[n0:] = arr
+
+
+def load_simulation(path: str | os.PathLike) -> tuple[SimulatedBatch, SimulationConfig | None]:
+    """Read an HDF5 file written by :meth:`SimulatedBatch.save` or :func:`simulate_to_hdf5`."""
+    import json
+
+    h5py = _import_h5py()
+    path = check_file(path, "simulation file")
+    with h5py.File(path, "r") as f:
+        if f.attrs.get("format") != "deepesi-simulation":
+            raise ValueError(f"{path} is not a deepesi simulation file (HDF5 'format' attribute).")
+        arrays = {name: f[name][()] for name in _ARRAYS}
+        cfg = json.loads(f.attrs["config"])
+        batch = SimulatedBatch(
+            **arrays,
+            ch_names=json.loads(f.attrs["ch_names"]),
+            ch_types=json.loads(f.attrs["ch_types"]),
+        )
+    return batch, (SimulationConfig.from_dict(cfg) if cfg else None)
+
+
+# ---------------------------------------------------------------------------- the simulator
+class Simulator:
+    """Precomputed state for fast simulation on one lead field (graphs, references, noise factors).
+
+    Parameters
+    ----------
+    leadfield : LeadField
+        Lead field with its source space.
+    config : SimulationConfig | None
+        What to simulate (defaults if None).
+    """
+
+    def __init__(self, leadfield: LeadField, config: SimulationConfig | None = None) -> None:
+        if not isinstance(leadfield, LeadField):
+            raise TypeError(
+                f"leadfield must be a deepesi LeadField, got {type(leadfield).__name__}."
+            )
+        config = SimulationConfig() if config is None else config
+        if not isinstance(config, SimulationConfig):
+            raise TypeError(f"config must be a SimulationConfig, got {type(config).__name__}.")
+        self.leadfield = leadfield
+        self.config = config
+        src = leadfield.source_space
+        self.ch_names = list(leadfield.ch_names)
+        self.ch_types = list(leadfield.ch_types)
+        types = np.asarray(self.ch_types)
+        self.type_blocks = [np.flatnonzero(types == t) for t in dict.fromkeys(self.ch_types)]
+        self.eeg = np.flatnonzero(types == "eeg")
+        gain = leadfield.gain.astype(np.float64)
+        if config.average_reference and len(self.eeg):
+            gain[self.eeg] -= gain[self.eeg].mean(axis=0, keepdims=True)
+        self.gain = gain
+        self.deep = src.is_subcortical
+        self.free = src.free_ori
+        self.normals = src.normals
+        self.loose = src.loose if config.loose is None else float(config.loose)
+        self.region_ids = src.region_ids
+        self.deep_structures = [
+            np.flatnonzero(self.region_ids == r) for r in np.unique(self.region_ids[self.deep])
+        ]
+        self.n_src = src.n_sources
+        # weighted graph whose edges stay within one compartment (cortex; each deep structure)
+        comp = np.where(self.deep, self.region_ids, -1)
+        adj = sparse.triu(src.adjacency, k=1).tocoo()
+        keep = comp[adj.row] == comp[adj.col]
+        rows, cols = adj.row[keep], adj.col[keep]
+        w = np.linalg.norm(src.pos[rows] - src.pos[cols], axis=1)
+        g = sparse.coo_matrix((w, (rows, cols)), shape=(self.n_src, self.n_src))
+        self.graph = (g + g.T).tocsr()
+        self._patch_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        s3 = src.spacing**3
+        self.unit_cortical = s3 / config.cortical_thickness  # m² of cortex per point
+        self.unit_deep = s3  # m³ per point
+        self.noise_factor = self._noise_factor(config.noise_cov)
+
+    # ------------------------------------------------------------------ helpers
+    def _noise_factor(self, cov) -> np.ndarray | None:
+        """Square root (n_ch, n_ch) of the noise covariance on the lead field's channels."""
+        if cov is None:
+            return None
+        if hasattr(cov, "ch_names") and hasattr(cov, "data"):
+            names = list(cov.ch_names)
+            missing = [n for n in self.ch_names if n not in names]
+            if missing:
+                raise ValueError(
+                    f"noise_cov lacks {len(missing)} lead-field channel(s), e.g. "
+                    f"{missing[:5]}; compute it on the same channels."
+                )
+            idx = [names.index(n) for n in self.ch_names]
+            c = np.asarray(cov.data)
+            c = np.diag(c) if c.ndim == 1 else c
+            c = c[np.ix_(idx, idx)]
+        else:
+            c = np.asarray(cov, dtype=float)
+            if c.shape != (len(self.ch_names),) * 2:
+                raise ValueError(
+                    f"noise_cov array must be ({len(self.ch_names)},)*2 in the lead "
+                    f"field's channel order, got {c.shape}."
+                )
+        if not np.allclose(c, c.T, rtol=1e-6, atol=0):
+            raise ValueError("noise_cov must be symmetric.")
+        evals, evecs = np.linalg.eigh(c)
+        if evals.min() < -1e-6 * max(evals.max(), 0):
+            raise ValueError("noise_cov must be positive semi-definite.")
+        return evecs * np.sqrt(np.clip(evals, 0, None))
+
+    def patch(self, centre: int, radius: float) -> np.ndarray:
+        """Source points within ``radius`` (m) of ``centre`` along the compartment graph."""
+        max_r = self.config.extent_mm[1] * 1e-3
+        if centre not in self._patch_cache:
+            dist = csgraph.dijkstra(self.graph, indices=centre, limit=max_r + 1e-9)
+            idx = np.flatnonzero(np.isfinite(dist))
+            order = np.argsort(dist[idx], kind="stable")
+            self._patch_cache[centre] = (
+                idx[order].astype(np.int32),
+                dist[idx[order]].astype(np.float32),
+            )
+        idx, dist = self._patch_cache[centre]
+        return idx[dist <= np.float32(radius) + np.float32(1e-6)]
+
+    def _waveform(self, rng: np.random.Generator) -> np.ndarray:
+        cfg = self.config
+        n = cfg.n_times
+        if n == 1:
+            return np.ones(1)
+        t = np.arange(n) / cfg.sfreq
+        kind = cfg.waveforms[rng.integers(len(cfg.waveforms))]
+        dur = t[-1] if n > 1 else 1.0
+        if kind == "evoked":
+            mu = rng.uniform(0.25, 0.75) * dur
+            sd = rng.uniform(0.05, 0.25) * dur + 1e-3
+            w = np.exp(-0.5 * ((t - mu) / sd) ** 2) * rng.choice([-1.0, 1.0])
+        elif kind == "oscillatory":
+            f = rng.uniform(4.0, min(30.0, 0.4 * cfg.sfreq))
+            w = np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi)) * np.hanning(n + 2)[1:-1]
+        else:
+            x = rng.standard_normal(n + 8)
+            k = np.hanning(7)
+            w = np.convolve(x, k / k.sum(), mode="same")[4:-4]
+        peak = np.abs(w).max()
+        return w / peak if peak > 0 else np.ones(n)
+
+    def _orientations(self, idx: np.ndarray, deep: bool, rng: np.random.Generator) -> np.ndarray:
+        """Unit moment direction for each point of a patch."""
+        if deep or self.free[idx].all():
+            v = rng.standard_normal(3)
+            return np.tile(v / np.linalg.norm(v), (len(idx), 1))
+        ori = self.normals[idx].copy()
+        free = self.free[idx] | (np.linalg.norm(ori, axis=1) < 0.5)
+        if free.any():
+            v = rng.standard_normal(3)
+            ori[free] = v / np.linalg.norm(v)
+        if self.loose > 0:
+            jit = rng.standard_normal((len(idx), 3)) * self.loose
+            jit -= (jit * ori).sum(1, keepdims=True) * ori
+            ori = ori + jit
+            ori /= np.linalg.norm(ori, axis=1, keepdims=True)
+        return ori
+
+    # ------------------------------------------------------------------ main
+    def simulate(self, n: int, seed: int | np.random.Generator | None = None) -> SimulatedBatch:
+        """Simulate ``n`` samples (see :func:`simulate_batch`)."""
+        if not isinstance(n, int | np.integer) or n < 0:
+            raise ValueError(f"n must be a non-negative integer, got {n!r}.")
+        rng = check_random_state(seed)
+        cfg = self.config
+        n_ch, T, K = len(self.ch_names), cfg.n_times, cfg.n_sources[1]
+        data = np.zeros((n, n_ch, T))
+        sources = np.zeros((n, self.n_src, T), np.float32)
+        centres = np.full((n, K), -1, np.int32)
+        regions = np.zeros((n, K), np.int32)
+        amplitudes = np.zeros((n, K))
+        extents = np.zeros((n, K), np.float32)
+        n_active = np.zeros(n, np.int32)
+        snr = np.zeros(n, np.float32)
+        good = np.ones((n, n_ch), bool)
+        has_deep_points = len(self.deep_structures) > 0
+        cortical_points = np.flatnonzero(~self.deep)
+        for i in range(n):
+            k = int(rng.integers(cfg.n_sources[0], cfg.n_sources[1] + 1))
+            force_deep = has_deep_points and rng.random() < cfg.deep_fraction
+            signal = np.zeros((n_ch, T))
+            for j in range(k):
+                if j == 0 and force_deep:
+                    pts = self.deep_structures[rng.integers(len(self.deep_structures))]
+                    c = int(pts[rng.integers(len(pts))])
+                elif j == 0 and len(cortical_points) and has_deep_points:
+                    c = int(cortical_points[rng.integers(len(cortical_points))])
+                else:
+                    c = int(rng.integers(self.n_src))
+                radius = rng.uniform(*cfg.extent_mm) * 1e-3
+                idx = self.patch(c, radius)
+                deep = bool(self.deep[c])
+                if deep:
+                    moment = rng.uniform(*cfg.deep_density) * self.unit_deep
+                else:
+                    moment = rng.uniform(*cfg.cortical_density) * self.unit_cortical
+                ori = self._orientations(idx, deep, rng)
+                topo = np.einsum("cpk,pk->c", self.gain[:, idx, :], ori) * moment
+                w = self._waveform(rng)
+                signal += topo[:, None] * w[None, :]
+                sources[i, idx, :] += (moment * np.abs(w))[None, :].astype(np.float32)
+                centres[i, j], regions[i, j] = c, self.region_ids[c]
+                amplitudes[i, j], extents[i, j] = moment * len(idx), radius * 1e3
+            n_active[i] = k
+            # bad channels
+            if cfg.bad_channel_prob > 0 and rng.random() < cfg.bad_channel_prob:
+                n_bad = round(rng.uniform(*cfg.bad_channel_fraction) * n_ch)
+                if n_bad:
+                    good[i, rng.choice(n_ch, size=min(n_bad, n_ch - 1), replace=False)] = False
+            noise = rng.standard_normal((n_ch, T))
+            if self.noise_factor is not None:
+                colored = self.noise_factor @ rng.standard_normal((n_ch, T))
+                frac = rng.uniform(*cfg.colored_noise_fraction)
+                noise = self._mix(noise, colored, frac)
+            signal = self._reference(signal, good[i])
+            noise = self._reference(noise, good[i])
+            snr[i] = rng.uniform(*cfg.snr_db)
+            for block in self.type_blocks:
+                b = block[good[i, block]]
+                ps, pn = np.sum(signal[b] ** 2), np.sum(noise[b] ** 2)
+                scale = np.sqrt(ps / pn / 10 ** (snr[i] / 10)) if pn > 0 else 0.0
+                noise[block] *= scale
+            data[i] = (signal + noise) * good[i][:, None]
+        return SimulatedBatch(
+            data=data.astype(np.float32),
+            sources=sources,
+            centres=centres,
+            regions=regions,
+            amplitudes=amplitudes,
+            extent_mm=extents,
+            n_active=n_active,
+            snr_db=snr,
+            good=good,
+            ch_names=list(self.ch_names),
+            ch_types=list(self.ch_types),
+        )
+
+    def _mix(self, white: np.ndarray, colored: np.ndarray, frac: float) -> np.ndarray:
+        """White and coloured noise mixed per sensor type, ``frac`` of the power coloured."""
+        out = np.empty_like(white)
+        for block in self.type_blocks:
+            pc = np.sum(colored[block] ** 2)
+            # white noise takes the coloured noise's mean channel variance, in that type's units
+            pw = np.sum(white[block] ** 2)
+            if pc <= 0:
+                out[block] = white[block]
+                continue
+            w = white[block] * np.sqrt(pc / pw)
+            out[block] = np.sqrt(1 - frac) * w + np.sqrt(frac) * colored[block]
+        return out
+
+    def _reference(self, x: np.ndarray, good: np.ndarray) -> np.ndarray:
+        if self.config.average_reference and len(self.eeg):
+            g = self.eeg[good[self.eeg]]
+            if len(g):
+                x = x.copy()
+                x[g] -= x[g].mean(axis=0, keepdims=True)
+        return x
+
+
+def simulate_batch(
+    leadfield: LeadField,
+    n: int,
+    config: SimulationConfig | None = None,
+    seed: int | np.random.Generator | None = None,
+) -> SimulatedBatch:
+    """Simulate ``n`` samples of sensor data and their true source maps.
+
+    Parameters
+    ----------
+    leadfield : LeadField
+        Forward model (gain per source point and xyz dipole, channels, source space).
+    n : int
+        Number of samples.
+    config : SimulationConfig | None
+        What to simulate; defaults of :class:`SimulationConfig` if None.
+    seed : int | numpy.random.Generator | None
+        Random seed; the same seed gives the same batch.
+
+    Returns
+    -------
+    SimulatedBatch
+        Sensor data ``(n, n_ch, n_times)``, source maps ``(n, n_src, n_times)`` (A·m) and metadata.
+    """
+    return Simulator(leadfield, config).simulate(n, seed)
+
+
+def batch_seed(seed: int, epoch: int, rank: int, index: int) -> np.random.Generator:
+    """The independent random stream of one batch (same arguments → same stream)."""
+    return np.random.default_rng(
+        np.random.SeedSequence([int(seed), int(epoch), int(rank), int(index)])
+    )
+
+
+def simulate_to_hdf5(
+    leadfield: LeadField,
+    path: str | os.PathLike,
+    n: int,
+    config: SimulationConfig | None = None,
+    seed: int = 0,
+    *,
+    chunk: int = 1024,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Simulate ``n`` samples in chunks and write them to an HDF5 file (atomically).
+
+    Chunk ``b`` uses the stream :func:`batch_seed` ``(seed, 0, 0, b)``, so a file is reproducible.
+    """
+    h5py = _import_h5py()
+    sim = Simulator(leadfield, config)
+    n_chunks = -(-int(n) // int(chunk))
+    with atomic_path(path, overwrite=overwrite) as tmp, h5py.File(tmp, "w") as f:
+        _h5_init(
+            f,
+            (len(sim.ch_names), sim.config.n_times),
+            (sim.n_src, sim.config.n_times),
+            sim.config.n_sources[1],
+            sim.ch_names,
+            sim.ch_types,
+            sim.config,
+        )
+        f.attrs["leadfield_hash"] = leadfield.hash()
+        f.attrs["seed"] = int(seed)
+        for b in _progress(range(n_chunks), enabled=progress, desc="simulate", unit="chunk"):
+            m = min(chunk, n - b * chunk)
+            _h5_append(f, sim.simulate(m, batch_seed(seed, 0, 0, b)))
+    return Path(path)
+
+
+# ---------------------------------------------------------------------------- torch dataset
+def _torch_iterable_base():
+    from torch.utils.data import IterableDataset
+
+    return IterableDataset
+
+
+class SimulatedDataset(_torch_iterable_base()):
+    """On-the-fly training batches for a torch ``DataLoader`` (use ``batch_size=None``).
+
+    Each item is a whole batch ``(data, target)`` of float32 tensors, ``data`` of shape
+    ``(batch_size, n_ch, n_times)`` and ``target`` ``(batch_size, n_src, n_times)`` (A·m). Batch
+    ``b`` of epoch ``e`` on process ``rank`` is drawn from :func:`batch_seed` ``(seed, e, rank,
+    b)``, so the stream is reproducible and independent of the number of workers (worker ``w`` of
+    ``W`` produces batches ``w, w + W, ...``; a DataLoader interleaves them back in order).
+
+    Parameters
+    ----------
+    leadfield : LeadField
+    config : SimulationConfig | None
+    n_batches : int
+        Batches per epoch (per process).
+    batch_size : int
+    seed : int
+    rank : int
+        Process rank under DistributedDataParallel (each rank gets its own stream).
+    """
+
+    def __init__(
+        self,
+        leadfield: LeadField,
+        config: SimulationConfig | None,
+        n_batches: int,
+        batch_size: int,
+        seed: int = 0,
+        rank: int = 0,
+    ) -> None:
+        super().__init__()
+        if n_batches < 1 or batch_size < 1:
+            raise ValueError(
+                f"n_batches and batch_size must be >= 1, got {n_batches}, {batch_size}."
+            )
+        self.leadfield = leadfield
+        self.config = SimulationConfig() if config is None else config
+        self.n_batches, self.batch_size = int(n_batches), int(batch_size)
+        self.seed, self.rank, self.epoch = int(seed), int(rank), 0
+        self._sim: Simulator | None = None
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch (a different, reproducible stream per epoch)."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.n_batches
+
+    def batch(self, index: int) -> SimulatedBatch:
+        """Batch ``index`` of the current epoch, as a :class:`SimulatedBatch`."""
+        if self._sim is None:
+            self._sim = Simulator(self.leadfield, self.config)
+        return self._sim.simulate(
+            self.batch_size, batch_seed(self.seed, self.epoch, self.rank, index)
+        )
+
+    def __iter__(self) -> Iterator:
+        import torch
+        from torch.utils.data import get_worker_info
+
+        info = get_worker_info()
+        wid, nw = (0, 1) if info is None else (info.id, info.num_workers)
+        for b in range(wid, self.n_batches, nw):
+            sb = self.batch(b)
+            yield torch.from_numpy(sb.data), torch.from_numpy(sb.sources)

@@ -1,0 +1,129 @@
+"""``deepesi localize``: end to end with a real (tiny, hand-set) TrainedModel file."""
+
+from __future__ import annotations
+
+import mne
+import numpy as np
+import pytest
+import torch
+
+from deepesi.cli import main
+from deepesi.nets import net_from_spec
+from deepesi.training import TrainedModel
+from localize_helpers import SFREQ, StandInModel, grid_source_space, make_evoked
+
+SOURCE = 9
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """A model file (a linear net set to the matched filter), its source space, recordings."""
+    root = tmp_path_factory.mktemp("cli")
+    src = grid_source_space()
+    stand_in = StandInModel(src)
+    n_ch = len(stand_in.ch_names)
+    net = net_from_spec("linear", n_ch, src.n_sources, {"n_times": 1})
+    scale = np.full(n_ch, 1e-6)
+    g = stand_in.gain / np.linalg.norm(stand_in.gain, axis=0)
+    with torch.no_grad():
+        net.fc.weight.copy_(torch.as_tensor(g.T * scale[None, :], dtype=torch.float32))
+        net.fc.bias.zero_()
+    model = TrainedModel(
+        net, stand_in.ch_names, stand_in.ch_types, scale, "0" * 64, src.hash(), {}
+    )
+    model.save(root / "model.pt")
+    src.save(root / "src.npz")
+    ev_a = make_evoked(stand_in, SOURCE)
+    ev_a.comment = "left"
+    ev_b = make_evoked(stand_in, 40)
+    ev_b.comment = "right"
+    mne.write_evokeds(root / "two-ave.fif", [ev_a, ev_b], verbose=False)
+    raw = mne.io.RawArray(ev_a.data, ev_a.info, verbose=False)
+    raw.save(root / "rec_raw.fif", verbose=False)
+    epochs = mne.EpochsArray(
+        np.stack([ev_a.data, ev_a.data, ev_b.data]), ev_a.info,
+        events=np.array([[0, 0, 1], [50, 0, 1], [100, 0, 2]]),
+        event_id={"left": 1, "right": 2}, tmin=ev_a.tmin, verbose=False,
+    )
+    epochs.save(root / "rec-epo.fif", verbose=False)
+    other = grid_source_space(spacing_mm=11.0)
+    other.save(root / "other.npz")
+    return root
+
+
+def _run(files, *args):
+    return main(["localize", *map(str, args), "--model", str(files / "model.pt")])
+
+
+def test_evoked_condition_and_report(files, tmp_path, capsys):
+    out = tmp_path / "out"
+    rc = _run(files, files / "two-ave.fif", "--condition", "left", "--source-space",
+              files / "src.npz", "-o", out, "--report", "--head", "template")
+    assert rc == 0
+    assert {p.name for p in out.iterdir()} == {
+        "sources-vl.stc", "activity.nii.gz", "peaks.tsv", "source_space.npz",
+        "localization.json", "report.html",
+    }
+    first = (out / "peaks.tsv").read_text().splitlines()[1].split("\t")
+    assert first[1:3] == [str(SOURCE), "Left-Thalamus"]
+    assert float(first[-1]) == pytest.approx(-0.1 + 25 / SFREQ)
+    printed = capsys.readouterr().out
+    assert "Left-Thalamus" in printed
+    # the other condition peaks elsewhere
+    out2 = tmp_path / "out2"
+    assert _run(files, files / "two-ave.fif", "--condition", "right", "--source-space",
+                files / "src.npz", "-o", out2, "-q") == 0
+    assert (out2 / "peaks.tsv").read_text().splitlines()[1].split("\t")[1] == "40"
+
+
+def test_raw_and_epochs(files, tmp_path):
+    assert _run(files, files / "rec_raw.fif", "--source-space", files / "src.npz",
+                "-o", tmp_path / "a", "-q", "--tmin", "0", "--tmax", "0.1") == 0
+    stc = mne.read_source_estimate(tmp_path / "a" / "sources-vl.stc")
+    assert stc.tmin == pytest.approx(0.0) and stc.times[-1] == pytest.approx(0.1)
+    assert _run(files, files / "rec-epo.fif", "--condition", "left", "--source-space",
+                files / "src.npz", "-o", tmp_path / "b", "-q") == 0
+    row = (tmp_path / "b" / "peaks.tsv").read_text().splitlines()[1].split("\t")
+    assert row[1] == str(SOURCE)
+
+
+def test_errors_are_one_line_and_write_nothing(files, tmp_path, capsys):
+    out = tmp_path / "out"
+    cases = [
+        ((files / "two-ave.fif", "--source-space", files / "src.npz"), "--condition NAME"),
+        ((files / "two-ave.fif", "--condition", "up", "--source-space", files / "src.npz"),
+         "'left', 'right'"),
+        ((files / "rec_raw.fif",), "--source-space SRC.npz"),
+        ((files / "rec_raw.fif", "--source-space", files / "other.npz"),
+         "model/source-space mismatch"),
+        ((files / "rec_raw.fif", "--source-space", files / "src.npz", "--tmin", "3"),
+         "empty time window"),
+        ((files / "missing.fif", "--source-space", files / "src.npz"), "recording not found"),
+        ((files / "rec-epo.fif", "--condition", "up", "--source-space", files / "src.npz"),
+         "events: ['left', 'right']"),
+        ((files / "rec_raw.fif", "--source-space", files / "src.npz", "--head", "template"),
+         "add --report"),
+    ]
+    for args, message in cases:
+        assert _run(files, *args, "-o", out) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err, err
+        assert len(err.splitlines()) == 1
+        assert not out.exists()
+
+
+def test_channel_mismatch_and_overwrite(files, tmp_path, capsys):
+    raw = mne.io.read_raw_fif(files / "rec_raw.fif", preload=True, verbose=False)
+    raw.rename_channels({"Cz": "CZ"})
+    raw.save(tmp_path / "renamed_raw.fif", verbose=False)
+    out = tmp_path / "out"
+    assert _run(files, tmp_path / "renamed_raw.fif", "--source-space", files / "src.npz",
+                "-o", out) == 2
+    err = capsys.readouterr().err
+    assert "missing from the recording: Cz" in err and "CZ" in err
+    assert not out.exists()
+    args = (files / "rec_raw.fif", "--source-space", files / "src.npz", "-o", out, "-q")
+    assert _run(files, *args) == 0
+    assert _run(files, *args) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert _run(files, *args, "--overwrite") == 0

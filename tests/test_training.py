@@ -1,0 +1,165 @@
+"""Tests of training: checkpoints and resume, model files and mismatch errors, DDP on CPU."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import numpy as np
+import pytest
+import torch
+
+from deepesi.forward.leadfield import LeadField
+from deepesi.simulate import SimulationConfig, simulate_batch
+from deepesi.training import _scale_to_moment, load_model, train_model
+from sphere_leadfield import make_sphere_leadfield
+
+TINY = dict(
+    net_kwargs={"image_size": 8, "channels": (4, 8), "hidden": 32},
+    batch_size=16,
+    batches_per_epoch=3,
+    n_val=32,
+    progress=False,
+    seed=3,
+)
+CFG = SimulationConfig(n_sources=(1, 2), snr_db=(5, 15))
+
+
+@pytest.fixture(scope="module")
+def lf():
+    torch.set_num_threads(1)
+    return make_sphere_leadfield()
+
+
+def _states_equal(a, b) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_train_save_load_predict(lf, tmp_path):
+    out = tmp_path / "m.pt"
+    model = train_model(lf, CFG, out, epochs=2, **TINY)
+    assert out.exists() and (tmp_path / "m.pt.ckpt").exists()
+    assert [h["epoch"] for h in model.history] == [1, 2]
+    back = load_model(out, lf)
+    assert _states_equal(model.net.state_dict(), back.net.state_dict())
+    data = simulate_batch(lf, 5, CFG, seed=0).data[:, :, 0].T  # (n_ch, 5)
+    pred = back.predict(data)
+    assert pred.shape == (lf.n_sources, 5) and (pred >= 0).all()
+    # rows matched by name: reversed rows with reversed names give the same maps
+    np.testing.assert_allclose(back.predict(data[::-1], ch_names=lf.ch_names[::-1]), pred)
+    # relative units scale with the data
+    np.testing.assert_allclose(back.predict(3 * data), 3 * pred, rtol=1e-5, atol=1e-12)
+    # scaling to A·m with the lead field keeps the pattern
+    amp = back.predict(data, leadfield=lf)
+    nz = pred.max(0) > 0
+    np.testing.assert_allclose(amp.argmax(0)[nz], pred.argmax(0)[nz])
+    assert np.isfinite(amp).all() and (amp >= 0).all()
+    with pytest.raises(FileExistsError):
+        train_model(lf, CFG, out, epochs=1, **TINY)
+
+
+def test_least_squares_scaling_recovers_moment(lf):
+    """Given the true support, the A·m scaling recovers the simulated dipole moment exactly."""
+    cfg = SimulationConfig(n_sources=(1, 1), extent_mm=(0, 0), snr_db=(100, 100))
+    b = simulate_batch(lf, 20, cfg, seed=2)
+    maps = (b.sources[:, :, 0] > 0).T.astype(np.float32)  # one-hot maps, max 1
+    amp = _scale_to_moment(maps, b.data[:, :, 0].T.astype(float), lf)
+    np.testing.assert_allclose(amp.max(0), b.amplitudes[:, 0], rtol=1e-3)
+
+
+def test_resume_gives_identical_state(lf, tmp_path):
+    full = train_model(lf, CFG, tmp_path / "full.pt", epochs=3, **TINY)
+    part = tmp_path / "part.pt"
+    train_model(lf, CFG, part, epochs=1, **TINY)
+    os.remove(part)  # as if interrupted before the end: only the checkpoint is left
+    resumed = train_model(lf, CFG, part, epochs=3, resume=True, **TINY)
+    assert _states_equal(full.net.state_dict(), resumed.net.state_dict())
+    assert [h["val_loss"] for h in full.history] == [h["val_loss"] for h in resumed.history]
+    ckpt_full = torch.load(tmp_path / "full.pt.ckpt", weights_only=True)
+    ckpt_res = torch.load(tmp_path / "part.pt.ckpt", weights_only=True)
+    assert _states_equal(ckpt_full["model"], ckpt_res["model"])
+    for k, v in ckpt_full["optimizer"]["state"].items():
+        assert torch.equal(v["exp_avg"], ckpt_res["optimizer"]["state"][k]["exp_avg"])
+    # resuming with other settings is refused
+    with pytest.raises(ValueError, match="different settings"):
+        train_model(lf, CFG, part, epochs=4, resume=True, **{**TINY, "seed": 4})
+
+
+def test_mismatch_errors(lf, tmp_path):
+    out = tmp_path / "m.pt"
+    train_model(lf, CFG, out, epochs=1, **TINY)
+    model = load_model(out)
+    other_src = make_sphere_leadfield(spacing=0.015)
+    with pytest.raises(ValueError, match="another source space"):
+        load_model(out, other_src)
+    other_gain = make_sphere_leadfield(conductivity_scale=1.2)
+    with pytest.raises(ValueError, match="different lead field"):
+        model.check_leadfield(other_gain)
+    fewer = make_sphere_leadfield(n_channels=32)
+    with pytest.raises(ValueError, match="channel mismatch"):
+        model.check_leadfield(fewer)
+    data = np.zeros((lf.n_channels, 3))
+    with pytest.raises(ValueError, match="expects 64"):
+        model.predict(data[:32])
+    with pytest.raises(ValueError, match="missing"):
+        model.predict(data[:32], ch_names=lf.ch_names[:32])
+    with pytest.raises(ValueError, match="NaN"):
+        model.predict(np.full((lf.n_channels, 2), np.nan))
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="not a deepesi model"):
+        load_model(bad)
+    with pytest.raises(FileNotFoundError):
+        load_model(tmp_path / "missing.pt")
+
+
+def test_window_model_predicts_every_sample(lf, tmp_path):
+    cfg = SimulationConfig(n_times=5)
+    model = train_model(lf, cfg, tmp_path / "w.pt", epochs=1, **TINY)
+    data = simulate_batch(lf, 1, SimulationConfig(n_times=12), seed=1).data[0]
+    assert model.predict(data).shape == (lf.n_sources, 12)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world: int, port: int, out_dir: str, lf, positions) -> None:
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+    )
+    torch.set_num_threads(1)
+    kw = {**TINY, "net_kwargs": {**TINY["net_kwargs"], "positions": positions}}
+    model = train_model(lf, CFG, os.path.join(out_dir, "ddp.pt"), epochs=2, device="cpu", **kw)
+    torch.save(model.net.state_dict(), os.path.join(out_dir, f"rank{rank}.pt"))
+    torch.distributed.destroy_process_group()
+
+
+def test_ddp_two_processes_gloo(lf, tmp_path):
+    # the workers get the lead field without its mne.Info (cheaper to send; no MNE import there)
+    bare = LeadField(lf.gain, lf.ch_names, lf.ch_types, lf.source_space)
+    positions = [ch["loc"][:3].tolist() for ch in lf.info["chs"]]
+    torch.multiprocessing.spawn(
+        _ddp_worker, args=(2, _free_port(), str(tmp_path), bare, positions), nprocs=2, join=True
+    )
+    s0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    s1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    assert _states_equal(s0, s1)  # data-parallel replicas stay identical
+    model = load_model(tmp_path / "ddp.pt")
+    assert model.meta["world_size"] == 2
+    assert _states_equal(model.net.state_dict(), s0)
+
+
+def test_cli_train_and_simulate_need_a_forward(tmp_path, capsys):
+    from deepesi.cli import main
+
+    assert main(["train", "-o", str(tmp_path / "m.pt"), "--quiet"]) == 2
+    assert "no forward model" in capsys.readouterr().err
+    assert main(["simulate", "-o", str(tmp_path / "s.h5"), "-n", "0"]) == 2
+    assert "--n-samples" in capsys.readouterr().err
