@@ -223,10 +223,20 @@ class TrainedModel:
             out = _scale_to_moment(out, x, leadfield)
         return out[:, 0] if squeeze else out
 
-    def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
-        """Write the model file (torch format, atomic)."""
+    def save(self, path: str | os.PathLike, overwrite: bool = False, *, half: bool = False) -> Path:
+        """Write the model file (torch format, atomic).
+
+        ``half=True`` stores the large weight matrices in float16 (half the file size, e.g. for
+        models shipped in the package); they are cast back to float32 when loaded.
+        """
+        d = self._to_dict()
+        if half:
+            d["state_dict"] = {
+                k: v.half() if v.is_floating_point() and v.numel() >= 10_000 else v
+                for k, v in d["state_dict"].items()
+            }
         with atomic_path(path, overwrite=overwrite) as tmp:
-            torch.save(self._to_dict(), tmp)
+            torch.save(d, tmp)
         return Path(path)
 
     def _to_dict(self) -> dict:

@@ -36,7 +36,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
              "CTF .ds), or an evoked (-ave.fif) or epochs (-epo.fif) file; SI units",
     )
     parser.add_argument("--model", required=True, metavar="MODEL.pt",
-                        help="trained model (deepesi train)")
+                        help="trained model (deepesi train), or the name of a pretrained model "
+                             "shipped in the package: 'template-eeg64' (template head, 64-channel "
+                             "10-10 EEG)")
     parser.add_argument("--source-space", metavar="SRC.npz",
                         help="the source space the model was trained on (default: the one the "
                              "model file records, if any)")
@@ -151,9 +153,19 @@ def run(args: argparse.Namespace) -> int:
         check_overwrite(out, args.overwrite)
     if args.peaks < 1:
         raise ValueError(f"--peaks must be >= 1, got {args.peaks}.")
-    check_file(args.model, "model file")
-    model = _load_model(args.model)
-    src = _source_space_for(model, args.source_space)
+    from ..pretrained import PRETRAINED, load_pretrained
+
+    if args.model in PRETRAINED:  # a model shipped in the package, with its source space
+        model, leadfield = load_pretrained(args.model)
+        src = leadfield.source_space if args.source_space is None else None
+        if src is None:
+            raise ValueError(
+                f"--source-space cannot be combined with the pretrained {args.model!r}."
+            )
+    else:
+        check_file(args.model, "model file")
+        model = _load_model(args.model)
+        src = _source_space_for(model, args.source_space)
     head = None
     if args.head is not None:
         if not args.report:
@@ -164,7 +176,9 @@ def run(args: argparse.Namespace) -> int:
     inst = read_recording(args.recording, args.condition)
     result = localize(inst, model, src, tmin=args.tmin, tmax=args.tmax)
     result.meta["recording"] = str(Path(args.recording).resolve())
-    result.meta["model_file"] = str(Path(args.model).resolve())
+    result.meta["model_file"] = (
+        args.model if args.model in PRETRAINED else str(Path(args.model).resolve())
+    )
     result.save(out, overwrite=args.overwrite, report=args.report, head=head,
                 title=f"deepesi localization: {Path(args.recording).name}")
     if not args.quiet:
