@@ -127,7 +127,11 @@ def load_leadfield(work: Path, name: str) -> LeadField:
     info = json.loads((work / f"{name}-gain.json").read_text())
     src = SourceSpace.load(work / f"{name}-src.npz")
     gain = np.load(work / f"{name}-gain.npy").astype(float)
+    sensors = make_eeg_sensors(load_template(), LAYOUT)
+    if sensors.eeg_names != info["ch_names"]:
+        raise ValueError(f"{name}-gain.json channels differ from {LAYOUT}; rerun the forward.")
     return LeadField(gain, info["ch_names"], ["eeg"] * len(info["ch_names"]), src,
+                     info=sensors.info, trans=sensors.trans,
                      meta={"fem_voxel_mm": info["voxel_mm"]})
 
 
@@ -138,6 +142,7 @@ def stage_train(work: Path, args) -> None:
     lf = load_leadfield(work, "train")
     model = train_model(
         lf, SimulationConfig(), work / "model.pt", net="4lcnn", epochs=args.epochs,
+        net_kwargs={"hidden": args.hidden},
         batch_size=256, batches_per_epoch=args.batches_per_epoch, seed=0,
         max_minutes=args.train_minutes, progress=not args.quiet, resume=True, overwrite=True,
     )
@@ -194,10 +199,16 @@ def stage_evaluate(work: Path, args) -> None:
 def stage_ship(work: Path, args) -> None:
     import shutil
 
+    from deepesi.pretrained import save_leadfield_npz
+    from deepesi.training import load_model
+
     dest = Path(__file__).resolve().parents[1] / "src/deepesi/data/models"
     dest.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(work / "model.pt", dest / "template-eeg64.pt")
-    SourceSpace.load(work / "train-src.npz").save(dest / "template-src.npz", overwrite=True)
+    lf = load_leadfield(work, "train")
+    load_model(work / "model.pt", leadfield=lf).save(dest / "template-eeg64.pt", overwrite=True,
+                                                      half=True)
+    lf.source_space.save(dest / "template-eeg64-src.npz", overwrite=True)
+    save_leadfield_npz(lf, dest / "template-eeg64-fwd.npz")
     if (work / "evaluation.json").exists():
         shutil.copyfile(work / "evaluation.json", dest / "template-eeg64-evaluation.json")
     print(f"shipped to {dest}")
@@ -210,6 +221,8 @@ def main() -> None:
     parser.add_argument("--train-voxel", type=float, default=2.0)
     parser.add_argument("--test-voxel", type=float, default=1.5)
     parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--hidden", type=int, default=256,
+                        help="width of the 4LCNN's dense layer (256 keeps the shipped file small)")
     parser.add_argument("--batches-per-epoch", type=int, default=100)
     parser.add_argument("--train-minutes", type=float, default=30.0)
     parser.add_argument("--n-eval", type=int, default=1000)

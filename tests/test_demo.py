@@ -18,6 +18,13 @@ def test_demo_writes_outputs_and_covers_deep_structures(tmp_path, capsys):
     assert set(deep) == set(SUBCORTICAL_REGIONS.values())
     assert all(n >= 1 for n in deep.values())
     assert (out / "template-head.png").stat().st_size > 10_000
+    # the localization stage: pretrained 4LCNN and eLORETA on a simulated thalamic + cortical pair
+    comparison = json.loads((out / "comparison.json").read_text())
+    assert set(comparison["methods"]) == {"deepesi", "eLORETA"}
+    deep = next(r for r in comparison["methods"]["deepesi"] if r["source"] == "Left-Thalamus")
+    assert deep["nearest_of_5_peaks_mm"] <= 15.0
+    for name in ("report.html", "activity.nii.gz", "peaks.tsv", "sources-vl.stc"):
+        assert (out / "localization" / name).stat().st_size > 0
     # a second run refuses to overwrite, with a one-line error and exit code 2
     capsys.readouterr()
     assert main(["demo", "-o", str(out), "--spacing", "8", "--quiet"]) == 2
