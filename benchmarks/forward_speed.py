@@ -15,6 +15,13 @@ its scalp, and a volume source space of about the same number of points. Timing 
     python benchmarks/forward_speed.py --voxel 2 1.5 --solves 6
     python benchmarks/forward_speed.py --voxel 1 --solves 3 --no-mne
     python benchmarks/forward_speed.py --voxel 1.5 --solves 8 --no-mne --n-jobs 2
+
+``--compare`` times the two solvers of ``make_eeg_transfer`` on the same matrix and AMG hierarchy,
+interleaved (single solves, one block, single solves again) so that the load of a shared machine
+hits both alike; the JSON gets per-right-hand-side times, their ratio, iterations and memory:
+
+    python benchmarks/forward_speed.py --voxel 2 1.5 --compare --block-size 32 --no-mne
+    python benchmarks/forward_speed.py --voxel 1.5 --full --solver block --no-mne
 """
 
 from __future__ import annotations
@@ -30,7 +37,15 @@ import numpy as np
 
 from deepesi._io import atomic_path
 from deepesi.anatomy.template import load_template
+from deepesi.forward.blocksolve import BlockVCycle, as_solver_csr, block_cg
 from deepesi.forward.eeg import make_eeg_transfer
+from deepesi.forward.fem import (
+    AMGSolver,
+    apply_reference,
+    assemble_stiffness,
+    element_conductivity,
+)
+from deepesi.forward.mesh import make_hex_mesh
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "forward_speed.json"
@@ -41,7 +56,107 @@ def _rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
 
-def fem_timing(voxel_mm: float, n_solves: int, full: bool, n_jobs: int = 1) -> dict:
+def solver_comparison(
+    voxel_mm: float, block_size: int, n_single: int, tol: float = 1e-8,
+    fast_tol: float | None = None,
+) -> dict:
+    """Per-right-hand-side time of the single (pyamg GS V-cycle) and block solvers, interleaved.
+
+    With ``fast_tol`` the block is solved once more at that tolerance and the largest relative
+    change of a transfer column on the source (brain) nodes is reported: the lead field of any
+    source is a combination of those values, so this bounds the effect of the looser tolerance.
+    """
+    from scipy.spatial import cKDTree
+
+    from deepesi.sensors import make_eeg_sensors
+
+    head = load_template(voxel_mm).crop(2)
+    el = make_eeg_sensors(head, MONTAGES[128]).eeg_pos_mri
+    mesh = make_hex_mesh(head)
+    surf = np.flatnonzero(mesh.surface)
+    nodes = surf[cKDTree(mesh.nodes[surf]).query(el)[1]]
+    mat = assemble_stiffness(mesh, element_conductivity(mesh, head.tissues.conductivity_lut()))
+    apply_reference(mat, int(nodes[0]))
+    rss_setup0 = _rss_gb()
+    t0 = time.perf_counter()
+    amg = AMGSolver(mat, tol=tol)
+    t_amg = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    vcycle = BlockVCycle(amg.ml)
+    mat_solve = as_solver_csr(mat)
+    t_block_setup = time.perf_counter() - t0
+    todo = [int(n) for n in dict.fromkeys(nodes[1:].tolist())][:block_size]
+    n = mat.shape[0]
+
+    def single(node: int) -> float:
+        rhs = np.zeros(n)
+        rhs[node] = 1.0
+        t = time.perf_counter()
+        x = amg.solve(rhs)
+        dt = time.perf_counter() - t
+        xs[node] = x
+        return dt
+
+    xs: dict[int, np.ndarray] = {}
+    half = max(1, n_single // 2)
+    t_single = [single(node) for node in todo[:half]]
+    def rhs_block() -> np.ndarray:
+        rhs = np.zeros((n, len(todo)))
+        rhs[todo, np.arange(len(todo))] = 1.0
+        return rhs
+
+    t0 = time.perf_counter()
+    xb, its = block_cg(mat_solve, rhs_block(), vcycle, tol=tol)
+    t_block = time.perf_counter() - t0
+    t_single += [single(node) for node in todo[half : half + n_single - half]]
+    err = max(
+        float(np.linalg.norm(xb[:, todo.index(node)] - x) / np.linalg.norm(x))
+        for node, x in xs.items()
+    )
+    per_single = float(np.mean(t_single))
+    per_block = t_block / len(todo)
+    fast: dict = {}
+    if fast_tol is not None:
+        brain = [head.tissues.label_of(t) for t in ("WM", "GM") if head.has_tissue(t)]
+        src = np.unique(mesh.elements[np.isin(mesh.labels, brain)])
+        ref = xb[src]
+        del xb
+        t0 = time.perf_counter()
+        xf, its_f = block_cg(mat_solve, rhs_block(), vcycle, tol=fast_tol)
+        t_fast = time.perf_counter() - t0
+        dev = np.linalg.norm(xf[src] - ref, axis=0) / np.linalg.norm(ref, axis=0)
+        fast = {
+            "fast_tol": fast_tol,
+            "fast_block_per_rhs_s": t_fast / len(todo),
+            "fast_block_iterations": [int(v) for v in its_f],
+            "fast_speedup_per_rhs_vs_single": per_single / (t_fast / len(todo)),
+            "fast_max_rel_transfer_change_on_source_nodes": float(dev.max()),
+        }
+    return {
+        "voxel_mm": voxel_mm,
+        "n_nodes": int(n),
+        "tol": tol,
+        "amg_setup_s": t_amg,
+        "block_setup_s": t_block_setup,
+        "single_per_rhs_s": per_single,
+        "single_times_s": t_single,
+        "single_iterations": amg.stats.iterations,
+        "block_size": len(todo),
+        "block_per_rhs_s": per_block,
+        "block_iterations": [int(v) for v in its],
+        "speedup_per_rhs": per_single / per_block,
+        "max_rel_diff_block_vs_single": err,
+        "rss_gb_before_amg": rss_setup0,
+        "peak_rss_gb_process": _rss_gb(),
+        "block_vcycle_levels": vcycle.n_levels,
+        **fast,
+    }
+
+
+def fem_timing(
+    voxel_mm: float, n_solves: int, full: bool, n_jobs: int = 1, solver: str = "single",
+    block_size: int = 32, tol: float = 1e-8,
+) -> dict:
     from deepesi.sensors import make_eeg_sensors
 
     head = load_template(voxel_mm).crop(2)
@@ -51,7 +166,10 @@ def fem_timing(voxel_mm: float, n_solves: int, full: bool, n_jobs: int = 1) -> d
     el128 = sensors[128].eeg_pos_mri
     n_run = len(el128) if full else n_solves + 1  # electrode 0 is the reference: no solve
     t0 = time.perf_counter()
-    tm = make_eeg_transfer(head, el128[:n_run], progress=False, tol=1e-8, n_jobs=n_jobs)
+    tm = make_eeg_transfer(
+        head, el128[:n_run], progress=False, tol=tol, n_jobs=n_jobs, solver=solver,
+        block_size=block_size,
+    )
     total = time.perf_counter() - t0
     tim = tm.meta["timings"]
     setup = tim["mesh_s"] + tim["assembly_s"] + tim["amg_setup_s"]
@@ -60,6 +178,8 @@ def fem_timing(voxel_mm: float, n_solves: int, full: bool, n_jobs: int = 1) -> d
     out = {
         "voxel_mm": voxel_mm,
         "n_jobs": n_jobs,
+        "solver": solver,
+        "block_size": block_size if solver == "block" else 1,
         "head_shape": list(head.shape),
         "n_nodes": tm.meta["n_nodes"],
         "n_elements": tm.meta["n_elements"],
@@ -67,7 +187,7 @@ def fem_timing(voxel_mm: float, n_solves: int, full: bool, n_jobs: int = 1) -> d
         "amg_levels": tm.meta["amg_levels"],
         "amg_operator_complexity": tm.meta["amg_operator_complexity"],
         "cg_iterations_mean": tm.meta["cg_iterations_mean"],
-        "tol": 1e-8,
+        "tol": tol,
         "timings_s": tim,
         "setup_s": setup,
         "measured_solves": n_run - 1,
@@ -132,14 +252,56 @@ def main() -> None:
     parser.add_argument("--no-mne", action="store_true")
     parser.add_argument("--n-jobs", type=int, default=1, help="worker processes for the solves")
     parser.add_argument("--mne-only", action="store_true")
+    parser.add_argument("--solver", choices=("single", "block"), default="single")
+    parser.add_argument("--block-size", type=int, default=32)
+    parser.add_argument("--compare", action="store_true", help="single vs block, interleaved")
+    parser.add_argument("--single-solves", type=int, default=4)
+    parser.add_argument("--fast-tol", type=float, default=None, help="--compare: also this tol")
+    parser.add_argument("--tol", type=float, default=1e-8)
     args = parser.parse_args()
     if args.mne_only:
         args.voxel = []
     data = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"fem": {}, "mne": None}
     data["machine"] = {"cpus": os.cpu_count(), "note": "shared 2-core machine, other jobs running"}
+    if args.compare:
+        data.setdefault("solver_comparison", {})
+        for vox in args.voxel:
+            res = solver_comparison(
+                vox, args.block_size, args.single_solves, args.tol, args.fast_tol
+            )
+            data["solver_comparison"][f"{vox:g}mm-k{res['block_size']}"] = res
+            print(
+                f"{vox:g} mm ({res['n_nodes']} nodes): single {res['single_per_rhs_s']:.2f} s/RHS "
+                f"({np.mean(res['single_iterations']):.1f} it), block k={res['block_size']} "
+                f"{res['block_per_rhs_s']:.2f} s/RHS ({np.mean(res['block_iterations']):.1f} it), "
+                f"speed-up {res['speedup_per_rhs']:.2f}x, max rel diff "
+                f"{res['max_rel_diff_block_vs_single']:.1e}, peak RSS "
+                f"{res['peak_rss_gb_process']:.2f} GB",
+                flush=True,
+            )
+            if "fast_tol" in res:
+                print(
+                    f"  block at tol {res['fast_tol']:g}: {res['fast_block_per_rhs_s']:.2f} s/RHS "
+                    f"({np.mean(res['fast_block_iterations']):.1f} it), "
+                    f"{res['fast_speedup_per_rhs_vs_single']:.2f}x the single solver at tol "
+                    f"{res['tol']:g}; max relative change of a transfer column on brain nodes "
+                    f"{res['fast_max_rel_transfer_change_on_source_nodes']:.1e}",
+                    flush=True,
+                )
+            with atomic_path(RESULTS, overwrite=True) as tmp:
+                tmp.write_text(json.dumps(data, indent=1))
+        return
     for vox in args.voxel:
-        res = fem_timing(vox, args.solves, args.full, args.n_jobs)
-        key = f"{vox:g}mm" + (f"-{args.n_jobs}jobs" if args.n_jobs > 1 else "")
+        res = fem_timing(
+            vox, args.solves, args.full, args.n_jobs, args.solver, args.block_size, args.tol
+        )
+        key = (
+            f"{vox:g}mm"
+            + (f"-{args.n_jobs}jobs" if args.n_jobs > 1 else "")
+            + (f"-block{args.block_size}" if args.solver == "block" else "")
+            + ("-full" if args.full else "")
+            + (f"-tol{args.tol:g}" if args.tol != 1e-8 else "")
+        )
         data["fem"][key] = res
         print(
             f"FEM {key}: {res['n_nodes']} nodes, setup {res['setup_s']:.1f} s, "

@@ -7,6 +7,7 @@ import pytest
 from scipy import sparse
 
 from deepesi.anatomy import HeadModel
+from deepesi.forward.blocksolve import BlockSolveStats, BlockVCycle, block_cg
 from deepesi.forward.eeg import compute_eeg_leadfield, make_eeg_transfer
 from deepesi.forward.fem import (
     AMGSolver,
@@ -256,11 +257,95 @@ def test_compute_eeg_leadfield_wrapper(electrodes):
 def test_parallel_solves_match_serial(electrodes):
     head = make_sphere_head(VOXEL_MM, sigmas=[0.33] * 4)
     pos = np.array([[0.0, 0.02, 0.03], [0.01, -0.02, 0.0]])
-    ser = make_eeg_transfer(head, electrodes[:6], progress=False, geometry_adapted=False)
+    ser = make_eeg_transfer(
+        head, electrodes[:6], progress=False, geometry_adapted=False, block_size=2, tol=1e-8
+    )
     par = make_eeg_transfer(
-        head, electrodes[:6], progress=False, geometry_adapted=False, n_jobs=2
+        head, electrodes[:6], progress=False, geometry_adapted=False, n_jobs=2, block_size=2,
+        tol=1e-8,
     )
     np.testing.assert_allclose(par.leadfield(pos), ser.leadfield(pos), rtol=1e-12, atol=0)
     assert len(par.meta["cg_iterations"]) == 5
+    par1 = make_eeg_transfer(
+        head, electrodes[:6], progress=False, geometry_adapted=False, n_jobs=2, solver="single",
+        tol=1e-8,
+    )
+    ref = ser.leadfield(pos)
+    np.testing.assert_allclose(par1.leadfield(pos), ref, rtol=0, atol=1e-6 * np.abs(ref).max())
     with pytest.raises(ValueError, match="n_jobs"):
         make_eeg_transfer(head, electrodes, progress=False, n_jobs=0)
+
+
+# ---------------------------------------------------------------------- block (multi-RHS) solver
+@pytest.fixture(scope="module")
+def shell_system(shell_head):
+    mesh = make_hex_mesh(shell_head)
+    lut = shell_head.tissues.conductivity_lut()
+    mat = assemble_stiffness(mesh, element_conductivity(mesh, lut))
+    surf = np.flatnonzero(mesh.surface)
+    apply_reference(mat, int(surf[0]))
+    return mat, surf
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_block_vcycle_is_symmetric_positive_definite(shell_system, dtype):
+    """CG needs an SPD preconditioner: u.M v == v.M u and u.M u > 0 (up to the precision)."""
+    mat, _ = shell_system
+    vc = BlockVCycle(AMGSolver(mat).ml, degree=3, dtype=dtype)
+    assert vc.n_levels >= 2
+    uv = np.random.default_rng(7).normal(size=(mat.shape[0], 4))
+    m_uv = vc(uv)
+    assert m_uv.shape == uv.shape and m_uv.dtype == np.float64
+    gram = uv.T @ m_uv
+    eps = 1e-5 if dtype == np.float32 else 1e-11
+    np.testing.assert_allclose(gram, gram.T, rtol=0, atol=eps * np.abs(gram).max())
+    assert np.all(np.linalg.eigvalsh(0.5 * (gram + gram.T)) > 0)
+    np.testing.assert_allclose(vc(uv[:, 1]), m_uv[:, 1], rtol=1e-12)  # a vector = a 1-block
+    with pytest.raises(ValueError, match="degree"):
+        BlockVCycle(AMGSolver(mat).ml, degree=0)
+
+
+def test_block_cg_equals_single_solves(shell_system):
+    mat, surf = shell_system
+    nodes = surf[[40, 400, 900, 1500, 2500]]
+    rhs = np.zeros((mat.shape[0], 6))  # last column all zero
+    rhs[nodes, np.arange(5)] = 1.0
+    single = AMGSolver(mat, tol=1e-11)
+    vc = BlockVCycle(single.ml)
+    stats = BlockSolveStats()
+    x, its = block_cg(mat, rhs, vc, tol=1e-10, stats=stats)
+    assert its[-1] == 0 and not x[:, -1].any()
+    assert np.all((its[:5] > 3) & (its[:5] < 60))
+    assert stats.iterations == its.tolist() and stats.solve_s > 0
+    for j in range(5):
+        ref = single.solve(rhs[:, j])
+        assert np.linalg.norm(x[:, j] - ref) < 1e-8 * np.linalg.norm(ref)
+        assert np.linalg.norm(mat @ x[:, j] - rhs[:, j]) <= 1e-10 * 1.01
+    xf, _ = block_cg(mat, rhs[:, :2], vc, tol=1e-10, flexible=True)
+    np.testing.assert_allclose(xf, x[:, :2], rtol=0, atol=1e-8 * np.abs(x[:, :2]).max())
+    with pytest.raises(RuntimeError, match="did not reach"):
+        block_cg(mat, rhs, vc, tol=1e-10, maxiter=2)
+    with pytest.raises(ValueError, match="rhs"):
+        block_cg(mat, rhs[:-1], vc)
+
+
+def test_block_transfer_equals_single_transfer(shell_head, electrodes):
+    """The default block solver gives the lead field of the one-electrode-at-a-time solver
+    (same tolerance) to 1e-6, for any block size."""
+    kw = dict(progress=False, tol=1e-10)
+    single = make_eeg_transfer(shell_head, electrodes, solver="single", **kw)
+    block = make_eeg_transfer(shell_head, electrodes, **kw)
+    small = make_eeg_transfer(shell_head, electrodes, block_size=4, **kw)
+    assert block.meta["solver"] == "block" and block.meta["block_size"] == 32
+    assert single.meta["block_size"] == 1 and len(block.meta["cg_iterations"]) == N_EL - 1
+    pos = _dirs(6, 8) * 0.6 * FOUR_SHELL_RADII_M[-1]
+    ref = single.leadfield(pos)
+    for tm in (block, small):
+        gain = tm.leadfield(pos)
+        assert np.abs(gain - ref).max() < 1e-6 * np.abs(ref).max()
+    with pytest.raises(ValueError, match="solver"):
+        make_eeg_transfer(shell_head, electrodes, progress=False, solver="gmres")
+    with pytest.raises(ValueError, match="block_size"):
+        make_eeg_transfer(shell_head, electrodes, progress=False, block_size=0)
+    with pytest.raises(TypeError, match="block_size"):
+        make_eeg_transfer(shell_head, electrodes, progress=False, block_size=4.0)
