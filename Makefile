@@ -21,11 +21,11 @@ demo: $(STAMP)
 	$(BIN)/deepesi demo -o out/demo --overwrite
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests scripts benchmarks
+	$(BIN)/ruff check src tests scripts benchmarks examples
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests scripts benchmarks
+	$(BIN)/ruff check src tests scripts benchmarks examples
 
 template: $(STAMP)
 	$(BIN)/python -m pip install -q -e ".[build]" "$(TORCH_PIN)"
