@@ -38,10 +38,10 @@ from deepesi._io import atomic_path
 from deepesi.anatomy.voxelize import voxelize_surface
 from deepesi.forward.eeg import make_eeg_transfer
 from deepesi.forward.sphere import fibonacci_sphere_points, sphere_potential
+from deepesi.forward.surfaces import icosphere
 from deepesi.forward.validation import (
     closest_points_on_surface,
     compare_leadfields,
-    icosphere,
     mne_bem_eeg_leadfield,
     three_layer_head_from_surfaces,
 )

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -50,11 +51,7 @@ def off_grid_sources(src: SourceSpace, head, rng: np.random.Generator) -> Source
         todo = np.all(new == src.pos, axis=1) & ok
         new[todo] = trial[todo]
     moved = float(np.mean(np.any(new != src.pos, axis=1)))
-    return SourceSpace(
-        pos=new, region_ids=src.region_ids, normals=src.normals, free_ori=src.free_ori,
-        adjacency=src.adjacency, spacing=src.spacing, loose=src.loose, head_hash=src.head_hash,
-        mri_to_mni=src.mri_to_mni, name=f"{src.name}-offgrid", meta={"moved_fraction": moved},
-    )
+    return replace(src, pos=new, name=f"{src.name}-offgrid", meta={"moved_fraction": moved})
 
 
 SOURCE_TISSUES = ("WM", "GM", "CSF")

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from deepesi.forward.sphere import fibonacci_sphere_points, sphere_potential
+from deepesi.forward.surfaces import icosphere
 from deepesi.forward.validation import (
     BRAIN_LABEL,
     SCALP_LABEL,
     SKULL_LABEL,
     closest_points_on_surface,
     compare_leadfields,
-    icosphere,
     mne_bem_eeg_leadfield,
     three_layer_head_from_surfaces,
 )

@@ -222,46 +222,6 @@ def closest_points_on_surface(
     return out, dist
 
 
-def _midpoint(verts: list, cache: dict, i: int, j: int) -> int:
-    """Index of the (unit-normalised) midpoint of edge i-j, appended to ``verts`` once."""
-    key = (min(i, j), max(i, j))
-    if key not in cache:
-        m = verts[i] + verts[j]
-        verts.append(m / np.linalg.norm(m))
-        cache[key] = len(verts) - 1
-    return cache[key]
-
-
-def icosphere(n_sub: int) -> tuple[np.ndarray, np.ndarray]:
-    """Unit icosphere: the icosahedron subdivided ``n_sub`` times, vertices on the unit sphere.
-
-    ``n_sub`` = 2, 3, 4 gives 320, 1280, 5120 outward-oriented triangles (MNE's ico-2/3/4
-    surface sizes), e.g. to write concentric spheres as BEM surfaces.
-
-    Returns
-    -------
-    vertices : ndarray, shape (n_vertices, 3)
-    faces : ndarray of int, shape (n_faces, 3)
-    """
-    if isinstance(n_sub, bool) or not isinstance(n_sub, int | np.integer) or not 0 <= n_sub <= 6:
-        raise ValueError(f"n_sub must be an integer in 0..6, got {n_sub!r}.")
-    t = (1 + 5**0.5) / 2
-    verts = [np.array(v, float) / np.linalg.norm(v) for v in (
-        [-1, t, 0], [1, t, 0], [-1, -t, 0], [1, -t, 0], [0, -1, t], [0, 1, t],
-        [0, -1, -t], [0, 1, -t], [t, 0, -1], [t, 0, 1], [-t, 0, -1], [-t, 0, 1])]
-    faces = [[0, 11, 5], [0, 5, 1], [0, 1, 7], [0, 7, 10], [0, 10, 11], [1, 5, 9], [5, 11, 4],
-             [11, 10, 2], [10, 7, 6], [7, 1, 8], [3, 9, 4], [3, 4, 2], [3, 2, 6], [3, 6, 8],
-             [3, 8, 9], [4, 9, 5], [2, 4, 11], [6, 2, 10], [8, 6, 7], [9, 8, 1]]
-    for _ in range(n_sub):
-        cache: dict[tuple[int, int], int] = {}
-        new = []
-        for a, b, c in faces:
-            ab, bc, ca = (_midpoint(verts, cache, i, j) for i, j in ((a, b), (b, c), (c, a)))
-            new += [[a, ab, ca], [b, bc, ab], [c, ca, bc], [ab, bc, ca]]
-        faces = new
-    return np.array(verts), np.array(faces, dtype=np.int64)
-
-
 # ---------------------------------------------------------------------- MNE's BEM forward
 def mne_bem_eeg_leadfield(
     bem_solution,
