@@ -1,14 +1,21 @@
-"""Ablation on the sphere lead field: 4LCNN (single sample vs window) vs ConvDip vs linear.
+"""Ablation: 4LCNN (cross-entropy vs map loss, single sample vs window) vs ConvDip vs linear.
 
 Usage::
 
-    python benchmarks/ablation_nets.py [--spacing MM] [--minutes M] [--window N]
+    python benchmarks/ablation_nets.py [--forward sphere|template] [--spacing MM] [--minutes M]
+                                       [--window N]
 
 Each variant trains for the same wall-time budget on the default SimulationConfig (windows of
 ``--window`` samples for the window variant, single samples otherwise) and is tested on the same
 single point sources at 10 dB simulated as ``--window``-sample evoked windows: window nets see the
 whole window, single-sample nets its centre sample. Reports the median peak localization error
-(cortical, deep) and writes ``benchmarks/results/ablation_nets.json``.
+(cortical, deep).
+
+``--forward sphere``: MNE 4-shell sphere at ``--spacing`` mm, tested on the same lead field
+(``benchmarks/results/ablation_nets.json``). ``--forward template``: trained on the template's FEM
+training lead field and tested on its *different* test forward (finer mesh, conductivities ±20 %,
+off-grid sources), both from ``scripts/build_pretrained.py --stage forward``
+(``benchmarks/results/ablation_nets_template.json``).
 """
 
 from __future__ import annotations
@@ -34,6 +41,8 @@ def main() -> None:
     from sphere_leadfield import make_sphere_leadfield
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--forward", choices=("sphere", "template"), default="sphere")
+    p.add_argument("--work", default="out/pretrained", help="build_pretrained.py work folder")
     p.add_argument("--spacing", type=float, default=12.0)
     p.add_argument("--minutes", type=float, default=3.0)
     p.add_argument("--window", type=int, default=5)
@@ -41,10 +50,17 @@ def main() -> None:
     p.add_argument("--n-test", type=int, default=1000)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    lf = make_sphere_leadfield(spacing=args.spacing * 1e-3)
+    if args.forward == "sphere":
+        lf = lf_test = make_sphere_leadfield(spacing=args.spacing * 1e-3)
+    else:
+        sys.path.insert(0, str(HERE.parent / "scripts"))
+        from build_pretrained import load_leadfield
+
+        lf = load_leadfield(Path(args.work), "train")
+        lf_test = load_leadfield(Path(args.work), "test")
     w = args.window
     test = simulate_batch(
-        lf,
+        lf_test,
         args.n_test,
         SimulationConfig(
             n_sources=(1, 1),
@@ -56,19 +72,22 @@ def main() -> None:
         ),
         seed=777,
     )
-    deep = lf.source_space.is_subcortical[test.centres[:, 0]]
-    pos = lf.source_space.pos
-    variants = [("4lcnn", 1), ("4lcnn", w), ("convdip", 1), ("linear", 1)]
+    deep = lf_test.source_space.is_subcortical[test.centres[:, 0]]
+    pos, true_pos = lf.source_space.pos, lf_test.source_space.pos[test.centres[:, 0]]
+    variants = [("4lcnn", 1, "ce"), ("4lcnn", 1, "map"), ("4lcnn", w, "ce"), ("convdip", 1, "ce"),
+                ("linear", 1, "ce")]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for net, n_t in variants:
+        for net, n_t, loss in variants:
             cfg = SimulationConfig(n_times=n_t)
             t0 = time.perf_counter()
             model = train_model(
                 lf,
                 cfg,
-                Path(tmp) / f"{net}{n_t}.pt",
+                Path(tmp) / f"{net}{n_t}{loss}.pt",
                 net=net,
+                loss=loss,
+                lr=3e-3,
                 epochs=500,
                 batches_per_epoch=50,
                 batch_size=256,
@@ -84,10 +103,12 @@ def main() -> None:
                 pred = np.stack(
                     [model.predict(test.data[i])[:, w // 2] for i in range(len(test))], 1
                 )
-            err = np.linalg.norm(pos[pred.argmax(0)] - pos[test.centres[:, 0]], axis=1) * 1e3
+            err = np.linalg.norm(pos[pred.argmax(0)] - true_pos, axis=1) * 1e3
             row = {
                 "net": net,
                 "n_times": n_t,
+                "loss": loss,
+                "batches": len(model.history) * 50,
                 "train_s": dt,
                 "epochs": model.meta["epochs_run"],
                 "parameters": model.net.n_parameters(),
@@ -98,20 +119,22 @@ def main() -> None:
             }
             rows.append(row)
             print(
-                f"{net:8s} n_t={n_t}: cortical {row['median_mm_cortical']:5.1f} mm "
+                f"{net:8s} n_t={n_t} {loss:3s}: cortical {row['median_mm_cortical']:5.1f} mm "
                 f"(mean {row['mean_mm_cortical']:5.1f}), deep {row['median_mm_deep']:5.1f} mm "
                 f"(mean {row['mean_mm_deep']:5.1f}); {row['epochs']} epochs in {dt:.0f} s",
                 flush=True,
             )
     out = {
-        "spacing_mm": args.spacing,
+        "forward": args.forward,
+        "spacing_mm": args.spacing if args.forward == "sphere" else lf.source_space.spacing * 1e3,
         "n_sources": lf.n_sources,
         "minutes_per_variant": args.minutes,
         "window": w,
         "load_avg_1min": os.getloadavg()[0],
         "results": rows,
     }
-    path = HERE / "results" / "ablation_nets.json"
+    name = "ablation_nets" if args.forward == "sphere" else "ablation_nets_template"
+    path = HERE / "results" / f"{name}.json"
     path.write_text(json.dumps(out, indent=2))
     print(f"written {path}")
 

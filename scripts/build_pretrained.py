@@ -139,9 +139,10 @@ def stage_train(work: Path, args) -> None:
     lf = load_leadfield(work, "train")
     model = train_model(
         lf, SimulationConfig(), work / "model.pt", net="4lcnn", epochs=args.epochs,
-        net_kwargs={"hidden": args.hidden},
-        batch_size=256, batches_per_epoch=args.batches_per_epoch, seed=0,
-        max_minutes=args.train_minutes, progress=not args.quiet, resume=True, overwrite=True,
+        net_kwargs={"hidden": args.hidden}, loss="ce", lr=args.lr, schedule="cosine",
+        batch_size=256, batches_per_epoch=args.batches_per_epoch, seed=0, patience=args.epochs,
+        num_workers=1, max_minutes=args.train_minutes, progress=not args.quiet, resume=True,
+        overwrite=True,
     )
     print(model)
 
@@ -217,10 +218,12 @@ def main() -> None:
     parser.add_argument("--work", default="out/pretrained", help="work folder (not shipped)")
     parser.add_argument("--train-voxel", type=float, default=2.0)
     parser.add_argument("--test-voxel", type=float, default=1.5)
-    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--epochs", type=int, default=40,
+                        help="epoch cap; the --train-minutes budget normally ends training first")
+    parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
     parser.add_argument("--hidden", type=int, default=256,
                         help="width of the 4LCNN's dense layer (256 keeps the shipped file small)")
-    parser.add_argument("--batches-per-epoch", type=int, default=100)
+    parser.add_argument("--batches-per-epoch", type=int, default=1000)
     parser.add_argument("--train-minutes", type=float, default=30.0)
     parser.add_argument("--n-eval", type=int, default=1000)
     parser.add_argument("--quiet", action="store_true")

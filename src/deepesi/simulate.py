@@ -439,8 +439,8 @@ class Simulator:
                 idx[order].astype(np.int32),
                 dist[idx[order]].astype(np.float32),
             )
-        idx, dist = self._patch_cache[centre]
-        return idx[dist <= np.float32(radius) + np.float32(1e-6)]
+        idx, dist = self._patch_cache[centre]  # sorted by distance: the patch is a prefix
+        return idx[: int(np.searchsorted(dist, radius + 1e-6, side="right"))]
 
     def _waveform(self, rng: np.random.Generator) -> np.ndarray:
         cfg = self.config
@@ -489,7 +489,7 @@ class Simulator:
         rng = check_random_state(seed)
         cfg = self.config
         n_ch, T, K = len(self.ch_names), cfg.n_times, cfg.n_sources[1]
-        data = np.zeros((n, n_ch, T))
+        signal_all = np.zeros((n, n_ch, T))
         sources = np.zeros((n, self.n_src, T), np.float32)
         centres = np.full((n, K), -1, np.int32)
         regions = np.zeros((n, K), np.int32)
@@ -503,7 +503,7 @@ class Simulator:
         for i in range(n):
             k = int(rng.integers(cfg.n_sources[0], cfg.n_sources[1] + 1))
             force_deep = has_deep_points and rng.random() < cfg.deep_fraction
-            signal = np.zeros((n_ch, T))
+            signal = signal_all[i]
             for j in range(k):
                 if j == 0 and force_deep:
                     pts = self.deep_structures[rng.integers(len(self.deep_structures))]
@@ -532,20 +532,23 @@ class Simulator:
                 n_bad = round(rng.uniform(*cfg.bad_channel_fraction) * n_ch)
                 if n_bad:
                     good[i, rng.choice(n_ch, size=min(n_bad, n_ch - 1), replace=False)] = False
-            noise = rng.standard_normal((n_ch, T))
-            if self.noise_factor is not None:
-                colored = self.noise_factor @ rng.standard_normal((n_ch, T))
-                frac = rng.uniform(*cfg.colored_noise_fraction)
-                noise = self._mix(noise, colored, frac)
-            signal = self._reference(signal, good[i])
-            noise = self._reference(noise, good[i])
-            snr[i] = rng.uniform(*cfg.snr_db)
-            for block in self.type_blocks:
-                b = block[good[i, block]]
-                ps, pn = np.sum(signal[b] ** 2), np.sum(noise[b] ** 2)
-                scale = np.sqrt(ps / pn / 10 ** (snr[i] / 10)) if pn > 0 else 0.0
-                noise[block] *= scale
-            data[i] = (signal + noise) * good[i][:, None]
+        # sensor noise, reference and SNR, vectorised over the batch
+        noise = rng.standard_normal((n, n_ch, T))
+        if self.noise_factor is not None:
+            colored = np.einsum("cd,ndt->nct", self.noise_factor, rng.standard_normal((n, n_ch, T)))
+            frac = rng.uniform(*cfg.colored_noise_fraction, size=n)
+            noise = self._mix(noise, colored, frac)
+        signal = self._reference(signal_all, good)
+        noise = self._reference(noise, good)
+        snr[:] = rng.uniform(*cfg.snr_db, size=n)
+        for block in self.type_blocks:
+            g = good[:, block, None]
+            ps = np.sum((signal[:, block] * g) ** 2, axis=(1, 2))
+            pn = np.sum((noise[:, block] * g) ** 2, axis=(1, 2))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                scale = np.where(pn > 0, np.sqrt(ps / pn / 10 ** (snr.astype(float) / 10)), 0.0)
+            noise[:, block] *= scale[:, None, None]
+        data = (signal + noise) * good[:, :, None]
         return SimulatedBatch(
             data=data.astype(np.float32),
             sources=sources,
@@ -560,26 +563,30 @@ class Simulator:
             ch_types=list(self.ch_types),
         )
 
-    def _mix(self, white: np.ndarray, colored: np.ndarray, frac: float) -> np.ndarray:
-        """White and coloured noise mixed per sensor type, ``frac`` of the power coloured."""
+    def _mix(self, white: np.ndarray, colored: np.ndarray, frac: np.ndarray) -> np.ndarray:
+        """White and coloured noise (n, n_ch, T) mixed per sample and sensor type: a fraction
+        ``frac[i]`` of sample i's power is coloured; the white part takes the coloured part's
+        power, in that type's units."""
         out = np.empty_like(white)
+        fr = np.asarray(frac, float)[:, None, None]
         for block in self.type_blocks:
-            pc = np.sum(colored[block] ** 2)
-            # white noise takes the coloured noise's mean channel variance, in that type's units
-            pw = np.sum(white[block] ** 2)
-            if pc <= 0:
-                out[block] = white[block]
-                continue
-            w = white[block] * np.sqrt(pc / pw)
-            out[block] = np.sqrt(1 - frac) * w + np.sqrt(frac) * colored[block]
+            pc = np.sum(colored[:, block] ** 2, axis=(1, 2))[:, None, None]
+            pw = np.sum(white[:, block] ** 2, axis=(1, 2))[:, None, None]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                w = white[:, block] * np.sqrt(np.where(pw > 0, pc / pw, 0.0))
+            mixed = np.sqrt(1 - fr) * w + np.sqrt(fr) * colored[:, block]
+            out[:, block] = np.where(pc > 0, mixed, white[:, block])
         return out
 
     def _reference(self, x: np.ndarray, good: np.ndarray) -> np.ndarray:
-        if self.config.average_reference and len(self.eeg):
-            g = self.eeg[good[self.eeg]]
-            if len(g):
-                x = x.copy()
-                x[g] -= x[g].mean(axis=0, keepdims=True)
+        """Average reference over each sample's good EEG channels; ``x`` (n, n_ch, T)."""
+        if not (self.config.average_reference and len(self.eeg)):
+            return x
+        g = good[:, self.eeg, None].astype(x.dtype)  # (n, n_eeg, 1)
+        n_good = np.maximum(g.sum(axis=1, keepdims=True), 1)
+        mean = (x[:, self.eeg] * g).sum(axis=1, keepdims=True) / n_good
+        x = x.copy()
+        x[:, self.eeg] -= mean * g  # bad channels are zeroed afterwards anyway
         return x
 
 

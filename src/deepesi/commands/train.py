@@ -28,6 +28,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--batches-per-epoch", type=int, default=200)
     p.add_argument("--lr", type=float, default=1e-3, help="learning rate (default %(default)s)")
+    p.add_argument("--loss", default="ce", choices=("ce", "map"),
+                   help="ce: cross-entropy over sources (default); map: weighted MSE + cosine")
+    p.add_argument("--schedule", default="cosine", choices=("cosine", "plateau"),
+                   help="learning-rate schedule (default %(default)s)")
+    p.add_argument("--hidden", type=int, default=None,
+                   help="width of the dense hidden layer (4lcnn, convdip)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
     p.add_argument("--workers", type=int, default=1, help="data-generating worker processes")
@@ -54,6 +60,9 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         batches_per_epoch=args.batches_per_epoch,
         lr=args.lr,
+        loss=args.loss,
+        schedule=args.schedule,
+        net_kwargs={} if args.hidden is None else {"hidden": args.hidden},
         seed=args.seed,
         device=args.device,
         resume=args.resume,

@@ -46,6 +46,10 @@ class SourceNet(nn.Module):
     """
 
     name = "base"
+    #: Output activations: 'relu' (rectified pre-activation, nets trained with the map loss) or
+    #: 'softmax' (softmax divided by its maximum, i.e. ``exp(z - max z)``, nets trained with the
+    #: cross-entropy loss). Set by :func:`deepesi.training.train_model` and saved with the model.
+    OUTPUTS = ("relu", "softmax")
 
     def __init__(self, n_channels: int, n_sources: int, n_times: int = 1) -> None:
         super().__init__()
@@ -60,12 +64,16 @@ class SourceNet(nn.Module):
             int(n_times),
         )
         self.init_kwargs: dict = {}
+        self.output = "relu"
 
     def forward(self, x: torch.Tensor, rectify: bool = True) -> torch.Tensor:
         """``x``: (batch, n_channels, n_times) normalised sensor data → (batch, n_sources) ≥ 0.
 
-        ``rectify=False`` returns the output layer's pre-activation, which training uses: a ReLU
-        output trained with MSE on sparse maps lets the units of rarely active sources die.
+        ``rectify=False`` returns the output layer's pre-activation (logits), which training uses:
+        a ReLU output trained with MSE on sparse maps lets the units of rarely active sources die,
+        and the cross-entropy loss takes logits. With ``rectify=True`` the map is the rectified
+        pre-activation (``output='relu'``) or ``exp(z - max z)`` (``output='softmax'``): the
+        softmax scaled so that its peak is 1, like the normalised training targets.
         """
         if x.ndim == 2:
             x = x.unsqueeze(-1)
@@ -75,7 +83,11 @@ class SourceNet(nn.Module):
                 f"{tuple(x.shape)}."
             )
         out = self._forward(x)
-        return torch.relu(out) if rectify else out
+        if not rectify:
+            return out
+        if self.output == "softmax":
+            return torch.exp(out - out.amax(dim=1, keepdim=True))
+        return torch.relu(out)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         """Output-layer pre-activation (batch, n_sources)."""

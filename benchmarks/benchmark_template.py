@@ -1,0 +1,87 @@
+"""The benchmark grid on the template head: the pretrained 4LCNN vs the classical methods.
+
+Usage::
+
+    python benchmarks/benchmark_template.py [--work out/pretrained] [--model M.pt] [--n N]
+                                            [--methods deepesi MNE ...] [--threads T]
+
+Model forward: the FEM lead field the shipped ``template-eeg64`` network was trained on (2 mm mesh,
+default conductivities, the 5 mm cortical + subcortical source space; 64-channel 10-10 EEG).
+Test forward: FEM on a finer 1.5 mm mesh with every tissue conductivity perturbed by up to ±20 %
+and every source moved off the grid. Both come from ``scripts/build_pretrained.py --stage
+forward`` (in ``--work``). Runs :func:`deepesi.benchmark.run_benchmark` over 1–3 sources ×
+cortical/subcortical/mixed × 0/5/10/20 dB × extents 0–20 mm; every method inverts with the model
+forward. Writes ``benchmarks/results/benchmark_template.json`` (records + summary),
+``benchmark_template.md`` (tables) and the plots in ``benchmarks/results/benchmark_template/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "scripts"))
+
+
+def main() -> None:
+    from build_pretrained import load_leadfield
+
+    from deepesi.baselines import CLASSICAL_METHODS
+    from deepesi.benchmark import BenchmarkConfig, run_benchmark
+    from deepesi.pretrained import pretrained_files
+    from deepesi.training import load_model
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--work", default="out/pretrained", help="build_pretrained.py work folder")
+    p.add_argument("--model", help="model file (default: the shipped template-eeg64)")
+    p.add_argument("--n", type=int, default=6, help="samples per scenario")
+    p.add_argument("--methods", nargs="+", default=["deepesi", *CLASSICAL_METHODS])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--name", default="benchmark_template", help="output file stem")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    work = Path(args.work)
+    for stem in ("train", "test"):
+        if not (work / f"{stem}-gain.npy").exists():
+            raise SystemExit(f"{work}/{stem}-gain.npy missing: run "
+                             "`python scripts/build_pretrained.py --stage forward` first.")
+    lf = load_leadfield(work, "train")
+    lf_test = load_leadfield(work, "test")
+    model_path = args.model or pretrained_files("template-eeg64")["model"]
+    model = load_model(model_path)
+    cfg = BenchmarkConfig(n_samples=args.n, seed=0, methods=tuple(args.methods))
+    t0 = time.perf_counter()
+    res = run_benchmark(model, lf_test, cfg, model_leadfields=lf, progress=True)
+    run_s = time.perf_counter() - t0
+    res.meta.update(run_seconds=run_s, model=str(model_path),
+                    model_epochs=model.meta.get("epochs_run"),
+                    model_train_s=model.meta.get("train_time_s"),
+                    model_sources=lf.n_sources, test_sources=lf_test.n_sources,
+                    test_meta={k: v for k, v in lf_test.meta.items() if k != "conductivities"})
+    results = HERE / "results"
+    res.save(results / f"{args.name}.json", overwrite=True)
+    coarse = ("n_sources", "placement", "snr_db")
+    md = res.to_markdown(metrics=("le_mm", "dle_mm", "sd_mm", "auc", "emd_mm", "nmse"), by=coarse)
+    (results / f"{args.name}.md").write_text(md)
+    res.plot(results / args.name, overwrite=True)
+    runtime: dict[str, list[float]] = {}
+    for r in res.records:
+        runtime.setdefault(r["method"], []).append(r["runtime_s"])
+    print(f"benchmark {run_s:.0f} s ({len(res.records) // len(cfg.methods)} samples x "
+          f"{len(cfg.methods)} methods)")
+    print("mean runtime per sample (s):",
+          json.dumps({k: round(sum(v) / len(v), 3) for k, v in runtime.items()}))
+    print(f"{'placement':>11} {'SNR':>6} {'method':>11}  median peak error [95% CI]")
+    for r in res.summary(by=("placement", "snr_db"), metrics=("le_mm",)):
+        print(f"{r['placement']:>11} {r['snr_db']:4g} dB {r['method']:>11} "
+              f"{r['le_mm']:6.1f} [{r['le_mm_lo']:.1f}, {r['le_mm_hi']:.1f}] mm")
+
+
+if __name__ == "__main__":
+    main()
