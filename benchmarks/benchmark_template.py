@@ -44,6 +44,7 @@ def main() -> None:
     p.add_argument("--methods", nargs="+", default=["deepesi", *CLASSICAL_METHODS])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--name", default="benchmark_template", help="output file stem")
+    p.add_argument("--no-emd", action="store_true", help="skip the earth mover's distance")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     work = Path(args.work)
@@ -55,7 +56,8 @@ def main() -> None:
     lf_test = load_leadfield(work, "test")
     model_path = args.model or pretrained_files("template-eeg64")["model"]
     model = load_model(model_path)
-    cfg = BenchmarkConfig(n_samples=args.n, seed=0, methods=tuple(args.methods))
+    cfg = BenchmarkConfig(n_samples=args.n, seed=0, methods=tuple(args.methods),
+                          emd_max_support=None if args.no_emd else 200)
     t0 = time.perf_counter()
     res = run_benchmark(model, lf_test, cfg, model_leadfields=lf, progress=True)
     run_s = time.perf_counter() - t0

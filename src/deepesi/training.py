@@ -269,6 +269,7 @@ class TrainedModel:
         else:
             windows = xs.T[:, :, None]
         out_t = np.empty((n_t, self.n_sources), np.float32)  # filled row-wise, returned as .T
+        out_view = torch.from_numpy(out_t)
         tiny = torch.finfo(torch.float32).tiny
         self.net.eval()
         with torch.inference_mode():
@@ -276,9 +277,11 @@ class TrainedModel:
                 xb = torch.from_numpy(np.ascontiguousarray(windows[start : start + batch_size]))
                 peak = xb.abs().amax(dim=(1, 2))
                 maps = self.net(xb / torch.clamp(peak, min=tiny)[:, None, None])
+                dest = out_view[start : start + len(xb)]
                 if leadfield is None:
-                    maps = maps * peak[:, None]
-                out_t[start : start + len(xb)] = maps.numpy()
+                    torch.mul(maps, peak[:, None], out=dest)
+                else:
+                    dest.copy_(maps)
         out = out_t.T
         if leadfield is not None:
             out = _scale_to_moment(out, x, leadfield)
