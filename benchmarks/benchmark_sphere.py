@@ -18,7 +18,6 @@ mixed × 0/5/10/20 dB × extents 0–20 mm and writes ``benchmarks/results/bench
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -31,6 +30,8 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 
 def main() -> None:
+    from benchmark_output import write_and_print
+
     from deepesi.benchmark import BenchmarkConfig, run_benchmark
     from deepesi.simulate import SimulationConfig
     from deepesi.training import load_model, train_model
@@ -63,23 +64,8 @@ def main() -> None:
     res.meta.update(train_seconds=train_s, run_seconds=run_s, spacing_mm=args.spacing,
                     model_epochs=model.meta.get("epochs_run"),
                     model_val_loss=model.meta.get("best_val_loss"))
-    results = HERE / "results"
-    res.save(results / "benchmark_sphere.json", overwrite=True)
-    coarse = ("n_sources", "placement", "snr_db")
-    md = res.to_markdown(metrics=("le_mm", "dle_mm", "sd_mm", "auc", "emd_mm", "nmse"), by=coarse)
-    (results / "benchmark_sphere.md").write_text(md)
-    res.plot(results / "benchmark_sphere", overwrite=True)
-    runtime = {}
-    for r in res.records:
-        runtime.setdefault(r["method"], []).append(r["runtime_s"])
-    print(f"train {train_s:.0f} s, benchmark {run_s:.0f} s "
-          f"({len(res.records) // len(cfg.methods)} samples x {len(cfg.methods)} methods)")
-    print("mean runtime per sample (s):",
-          json.dumps({k: round(sum(v) / len(v), 3) for k, v in runtime.items()}))
-    for r in res.summary(by=("placement", "snr_db"), metrics=("le_mm",)):
-        print(f"{r['placement']:>11} {r['snr_db']:4g} dB {r['method']:>11} "
-              f"{r['le_mm']:6.1f} [{r['le_mm_lo']:.1f}, {r['le_mm_hi']:.1f}] mm")
-
+    write_and_print(res, "benchmark_sphere", run_s)
+    print(f"train {train_s:.0f} s")
 
 if __name__ == "__main__":
     main()

@@ -18,7 +18,6 @@ forward. Writes ``benchmarks/results/benchmark_template.json`` (records + summar
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ sys.path.insert(0, str(HERE.parent / "scripts"))
 
 
 def main() -> None:
+    from benchmark_output import write_and_print
     from build_pretrained import load_leadfield
 
     from deepesi.baselines import CLASSICAL_METHODS
@@ -66,24 +66,7 @@ def main() -> None:
                     model_train_s=model.meta.get("train_time_s"),
                     model_sources=lf.n_sources, test_sources=lf_test.n_sources,
                     test_meta={k: v for k, v in lf_test.meta.items() if k != "conductivities"})
-    results = HERE / "results"
-    res.save(results / f"{args.name}.json", overwrite=True)
-    coarse = ("n_sources", "placement", "snr_db")
-    md = res.to_markdown(metrics=("le_mm", "dle_mm", "sd_mm", "auc", "emd_mm", "nmse"), by=coarse)
-    (results / f"{args.name}.md").write_text(md)
-    res.plot(results / args.name, overwrite=True)
-    runtime: dict[str, list[float]] = {}
-    for r in res.records:
-        runtime.setdefault(r["method"], []).append(r["runtime_s"])
-    print(f"benchmark {run_s:.0f} s ({len(res.records) // len(cfg.methods)} samples x "
-          f"{len(cfg.methods)} methods)")
-    print("mean runtime per sample (s):",
-          json.dumps({k: round(sum(v) / len(v), 3) for k, v in runtime.items()}))
-    print(f"{'placement':>11} {'SNR':>6} {'method':>11}  median peak error [95% CI]")
-    for r in res.summary(by=("placement", "snr_db"), metrics=("le_mm",)):
-        print(f"{r['placement']:>11} {r['snr_db']:4g} dB {r['method']:>11} "
-              f"{r['le_mm']:6.1f} [{r['le_mm_lo']:.1f}, {r['le_mm_hi']:.1f}] mm")
-
+    write_and_print(res, args.name, run_s)
 
 if __name__ == "__main__":
     main()
