@@ -32,15 +32,8 @@ def main() -> None:
     from build_pretrained import load_leadfield
 
     from deepesi.nets import build_net, type_scales
-    from deepesi.simulate import SimulatedDataset, SimulationConfig, Simulator
-    from deepesi.training import (
-        LOSSES,
-        _lr_factor,
-        normalise_input,
-        normalise_target,
-        smooth_target,
-        smoothing_kernel,
-    )
+    from deepesi.simulate import SimulatedDataset, SimulationConfig, Simulator, smoothing_kernel
+    from deepesi.training import LOSSES, _lr_factor, normalise_input, normalise_target
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--loss", choices=sorted(LOSSES), default="ce")
@@ -60,7 +53,8 @@ def main() -> None:
     ch_scale = torch.tensor([scales[t] for t in lf.ch_types], dtype=torch.float32)
     loss_fn = LOSSES[args.loss][0]
     kernel = smoothing_kernel(lf.source_space.pos, args.smoothing * 1e-3)
-    data = SimulatedDataset(lf, SimulationConfig(), args.batches, 256, seed=0)
+    data = SimulatedDataset(lf, SimulationConfig(), args.batches, 256, seed=0, target_sample=0,
+                            target_kernel=kernel)
     loader = torch.utils.data.DataLoader(data, batch_size=None, num_workers=args.workers)
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
 
@@ -84,7 +78,7 @@ def main() -> None:
         for group in opt.param_groups:
             group["lr"] = args.lr * _lr_factor(step / args.batches)
         xb = normalise_input(xb, ch_scale)
-        yb = smooth_target(normalise_target(yb[:, :, 0]), kernel)
+        yb = normalise_target(yb)  # smoothed in the dataset
         opt.zero_grad()
         loss_fn(net(xb, rectify=False), yb).backward()
         opt.step()

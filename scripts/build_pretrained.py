@@ -138,28 +138,35 @@ def stage_train(work: Path, args) -> None:
 
     lf = load_leadfield(work, "train")
     model = train_model(
-        lf, SimulationConfig(), work / "model.pt", net="4lcnn", epochs=args.epochs,
-        net_kwargs={"hidden": args.hidden}, loss="ce", lr=args.lr, schedule="cosine",
+        lf, SimulationConfig(n_times=args.n_times), work / model_file(args), net="4lcnn",
+        epochs=args.epochs,
+        net_kwargs={"hidden": args.hidden, "channels": args.channels}, loss="ce", lr=args.lr,
+        schedule="cosine",
         batch_size=256, batches_per_epoch=args.batches_per_epoch, seed=0, patience=args.epochs,
-        num_workers=1, max_minutes=args.train_minutes, progress=not args.quiet, resume=True,
-        overwrite=True,
+        num_workers=args.workers, max_minutes=args.train_minutes, precision=args.precision,
+        progress=not args.quiet, resume=True, overwrite=True,
     )
     print(model)
 
 
 def evaluate_single_sources(model, train_lf: LeadField, test_lf: LeadField, n: int, seed: int,
-                            snr_db: float = 10.0) -> dict:
+                            snr_db: float = 10.0, n_times: int = 1) -> dict:
     """Median peak localization error of single focal sources simulated with ``test_lf``.
 
-    Sources are drawn half in deep structures, half anywhere; the true position is the test
+    Sources are drawn half in deep structures, half cortical; the true position is the test
     (off-grid) position, the estimate the training-grid point with the largest predicted value.
+    ``n_times > 1``: each sample is an evoked-like window of that many samples at 250 Hz (SNR over
+    the window) and the estimate is the model's map at the window's centre sample: a window net
+    of that length sees exactly the window, a single-sample net the centre sample.
     """
     from deepesi.simulate import SimulationConfig, Simulator
 
     config = SimulationConfig(n_sources=(1, 1), extent_mm=(0.0, 0.0), snr_db=(snr_db, snr_db),
-                              deep_fraction=0.5)
+                              deep_fraction=0.5, n_times=n_times, waveforms=("evoked",))
     batch = Simulator(test_lf, config).simulate(n, seed=seed)
-    maps = model.predict(batch.data[:, :, 0].T, ch_names=batch.ch_names)  # (n_src, n)
+    # samples end to end in time: the window centred on a sample's centre is that sample
+    data = batch.data.transpose(1, 0, 2).reshape(len(batch.ch_names), n * n_times)
+    maps = model.predict(data, ch_names=batch.ch_names)[:, n_times // 2 :: n_times]  # (n_src, n)
     est = train_lf.source_space.pos[np.argmax(maps, axis=0)]
     true = test_lf.source_space.pos[batch.centres[:, 0]]
     err_mm = np.linalg.norm(est - true, axis=1) * 1e3
@@ -177,15 +184,19 @@ def stage_evaluate(work: Path, args) -> None:
     from deepesi.training import load_model
 
     train_lf = load_leadfield(work, "train")
-    model = load_model(work / "model.pt", leadfield=train_lf)
+    model = load_model(work / model_file(args), leadfield=train_lf)
     results = {}
     for name in ("train", "test"):
         if not (work / f"{name}-gain.npy").exists():
             continue
         lf = train_lf if name == "train" else load_leadfield(work, name)
         t0 = time.perf_counter()
-        results[f"{name}_forward"] = evaluate_single_sources(model, train_lf, lf, args.n_eval, 1)
+        results[f"{name}_forward"] = evaluate_single_sources(
+            model, train_lf, lf, args.n_eval, 1, n_times=model.net.n_times)
         results[f"{name}_forward"]["seconds"] = time.perf_counter() - t0
+        if name == "test":  # every model on the same evoked 5-sample windows, for comparison
+            results["test_forward_window5"] = evaluate_single_sources(
+                model, train_lf, lf, args.n_eval, 1, n_times=5)
     x = np.random.default_rng(0).standard_normal((len(model.ch_names), 20000)) * 1e-6
     model.predict(x[:, :4096])  # warm-up (allocator, thread pool)
     rates = []
@@ -198,26 +209,38 @@ def stage_evaluate(work: Path, args) -> None:
     results["train_minutes"] = model.meta.get("train_time_s", float("nan")) / 60
     results["train_batches"] = model.meta.get("epochs_run", 0) * model.meta.get(
         "batches_per_epoch", 0)
-    (work / "evaluation.json").write_text(json.dumps(results, indent=1))
+    (work / evaluation_file(args)).write_text(json.dumps(results, indent=1))
     print(json.dumps(results, indent=1))
 
 
 def stage_ship(work: Path, args) -> None:
     import shutil
 
-    from deepesi.pretrained import save_leadfield_npz
+    from deepesi.pretrained import PRETRAINED, save_leadfield_npz
     from deepesi.training import load_model
 
     dest = Path(__file__).resolve().parents[1] / "src/deepesi/data/models"
     dest.mkdir(parents=True, exist_ok=True)
+    if args.name not in PRETRAINED:
+        raise SystemExit(f"register {args.name!r} in deepesi.pretrained.PRETRAINED first.")
     lf = load_leadfield(work, "train")
-    load_model(work / "model.pt", leadfield=lf).save(dest / "template-eeg64.pt", overwrite=True,
-                                                      half=True)
-    lf.source_space.save(dest / "template-eeg64-src.npz", overwrite=True)
-    save_leadfield_npz(lf, dest / "template-eeg64-fwd.npz")
-    if (work / "evaluation.json").exists():
-        shutil.copyfile(work / "evaluation.json", dest / "template-eeg64-evaluation.json")
-    print(f"shipped to {dest}")
+    load_model(work / model_file(args), leadfield=lf).save(dest / f"{args.name}.pt",
+                                                          overwrite=True, half=True)
+    if "shares" not in PRETRAINED[args.name]:  # a variant reuses its base's source space/forward
+        lf.source_space.save(dest / f"{args.name}-src.npz", overwrite=True)
+        save_leadfield_npz(lf, dest / f"{args.name}-fwd.npz")
+    if (work / evaluation_file(args)).exists():
+        shutil.copyfile(work / evaluation_file(args), dest / f"{args.name}-evaluation.json")
+    print(f"shipped {args.name} to {dest}")
+
+
+def model_file(args) -> str:
+    """Work-folder model file: ``model.pt`` (single samples) or ``model-w<N>.pt`` (windows)."""
+    return "model.pt" if args.n_times == 1 else f"model-w{args.n_times}.pt"
+
+
+def evaluation_file(args) -> str:
+    return model_file(args).replace("model", "evaluation").replace(".pt", ".json")
 
 
 def main() -> None:
@@ -231,9 +254,23 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
     parser.add_argument("--hidden", type=int, default=256,
                         help="width of the 4LCNN's dense layer (256 keeps the shipped file small)")
+    parser.add_argument("--channels", type=int, nargs=2, default=[32, 64],
+                        help="feature maps of the two convolutions (32 64: lower loss per batch "
+                             "than 16 32 for ~10%% more time per step; docs/network.md)")
     parser.add_argument("--batches-per-epoch", type=int, default=1000)
-    parser.add_argument("--train-minutes", type=float, default=30.0)
+    parser.add_argument("--train-minutes", type=float, default=29.5,
+                        help="training budget; the epoch that crosses it is the last")
+    parser.add_argument("--precision", choices=["float32", "bfloat16"], default="bfloat16",
+                        help="forward-pass arithmetic while training (bfloat16: ~1.7x faster "
+                             "steps on AVX-512 BF16 CPUs, same accuracy per batch)")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="DataLoader workers (0: simulate in the training process, the "
+                             "fastest on 2 cores now that simulating a batch takes ~20 ms)")
     parser.add_argument("--n-eval", type=int, default=1000)
+    parser.add_argument("--n-times", type=int, default=1,
+                        help="input window of the net (1: single samples; 5: evoked windows)")
+    parser.add_argument("--name", default="template-eeg64",
+                        help="shipped name (a key of deepesi.pretrained.PRETRAINED)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
     work = Path(args.work)

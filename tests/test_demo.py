@@ -36,3 +36,23 @@ def test_help(argv):
     with pytest.raises(SystemExit) as exc:
         main(argv)
     assert exc.value.code == 0
+
+
+def test_pretrained_variant_shares_its_base_files(monkeypatch, tmp_path):
+    from deepesi import pretrained
+
+    spec = pretrained.PRETRAINED["template-eeg64"]
+    monkeypatch.setattr(pretrained, "MODELS_DIR", tmp_path)
+    monkeypatch.setitem(pretrained.PRETRAINED, "base", spec)
+    monkeypatch.setitem(pretrained.PRETRAINED, "var", {**spec, "shares": "base"})
+    for f in ("base.pt", "base-src.npz", "base-fwd.npz"):
+        (tmp_path / f).write_bytes(b"x")
+    with pytest.raises(FileNotFoundError, match=r"var\.pt"):  # its own network is missing
+        pretrained.pretrained_files("var")
+    (tmp_path / "var.pt").write_bytes(b"x")
+    files = pretrained.pretrained_files("var")
+    assert files["model"].name == "var.pt" and files["evaluation"].name == "var-evaluation.json"
+    assert files["source_space"].name == "base-src.npz"
+    assert files["leadfield"].name == "base-fwd.npz"
+    with pytest.raises(ValueError, match="unknown pretrained model"):
+        pretrained.pretrained_files("no-such-model")

@@ -14,6 +14,7 @@ from deepesi.simulate import (
     load_simulation,
     simulate_batch,
     simulate_to_hdf5,
+    smoothing_kernel,
 )
 from sphere_leadfield import make_sphere_leadfield
 
@@ -232,3 +233,29 @@ def test_input_errors(lf):
         simulate_batch(lf, 3, SimulationConfig(noise_cov=np.eye(5)))
     with pytest.raises(ValueError, match="non-negative"):
         simulate_batch(lf, -1)
+
+
+def test_dataset_centre_sample_target(lf):
+    cfg = SimulationConfig(n_times=3)
+    kernel = smoothing_kernel(lf.source_space.pos, 0.01)
+    ds = SimulatedDataset(lf, cfg, 2, 6, seed=2, target_sample=1, target_kernel=kernel)
+    x, y = next(iter(ds))
+    full = SimulatedDataset(lf, cfg, 2, 6, seed=2).batch(0)
+    assert y.shape == (6, lf.n_sources) and y.dtype == torch.float32
+    np.testing.assert_allclose(y.numpy(), full.sources[:, :, 1] @ kernel.toarray(), rtol=1e-5)
+    np.testing.assert_array_equal(x.numpy(), full.data)
+    with pytest.raises(ValueError, match="target_sample"):
+        SimulatedDataset(lf, cfg, 2, 6, target_sample=3)
+    with pytest.raises(ValueError, match="needs target_sample"):
+        SimulatedDataset(lf, cfg, 2, 6, target_kernel=kernel)
+
+
+def test_precomputed_patches_match_lazy_ones(lf):
+    cfg = SimulationConfig(extent_mm=(0, 20))
+    warm = Simulator(lf, cfg)
+    warm.precompute_patches()
+    assert len(warm._patch_cache) == lf.n_sources
+    lazy = Simulator(lf, cfg)
+    a, b = warm.simulate(20, seed=8), lazy.simulate(20, seed=8)
+    np.testing.assert_array_equal(a.data, b.data)
+    np.testing.assert_array_equal(a.sources, b.sources)

@@ -10,14 +10,12 @@ import pytest
 import torch
 
 from deepesi.forward.leadfield import LeadField
-from deepesi.simulate import SimulationConfig, simulate_batch
+from deepesi.simulate import SimulationConfig, simulate_batch, smooth_target, smoothing_kernel
 from deepesi.training import (
     _lr_factor,
     _scale_to_moment,
     cross_entropy_loss,
     load_model,
-    smooth_target,
-    smoothing_kernel,
     train_model,
 )
 from sphere_leadfield import make_sphere_leadfield
@@ -64,6 +62,21 @@ def test_train_save_load_predict(lf, tmp_path):
     assert np.isfinite(amp).all() and (amp >= 0).all()
     with pytest.raises(FileExistsError):
         train_model(lf, CFG, out, epochs=1, **TINY)
+
+
+def test_bfloat16_training_learns_like_float32(lf, tmp_path):
+    kw = {**TINY, "batches_per_epoch": 6, "n_val": 64}
+    runs = {
+        p: train_model(lf, CFG, tmp_path / f"{p}.pt", epochs=3, precision=p, lr=3e-3, **kw)
+        for p in ("float32", "bfloat16")
+    }
+    f32, b16 = ([h["val_loss"] for h in runs[p].history] for p in ("float32", "bfloat16"))
+    assert np.isfinite(b16).all() and b16[-1] < b16[0]  # it learns
+    assert abs(b16[-1] - f32[-1]) < 0.05 * abs(f32[0])  # and about as well as float32
+    assert runs["bfloat16"].meta["precision"] == "bfloat16"
+    assert all(p.dtype == torch.float32 for p in runs["bfloat16"].net.parameters())
+    with pytest.raises(ValueError, match="precision"):
+        train_model(lf, CFG, tmp_path / "x.pt", precision="float16", **TINY)
 
 
 def test_cross_entropy_loss_values():
@@ -218,13 +231,13 @@ def test_cli_train_and_simulate_need_a_forward(tmp_path, capsys):
 
 def test_smoothing_kernel_is_a_row_normalised_gaussian():
     pos = np.array([[0.0, 0, 0], [0.005, 0, 0], [0.010, 0, 0], [0.1, 0, 0]])
-    k = smoothing_kernel(pos, 0.005).to_dense().numpy()
+    k = smoothing_kernel(pos, 0.005).toarray()
     np.testing.assert_allclose(np.diag(k), 1.0)
     assert k[0, 1] == pytest.approx(np.exp(-0.5)) and k[0, 2] == pytest.approx(np.exp(-2.0))
     assert k[0, 3] == 0 and k[3, 3] == 1  # beyond 2.5 σ: no weight
     np.testing.assert_allclose(k, k.T)
     assert smoothing_kernel(pos, 0.0) is None
-    y = torch.tensor([[0.0, 1.0, 0.0, 0.0]])
-    ys = smooth_target(y, smoothing_kernel(pos, 0.005)).numpy()
+    y = np.array([[0.0, 1.0, 0.0, 0.0]], np.float32)
+    ys = smooth_target(y, smoothing_kernel(pos, 0.005))
     np.testing.assert_allclose(ys, [[np.exp(-0.5), 1.0, np.exp(-0.5), 0.0]], rtol=1e-6)
     assert smooth_target(y, None) is y

@@ -3,7 +3,8 @@
 Each pretrained model is three files in ``deepesi/data/models``: the network (``<name>.pt``),
 the source space it predicts on (``<name>-src.npz``) and the training lead field
 (``<name>-fwd.npz``, float16, enough for simulation and the classical methods), built by
-``scripts/build_pretrained.py``.
+``scripts/build_pretrained.py``. A variant trained on the same forward (e.g. a window model)
+names its base in ``"shares"`` and ships only its network and evaluation.
 """
 
 from __future__ import annotations
@@ -32,10 +33,11 @@ def pretrained_files(name: str = "template-eeg64") -> dict[str, Path]:
     """Paths of the files of pretrained model ``name`` (checked to exist)."""
     if name not in PRETRAINED:
         raise ValueError(f"unknown pretrained model {name!r}; available: {sorted(PRETRAINED)}.")
+    base = PRETRAINED[name].get("shares", name)  # a variant reuses its base's source space/forward
     files = {
         "model": MODELS_DIR / f"{name}.pt",
-        "source_space": MODELS_DIR / f"{name}-src.npz",
-        "leadfield": MODELS_DIR / f"{name}-fwd.npz",
+        "source_space": MODELS_DIR / f"{base}-src.npz",
+        "leadfield": MODELS_DIR / f"{base}-fwd.npz",
         "evaluation": MODELS_DIR / f"{name}-evaluation.json",
     }
     missing = [str(p) for k, p in files.items() if k != "evaluation" and not p.is_file()]

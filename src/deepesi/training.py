@@ -35,7 +35,14 @@ from ._progress import progress as _progress
 from ._validation import check_file
 from .forward.leadfield import LeadField
 from .nets import SourceNet, build_net, net_from_spec, type_scales
-from .simulate import SimulatedDataset, SimulationConfig, Simulator, batch_seed
+from .simulate import (
+    SimulatedDataset,
+    SimulationConfig,
+    Simulator,
+    batch_seed,
+    smooth_target,
+    smoothing_kernel,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -89,41 +96,6 @@ def cross_entropy_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tens
 
 #: Training losses by name, and the output activation each implies at inference.
 LOSSES = {"ce": (cross_entropy_loss, "softmax"), "map": (map_loss, "relu")}
-
-
-def smoothing_kernel(pos: np.ndarray, sigma: float) -> torch.Tensor | None:
-    """Sparse symmetric Gaussian kernel over source positions (σ = ``sigma`` m, cut at 2.5 σ).
-
-    Applied to a target map before the cross-entropy (``target @ K.T``), it turns a focal source
-    into a small Gaussian blob: neighbouring points share the gradient, so the net learns the
-    smooth geometry of the source space instead of 10⁴ unrelated classes (faster convergence,
-    smaller errors; docs/network.md). Returns None for ``sigma <= 0``.
-    """
-    if not sigma > 0:
-        return None
-    from scipy.spatial import cKDTree
-
-    pos = np.asarray(pos, float)
-    n = len(pos)
-    pairs = cKDTree(pos).query_pairs(r=2.5 * sigma, output_type="ndarray")
-    d = np.linalg.norm(pos[pairs[:, 0]] - pos[pairs[:, 1]], axis=1)
-    w = np.exp(-0.5 * (d / sigma) ** 2)
-    rows = np.concatenate([pairs[:, 0], pairs[:, 1], np.arange(n)])
-    cols = np.concatenate([pairs[:, 1], pairs[:, 0], np.arange(n)])
-    vals = np.concatenate([w, w, np.ones(n)])
-    return torch.sparse_coo_tensor(
-        torch.from_numpy(np.stack([rows, cols]).astype(np.int64)),
-        torch.from_numpy(vals.astype(np.float32)),
-        size=(n, n),
-        check_invariants=True,
-    ).coalesce()
-
-
-def smooth_target(target: torch.Tensor, kernel: torch.Tensor | None) -> torch.Tensor:
-    """(batch, n_src) target maps smoothed by :func:`smoothing_kernel` (unchanged if None)."""
-    if kernel is None:
-        return target
-    return (kernel @ target.T).T
 
 
 def _lr_factor(progress: float, warmup: float = 0.03) -> float:
@@ -478,6 +450,7 @@ def train_model(
     patience: int = 6,
     num_workers: int = 0,
     max_minutes: float | None = None,
+    precision: str = "float32",
     overwrite: bool = False,
 ) -> TrainedModel:
     """Train a source-imaging network on data simulated on the fly from ``leadfield``.
@@ -531,6 +504,11 @@ def train_model(
         DataLoader worker processes generating data (0 = in the training process).
     max_minutes : float | None
         Stop after the epoch that exceeds this wall time.
+    precision : {'float32', 'bfloat16'}
+        Arithmetic of the training forward pass. 'bfloat16' runs it under ``torch.autocast``
+        (weights, loss and optimiser stay float32): 1.7× faster steps on CPUs with AVX-512 BF16
+        and on recent GPUs, for the same accuracy per batch (docs/network.md). Validation and
+        inference are float32 either way.
     overwrite : bool
         Replace an existing ``out_path``.
 
@@ -559,6 +537,8 @@ def train_model(
         raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}.")
     if schedule not in ("cosine", "plateau"):
         raise ValueError(f"schedule must be 'cosine' or 'plateau', got {schedule!r}.")
+    if precision not in ("float32", "bfloat16"):
+        raise ValueError(f"precision must be 'float32' or 'bfloat16', got {precision!r}.")
     if max_minutes is not None and not max_minutes > 0:
         raise ValueError(f"max_minutes must be > 0 or None, got {max_minutes!r}.")
     loss_fn, output = LOSSES[loss]
@@ -576,6 +556,7 @@ def train_model(
     rank, world, local_rank = _dist_env()
     distributed = world > 1
     dev = _pick_device(device, local_rank)
+    mixed = precision == "bfloat16"  # forward pass in bfloat16; weights, loss, Adam in float32
     if distributed and not torch.distributed.is_initialized():
         torch.distributed.init_process_group("nccl" if dev.type == "cuda" else "gloo")
     is_main = rank == 0
@@ -600,6 +581,7 @@ def train_model(
         "loss": loss,
         "target_smoothing_mm": target_smoothing_mm,
         "schedule": schedule,
+        "precision": precision,
         "seed": seed,
         "world_size": world,
         "n_val": n_val,
@@ -607,7 +589,17 @@ def train_model(
         "leadfield_hash": lf_hash,
     }
     per_rank = -(-batches_per_epoch // world)
-    dataset = SimulatedDataset(leadfield, config, per_rank, batch_size, seed=seed, rank=rank)
+    kernel = smoothing_kernel(leadfield.source_space.pos, target_smoothing_mm * 1e-3)
+    dataset = SimulatedDataset(
+        leadfield,
+        config,
+        per_rank,
+        batch_size,
+        seed=seed,
+        rank=rank,
+        target_sample=centre,
+        target_kernel=kernel,
+    )
     loader = torch.utils.data.DataLoader(
         dataset,
         batch_size=None,
@@ -617,10 +609,8 @@ def train_model(
     )
     val = Simulator(leadfield, config).simulate(n_val, batch_seed(seed, _VAL_EPOCH, 0, 0))
     val_x = normalise_input(torch.from_numpy(val.data).to(dev), ch_scale_t)
-    kernel = smoothing_kernel(leadfield.source_space.pos, target_smoothing_mm * 1e-3)
-    kernel = None if kernel is None else kernel.to(dev)
-    val_y = smooth_target(
-        normalise_target(torch.from_numpy(val.sources[:, :, centre]).to(dev)), kernel
+    val_y = normalise_target(
+        torch.from_numpy(smooth_target(val.sources[:, :, centre], kernel)).to(dev)
     )
 
     train_net = model
@@ -682,10 +672,11 @@ def train_model(
                 for group in opt.param_groups:
                     group["lr"] = lr * _lr_factor(done)
             xb = normalise_input(xb.to(dev, non_blocking=True), ch_scale_t)
-            yb = normalise_target(yb[:, :, centre].to(dev, non_blocking=True))
-            yb = smooth_target(yb, kernel)
+            yb = normalise_target(yb.to(dev, non_blocking=True))  # smoothed in the dataset
             opt.zero_grad(set_to_none=True)
-            batch_loss = loss_fn(train_net(xb, rectify=False), yb)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=mixed):
+                out = train_net(xb, rectify=False)
+            batch_loss = loss_fn(out.float(), yb)
             batch_loss.backward()
             opt.step()
             total, count = total + float(batch_loss.detach()), count + 1
@@ -762,6 +753,7 @@ def train_model(
             "loss": loss,
             "target_smoothing_mm": target_smoothing_mm,
             "schedule": schedule,
+            "precision": precision,
             "seed": seed,
             "deepesi_version": _version(),
         },

@@ -32,6 +32,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="ce: cross-entropy over sources (default); map: weighted MSE + cosine")
     p.add_argument("--schedule", default="cosine", choices=("cosine", "plateau"),
                    help="learning-rate schedule (default %(default)s)")
+    p.add_argument("--precision", default="float32", choices=("float32", "bfloat16"),
+                   help="forward-pass arithmetic while training; bfloat16 is ~1.7x faster per "
+                        "step on CPUs with AVX-512 BF16 and on recent GPUs (default %(default)s)")
     p.add_argument("--hidden", type=int, default=None,
                    help="width of the dense hidden layer (4lcnn, convdip)")
     p.add_argument("--seed", type=int, default=0)
@@ -69,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         num_workers=args.workers,
         max_minutes=args.max_minutes,
+        precision=args.precision,
         overwrite=args.overwrite,
     )
     logger.info(

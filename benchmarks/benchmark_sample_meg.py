@@ -1,0 +1,159 @@
+"""The benchmark grid for 306-channel MEG on the MNE sample subject: 4LCNN vs classical methods.
+
+Usage::
+
+    python benchmarks/benchmark_sample_meg.py --data ../shared/data/mne-sample [--out out/sample]
+        [--train-minutes 15] [--n N] [--methods deepesi MNE ...] [--threads T]
+
+Model forward: deepesi's forward for the subject, built and cached by the stages of
+``examples/sample_auditory.py`` (head model from FreeSurfer, 5 mm cortical + subcortical source
+space, the recording's 306 Neuromag sensors and trans; MEG = one-layer BEM on the inner skull
+segmented from our head model). The 4LCNN is trained on it (``<out>/models/meg-benchmark.pt``,
+cached, with the recording's noise covariance).
+Test forward: MNE's **three-layer** BEM on the subject's own FreeSurfer watershed surfaces
+(``bem/*.surf``, ico-4, 5120 triangles per layer), with the brain, skull and scalp conductivities
+each perturbed by up to ±20 %, and every source moved off the grid by up to half a grid step
+(within its tissue and region). A different surface, a different mesh, a different number of
+layers and off-grid sources: every method inverts with the model forward.
+
+Runs :func:`deepesi.benchmark.run_benchmark` over 1–3 sources × cortical/subcortical/mixed ×
+0/5/10/20 dB × extents 0–20 mm with the recording's noise covariance, and writes
+``benchmarks/results/<name>.json`` / ``.md`` and plots, like ``benchmark_template.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "scripts"))
+sys.path.insert(0, str(HERE.parent / "examples"))
+
+#: Conductivities (S/m) of MNE's default three-layer BEM: brain, skull, scalp.
+BEM_CONDUCTIVITY = (0.3, 0.006, 0.3)
+
+
+def test_leadfield(paths: dict, head, src, lf_meg, out: Path, seed: int):
+    """The MEG test lead field (three-layer FreeSurfer BEM, perturbed, off-grid), cached."""
+    import mne
+    from build_pretrained import off_grid_sources
+
+    from deepesi.forward.leadfield import LeadField
+    from deepesi.forward.meg import discrete_source_space
+    from deepesi.sources import SourceSpace
+
+    cache = out / "cache" / f"meg-test-3layer-seed{seed}.npz"
+    src_file = cache.with_suffix(".src.npz")
+    if cache.is_file() and src_file.is_file():
+        z = np.load(cache, allow_pickle=False)
+        test_src = SourceSpace.load(src_file)
+        meta = json.loads(str(z["meta"]))
+        return LeadField(z["gain"], list(lf_meg.ch_names), list(lf_meg.ch_types), test_src,
+                         info=lf_meg.info, trans=lf_meg.trans, meta=meta)
+    rng = np.random.default_rng(seed)
+    moved = off_grid_sources(src, head, rng)
+    cond = tuple(float(c * rng.uniform(0.8, 1.2)) for c in BEM_CONDUCTIVITY)
+    t0 = time.perf_counter()
+    model = mne.make_bem_model("sample", ico=4, conductivity=cond,
+                               subjects_dir=paths["subjects_dir"], verbose=False)
+    bem = mne.make_bem_solution(model, verbose=False)
+    info = mne.pick_info(lf_meg.info, mne.pick_channels(lf_meg.info["ch_names"],
+                                                        lf_meg.ch_names, ordered=True))
+    fwd = mne.make_forward_solution(info, lf_meg.trans, discrete_source_space(moved.pos), bem,
+                                    meg=True, eeg=False, mindist=0.0, verbose=False)
+    # MNE drops the points outside its inner skull (a different surface from ours): keep the rest
+    kept = np.asarray(fwd["src"][0]["vertno"])
+    head_to_mri = np.asarray(lf_meg.trans["trans"], float)
+    rr_mri = fwd["src"][0]["rr"][kept] @ head_to_mri[:3, :3].T + head_to_mri[:3, 3]
+    if np.abs(rr_mri - moved.pos[kept]).max() > 1e-6:
+        raise RuntimeError("MNE's source positions do not match ours; frames mixed up?")
+    mask = np.zeros(moved.n_sources, bool)
+    mask[kept] = True
+    test_src = moved.subset(mask)
+    names = list(fwd["sol"]["row_names"])
+    order = [names.index(n) for n in lf_meg.ch_names]
+    g_head = fwd["sol"]["data"][order].reshape(len(order), len(kept), 3)
+    gain = g_head @ np.linalg.inv(head_to_mri)[:3, :3]  # q_head = R q_mri → G_mri = G_head R
+    meta = {"method": "mne-bem-3layer-ico4", "conductivity": cond, "seed": seed,
+            "seconds": time.perf_counter() - t0, "dropped_outside_inner_skull": int((~mask).sum()),
+            "moved_fraction": moved.meta.get("moved_fraction")}
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    test_src.save(src_file, overwrite=True)
+    np.savez(cache, gain=gain, meta=json.dumps(meta))
+    return LeadField(gain, list(lf_meg.ch_names), list(lf_meg.ch_types), test_src,
+                     info=lf_meg.info, trans=lf_meg.trans, meta=meta)
+
+
+def main() -> None:
+    from benchmark_output import write_and_print
+    from sample_auditory import (
+        Settings,
+        build_forward,
+        build_head,
+        build_sources,
+        data_paths,
+    )
+
+    from deepesi.baselines import CLASSICAL_METHODS
+    from deepesi.benchmark import BenchmarkConfig, run_benchmark
+    from deepesi.simulate import SimulationConfig
+    from deepesi.training import load_model, train_model
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", required=True, help="MNE sample data folder")
+    p.add_argument("--out", default="out/sample", help="cache folder of sample_auditory.py")
+    p.add_argument("--train-minutes", type=float, default=15.0)
+    p.add_argument("--n", type=int, default=3, help="samples per scenario")
+    p.add_argument("--methods", nargs="+", default=["deepesi", *CLASSICAL_METHODS])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--name", default="benchmark_sample_meg", help="output file stem")
+    p.add_argument("--no-emd", action="store_true", help="skip the earth mover's distance")
+    p.add_argument("--seed", type=int, default=20241104)
+    args = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    torch.set_num_threads(args.threads)
+    import mne
+
+    out = Path(args.out)
+    paths = data_paths(args.data)
+    settings = Settings()
+    head = build_head(paths, out, settings, progress=True)
+    src = build_sources(head, out, settings)
+    lf = build_forward(head, src, paths, out, progress=True)
+    lf_meg = lf.pick_types("meg")
+    cov = mne.read_cov(paths["cov"], verbose=False)
+    lf_test = test_leadfield(paths, head, src, lf_meg, out, args.seed)
+    print(f"model forward {lf_meg.n_channels} ch x {lf_meg.n_sources} sources; test forward "
+          f"{lf_test.n_sources} sources ({lf_test.meta['method']}, "
+          f"dropped {lf_test.meta['dropped_outside_inner_skull']})")
+    model_file = out / "models" / "meg-benchmark.pt"
+    if model_file.is_file():
+        model = load_model(model_file, lf_meg)
+    else:
+        model = train_model(lf_meg, SimulationConfig(noise_cov=cov), model_file, epochs=100,
+                            batches_per_epoch=500, lr=3e-3, net_kwargs={"hidden": 256},
+                            max_minutes=args.train_minutes, precision="bfloat16", resume=True)
+    cfg = BenchmarkConfig(n_samples=args.n, seed=0, methods=tuple(args.methods),
+                          emd_max_support=None if args.no_emd else 200)
+    t0 = time.perf_counter()
+    res = run_benchmark({"MEG306": model}, {"MEG306": lf_test}, cfg,
+                        model_leadfields={"MEG306": lf_meg}, noise_cov=cov, progress=True)
+    run_s = time.perf_counter() - t0
+    res.meta.update(run_seconds=run_s, model=str(model_file),
+                    model_epochs=model.meta.get("epochs_run"),
+                    model_train_s=model.meta.get("train_time_s"),
+                    model_sources=lf_meg.n_sources, test_sources=lf_test.n_sources,
+                    test_meta=lf_test.meta)
+    write_and_print(res, args.name, run_s)
+
+
+if __name__ == "__main__":
+    main()
