@@ -56,3 +56,26 @@ def test_pretrained_variant_shares_its_base_files(monkeypatch, tmp_path):
     assert files["leadfield"].name == "base-fwd.npz"
     with pytest.raises(ValueError, match="unknown pretrained model"):
         pretrained.pretrained_files("no-such-model")
+
+
+@pytest.mark.parametrize("name", ["template-eeg64", "template-eeg64-w5"])
+def test_shipped_models_localize_simulated_sources(name):
+    import numpy as np
+
+    from deepesi.pretrained import load_pretrained
+    from deepesi.simulate import SimulationConfig, Simulator
+
+    model, lf = load_pretrained(name)
+    width = model.net.n_times
+    assert width == (5 if name.endswith("-w5") else 1)
+    cfg = SimulationConfig(n_sources=(1, 1), extent_mm=(0, 0), snr_db=(20, 20), deep_fraction=0.5,
+                           n_times=width, waveforms=("evoked",))
+    batch = Simulator(lf, cfg).simulate(60, seed=11)
+    data = batch.data.transpose(1, 0, 2).reshape(lf.n_channels, -1)  # windows end to end
+    maps = model.predict(data, ch_names=batch.ch_names)[:, width // 2 :: width]
+    pos = lf.source_space.pos
+    err = np.linalg.norm(pos[maps.argmax(0)] - pos[batch.centres[:, 0]], axis=1) * 1e3
+    deep = lf.source_space.is_subcortical[batch.centres[:, 0]]
+    assert deep.sum() >= 15 and (~deep).sum() >= 15
+    # on its own (training) forward at 20 dB the shipped nets are within a grid step or so
+    assert np.median(err[deep]) <= 8.0 and np.median(err[~deep]) <= 8.0

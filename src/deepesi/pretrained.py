@@ -24,6 +24,15 @@ PRETRAINED = {
             "embedded template head, 64-channel 10-10 EEG, 5 mm cortical + subcortical grid"
         ),
     },
+    "template-eeg64-w5": {
+        "head": "template",
+        "layout": "standard_1010_64",
+        "shares": "template-eeg64",
+        "description": (
+            "as template-eeg64, but the net reads a 5-sample window centred on each time sample "
+            "(for evoked responses and other smooth time courses; 250 Hz-like sampling)"
+        ),
+    },
 }
 
 MODELS_DIR = Path(__file__).parent / "data" / "models"
