@@ -256,7 +256,7 @@ def main() -> None:
                         help="width of the 4LCNN's dense layer (256 keeps the shipped file small)")
     parser.add_argument("--channels", type=int, nargs=2, default=[32, 64],
                         help="feature maps of the two convolutions (32 64: lower loss per batch "
-                             "than 16 32 for ~10%% more time per step; docs/network.md)")
+                             "than 16 32 for ~6%% more training time; docs/network.md)")
     parser.add_argument("--batches-per-epoch", type=int, default=1000)
     parser.add_argument("--train-minutes", type=float, default=29.5,
                         help="training budget; the epoch that crosses it is the last")

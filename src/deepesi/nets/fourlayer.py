@@ -12,7 +12,7 @@ Architecture (our design; Yokoyama et al., APL Bioeng 2024, publish only the abs
 Defaults S = 16, c1 = 32, c2 = 64, hidden = 512: four learnable layers, convolutional at the core;
 the only layer that grows with the source space is the last (hidden × n_src), which dominates the
 cost (≈ 0.9 M MACs + 512·n_src per sample). Wider convolutions (32/64 rather than 16/32) gave a
-lower loss per batch for ~10 % more time per step (docs/network.md). Training uses the last
+lower loss per batch for ~6 % more training time (docs/network.md). Training uses the last
 layer's pre-activation (see :meth:`SourceNet.forward`); inference rectifies it.
 """
 
