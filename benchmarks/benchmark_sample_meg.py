@@ -44,21 +44,34 @@ BEM_CONDUCTIVITY = (0.3, 0.006, 0.3)
 
 def test_leadfield(paths: dict, head, src, lf_meg, out: Path, seed: int):
     """The MEG test lead field (three-layer FreeSurfer BEM, perturbed, off-grid), cached."""
-    import mne
-    from build_pretrained import off_grid_sources
-
     from deepesi.forward.leadfield import LeadField
-    from deepesi.forward.meg import discrete_source_space
     from deepesi.sources import SourceSpace
 
     cache = out / "cache" / f"meg-test-3layer-seed{seed}.npz"
     src_file = cache.with_suffix(".src.npz")
-    if cache.is_file() and src_file.is_file():
-        z = np.load(cache, allow_pickle=False)
-        test_src = SourceSpace.load(src_file)
-        meta = json.loads(str(z["meta"]))
-        return LeadField(z["gain"], list(lf_meg.ch_names), list(lf_meg.ch_types), test_src,
-                         info=lf_meg.info, trans=lf_meg.trans, meta=meta)
+    if not (cache.is_file() and src_file.is_file()):
+        _compute_test_leadfield(paths, head, src, lf_meg, cache, src_file, seed)
+    z = np.load(cache, allow_pickle=False)
+    return LeadField(z["gain"], list(lf_meg.ch_names), list(lf_meg.ch_types),
+                     SourceSpace.load(src_file), info=lf_meg.info, trans=lf_meg.trans,
+                     meta=json.loads(str(z["meta"])))
+
+
+def _meg_info(lf_meg):
+    """The lead field's measurement info restricted to its MEG channels, in its order."""
+    import mne
+
+    return mne.pick_info(lf_meg.info, mne.pick_channels(lf_meg.info["ch_names"],
+                                                        lf_meg.ch_names, ordered=True))
+
+
+def _compute_test_leadfield(paths, head, src, lf_meg, cache: Path, src_file: Path, seed: int):
+    """Compute the test lead field of :func:`test_leadfield` and write its cache files."""
+    import mne
+    from build_pretrained import off_grid_sources
+
+    from deepesi.forward.meg import discrete_source_space
+
     rng = np.random.default_rng(seed)
     moved = off_grid_sources(src, head, rng)
     cond = tuple(float(c * rng.uniform(0.8, 1.2)) for c in BEM_CONDUCTIVITY)
@@ -66,10 +79,9 @@ def test_leadfield(paths: dict, head, src, lf_meg, out: Path, seed: int):
     model = mne.make_bem_model("sample", ico=4, conductivity=cond,
                                subjects_dir=paths["subjects_dir"], verbose=False)
     bem = mne.make_bem_solution(model, verbose=False)
-    info = mne.pick_info(lf_meg.info, mne.pick_channels(lf_meg.info["ch_names"],
-                                                        lf_meg.ch_names, ordered=True))
-    fwd = mne.make_forward_solution(info, lf_meg.trans, discrete_source_space(moved.pos), bem,
-                                    meg=True, eeg=False, mindist=0.0, verbose=False)
+    fwd = mne.make_forward_solution(_meg_info(lf_meg), lf_meg.trans,
+                                    discrete_source_space(moved.pos), bem, meg=True, eeg=False,
+                                    mindist=0.0, verbose=False)
     # MNE drops the points outside its inner skull (a different surface from ours): keep the rest
     kept = np.asarray(fwd["src"][0]["vertno"])
     head_to_mri = np.asarray(lf_meg.trans["trans"], float)
@@ -89,8 +101,6 @@ def test_leadfield(paths: dict, head, src, lf_meg, out: Path, seed: int):
     cache.parent.mkdir(parents=True, exist_ok=True)
     test_src.save(src_file, overwrite=True)
     np.savez(cache, gain=gain, meta=json.dumps(meta))
-    return LeadField(gain, list(lf_meg.ch_names), list(lf_meg.ch_types), test_src,
-                     info=lf_meg.info, trans=lf_meg.trans, meta=meta)
 
 
 def noise_covariance(fname, lf_meg):
@@ -109,8 +119,7 @@ def noise_covariance(fname, lf_meg):
     cov = mne.read_cov(fname, verbose=False)
     cov = cov.pick_channels(list(lf_meg.ch_names), ordered=True, verbose=False)
     cov["projs"] = []
-    info = mne.pick_info(lf_meg.info, mne.pick_channels(lf_meg.info["ch_names"],
-                                                        lf_meg.ch_names, ordered=True))
+    info = _meg_info(lf_meg)
     info["bads"] = []
     with info._unlock():
         info["projs"] = []

@@ -373,7 +373,6 @@ class Simulator:
         gain = leadfield.gain.astype(np.float64)
         if config.average_reference and len(self.eeg):
             gain[self.eeg] -= gain[self.eeg].mean(axis=0, keepdims=True)
-        self.gain = gain
         # (3·n_src, n_ch): row 3p + k is point p's k-th dipole, for sparse moments @ gain
         self.gain_flat = np.ascontiguousarray(gain.reshape(len(gain), -1).T)
         self.deep = src.is_subcortical
@@ -381,9 +380,14 @@ class Simulator:
         self.normals = src.normals
         self.loose = src.loose if config.loose is None else float(config.loose)
         self.region_ids = src.region_ids
-        self.deep_structures = [
-            np.flatnonzero(self.region_ids == r) for r in np.unique(self.region_ids[self.deep])
-        ]
+        # centre draws: cortical points, and the deep points grouped by structure
+        self.cortical_points = np.flatnonzero(~self.deep)
+        deep_regions = self.region_ids[self.deep]
+        order = np.argsort(deep_regions, kind="stable")
+        self.deep_points = np.flatnonzero(self.deep)[order]
+        _, self.deep_offsets, self.deep_sizes = np.unique(
+            deep_regions[order], return_index=True, return_counts=True
+        )
         self.n_src = src.n_sources
         # weighted graph whose edges stay within one compartment (cortex; each deep structure)
         comp = np.where(self.deep, self.region_ids, -1)
@@ -533,17 +537,15 @@ class Simulator:
         n = int(sample_of.max()) + 1 if m else 0
         centre = rng.integers(self.n_src, size=m)
         force_deep = rng.random(n) < self.config.deep_fraction
-        if len(self.deep_structures):
-            cortical = np.flatnonzero(~self.deep)
+        if len(self.deep_points):
+            cortical = self.cortical_points
             if len(cortical):
                 pick = cortical[rng.integers(len(cortical), size=m)]
                 centre = np.where(first, pick, centre)
-            sizes = np.array([len(s) for s in self.deep_structures])
-            offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-            points = np.concatenate(self.deep_structures)
-            which = rng.integers(len(sizes), size=m)
+            sizes = self.deep_sizes
+            which = rng.integers(len(sizes), size=m)  # structure first, uniformly
             within = np.minimum((rng.random(m) * sizes[which]).astype(int), sizes[which] - 1)
-            deep_pick = points[offsets[which] + within]
+            deep_pick = self.deep_points[self.deep_offsets[which] + within]
             centre = np.where(first & force_deep[sample_of], deep_pick, centre)
         return centre.astype(np.int64)
 
