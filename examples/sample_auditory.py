@@ -445,7 +445,12 @@ def train_networks(lf, cov, out: Path, settings: Settings, progress: bool) -> di
             models[name] = load_model(fname, lf_m)
             logger.info("model %s: loaded %s", name, fname)
             continue
-        config = SimulationConfig(noise_cov=cov)
+        # the net whitens its input with the recording's noise covariance (train_model's
+        # default when there is one) and learns at whitened SNRs, as the classical methods see
+        # the data; half to all of the noise from the covariance, the rest white (real noise is
+        # never exactly the estimated covariance)
+        config = SimulationConfig(noise_cov=cov, snr_space="whitened",
+                                  colored_noise_fraction=(0.5, 1.0))
         logger.info("model %s: training on %d channels, budget %.1f min", name,
                     lf_m.n_channels, settings.train_minutes)
         models[name] = train_model(

@@ -198,14 +198,20 @@ def stage_evaluate(work: Path, args) -> None:
             results["test_forward_window5"] = evaluate_single_sources(
                 model, train_lf, lf, args.n_eval, 1, n_times=5)
     x = np.random.default_rng(0).standard_normal((len(model.ch_names), 20000)) * 1e-6
-    model.predict(x[:, :4096])  # warm-up (allocator, thread pool)
-    rates = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        model.predict(x)
-        rates.append(20000 / (time.perf_counter() - t0))
-    results["inference_samples_per_s"] = float(np.median(rates))
-    results["inference_note"] = "predict() on 20,000 samples, median of 3 after a warm-up"
+    default = model.meta.get("precision", "float32")
+    for precision in dict.fromkeys((default, "float32")):
+        model.predict(x[:, :4096], precision=precision)  # warm-up (allocator, thread pool)
+        rates = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            model.predict(x, precision=precision)
+            rates.append(20000 / (time.perf_counter() - t0))
+        key = "inference_samples_per_s" if precision == default else (
+            f"inference_{precision}_samples_per_s")
+        results[key] = float(np.median(rates))
+    results["inference_precision"] = default
+    results["inference_note"] = ("predict() on 20,000 samples, median of 3 after a warm-up, in "
+                                 "the training precision (the default) and in float32")
     results["train_minutes"] = model.meta.get("train_time_s", float("nan")) / 60
     results["train_batches"] = model.meta.get("epochs_run", 0) * model.meta.get(
         "batches_per_epoch", 0)

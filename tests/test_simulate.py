@@ -240,7 +240,7 @@ def test_dataset_centre_sample_target(lf):
     kernel = smoothing_kernel(lf.source_space.pos, 0.01)
     ds = SimulatedDataset(lf, cfg, 2, 6, seed=2, target_sample=1, target_kernel=kernel)
     x, y = next(iter(ds))
-    full = SimulatedDataset(lf, cfg, 2, 6, seed=2).batch(0)
+    full = SimulatedDataset(lf, cfg, 2, 6, seed=2).batch(0)  # whole maps, dense
     assert y.shape == (6, lf.n_sources) and y.dtype == torch.float32
     np.testing.assert_allclose(y.numpy(), full.sources[:, :, 1] @ kernel.toarray(), rtol=1e-5)
     np.testing.assert_array_equal(x.numpy(), full.data)
@@ -259,3 +259,16 @@ def test_precomputed_patches_match_lazy_ones(lf):
     a, b = warm.simulate(20, seed=8), lazy.simulate(20, seed=8)
     np.testing.assert_array_equal(a.data, b.data)
     np.testing.assert_array_equal(a.sources, b.sources)
+
+
+def test_map_samples_subset_of_the_full_maps(lf):
+    sim = Simulator(lf, SimulationConfig(n_times=4, extent_mm=(0, 15)))
+    full, part = sim.simulate(12, seed=4), sim.simulate(12, seed=4, map_samples=[3, 1])
+    assert part.sources.shape == (12, lf.n_sources, 2)
+    np.testing.assert_array_equal(part.sources, full.sources[:, :, [3, 1]])
+    np.testing.assert_array_equal(part.data, full.data)
+    np.testing.assert_array_equal(part.centres, full.centres)
+    with pytest.raises(ValueError, match="map_samples"):
+        sim.simulate(2, seed=0, map_samples=[4])
+    with pytest.raises(ValueError, match="map_samples"):
+        sim.simulate(2, seed=0, map_samples=[0.5])

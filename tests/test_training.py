@@ -77,6 +77,16 @@ def test_bfloat16_training_learns_like_float32(lf, tmp_path):
     assert all(p.dtype == torch.float32 for p in runs["bfloat16"].net.parameters())
     with pytest.raises(ValueError, match="precision"):
         train_model(lf, CFG, tmp_path / "x.pt", precision="float16", **TINY)
+    # inference runs in the training precision by default; float32 on request, float32 maps
+    model = runs["bfloat16"]
+    data = simulate_batch(lf, 40, CFG, seed=5).data[:, :, 0].T
+    default, full = model.predict(data), model.predict(data, precision="float32")
+    assert default.dtype == np.float32 and not np.array_equal(default, full)
+    np.testing.assert_array_equal(default, model.predict(data, precision="bfloat16"))
+    np.testing.assert_allclose(default, full, rtol=0.05, atol=0.02 * full.max())
+    assert np.mean(default.argmax(0) == full.argmax(0)) >= 0.9
+    with pytest.raises(ValueError, match="precision"):
+        model.predict(data, precision="half")
 
 
 def test_cross_entropy_loss_values():

@@ -44,6 +44,7 @@ from .metrics import (
     region_precision_recall,
     spatial_dispersion,
 )
+from .whitening import reference_projector, zca_whitener
 
 logger = logging.getLogger(__name__)
 
@@ -392,23 +393,6 @@ def _score(
 
 
 # ============================================================================ test data
-def _whitener(cov: np.ndarray, proj: np.ndarray) -> np.ndarray:
-    """``W`` with ``W P C Pᵀ Wᵀ = I`` on the non-null space of the projected covariance."""
-    c = proj @ cov @ proj.T
-    evals, evecs = np.linalg.eigh(0.5 * (c + c.T))
-    keep = evals > 1e-10 * evals.max()
-    return (evecs[:, keep] / np.sqrt(evals[keep])).T
-
-
-def _reference_projector(ch_types: Sequence[str], average: bool) -> np.ndarray:
-    n = len(ch_types)
-    proj = np.eye(n)
-    eeg = np.flatnonzero(np.asarray(ch_types) == "eeg")
-    if average and len(eeg):
-        proj[np.ix_(eeg, eeg)] -= 1.0 / len(eeg)
-    return proj
-
-
 @dataclass
 class _SensorSet:
     """One sensor set: model, lead fields, noise model, cached inverse operators."""
@@ -686,12 +670,12 @@ def _make_set(
                          "field's info and trans (read it from a -fwd.fif file).")
     cov, c = _noise_covariance(noise_cov, inverse_lf, name)
     evals, evecs = np.linalg.eigh(c)
-    proj = _reference_projector(inverse_lf.ch_types, inverse_lf.eeg_reference == "average")
+    proj = reference_projector(inverse_lf.ch_types, inverse_lf.eeg_reference == "average")
     return _SensorSet(
         name=name, model=model, inverse_lf=inverse_lf, test_lf=test_lf,
         geo=_Geometry.build(test_lf, inverse_lf), noise_cov=cov,
         noise_factor=evecs * np.sqrt(np.clip(evals, 0, None)), proj=proj,
-        whitener=_whitener(c, proj),
+        whitener=zca_whitener(c, proj),
     )
 
 

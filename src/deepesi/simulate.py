@@ -38,6 +38,7 @@ from ._progress import progress as _progress
 from ._validation import check_file, check_random_state
 from .anatomy.regions import REGION_NAMES
 from .forward.leadfield import LeadField
+from .whitening import DEFAULT_REG, make_whitener, noise_cov_matrix
 
 WAVEFORMS = ("evoked", "oscillatory", "noise")
 FORMAT_VERSION = 1
@@ -90,12 +91,21 @@ class SimulationConfig:
         Time-course families drawn per source when ``n_times > 1``: 'evoked' (Gaussian bump),
         'oscillatory' (4–30 Hz sinusoid under a Hann envelope), 'noise' (band-limited noise).
     snr_db : (float, float)
-        Signal-to-noise ratio in dB (power, summed over channels and time, per sensor type).
+        Signal-to-noise ratio in dB (power summed over channels and time; see ``snr_space``).
+    snr_space : {'sensor', 'whitened'}
+        Where the SNR is measured. 'sensor': per sensor type, on the data in its own units (each
+        type gets the drawn SNR). 'whitened': over all channels together after whitening with
+        ``noise_cov`` (:mod:`deepesi.whitening`), the definition of the benchmark and of MNE's
+        whitened data; needs ``noise_cov``. Use it for nets that whiten their input.
     colored_noise_fraction : (float, float)
         Fraction of the noise power drawn from ``noise_cov`` (rest is white); ignored without one.
     noise_cov : mne.Covariance | ndarray | None
         Sensor noise covariance (channels matched by name for an mne.Covariance; an array must
         follow the lead field's channel order).
+    noise_reg : float
+        Diagonal loading of ``noise_cov`` per sensor type, as a fraction of that type's mean
+        variance, for whitening (the 'whitened' SNR, and nets trained with ``whiten``); 0 for a
+        covariance that is already regularised. The noise itself is drawn from ``noise_cov``.
     average_reference : bool
         Re-reference EEG to the average of the good EEG channels (default True).
     bad_channel_prob : float
@@ -116,8 +126,10 @@ class SimulationConfig:
     sfreq: float = 250.0
     waveforms: tuple[str, ...] = WAVEFORMS
     snr_db: tuple[float, float] = (0.0, 20.0)
+    snr_space: str = "sensor"
     colored_noise_fraction: tuple[float, float] = (0.0, 0.5)
     noise_cov: object | None = field(default=None, repr=False)
+    noise_reg: float = DEFAULT_REG
     average_reference: bool = True
     bad_channel_prob: float = 0.0
     bad_channel_fraction: tuple[float, float] = (0.0, 0.1)
@@ -147,6 +159,11 @@ class SimulationConfig:
         if bad or not self.waveforms:
             raise ValueError(f"waveforms must be a non-empty subset of {WAVEFORMS}, got {bad}.")
         self.snr_db = _range(self.snr_db, "snr_db", -40.0, 100.0)
+        if not (np.isfinite(self.noise_reg) and self.noise_reg >= 0):
+            raise ValueError(f"noise_reg must be >= 0, got {self.noise_reg!r}.")
+        self.noise_reg = float(self.noise_reg)
+        if self.snr_space not in ("sensor", "whitened"):
+            raise ValueError(f"snr_space must be 'sensor' or 'whitened', got {self.snr_space!r}.")
         self.colored_noise_fraction = _range(
             self.colored_noise_fraction, "colored_noise_fraction", 0.0, 1.0
         )
@@ -402,36 +419,25 @@ class Simulator:
         self.unit_cortical = s3 / config.cortical_thickness  # m² of cortex per point
         self.unit_deep = s3  # m³ per point
         self.noise_factor = self._noise_factor(config.noise_cov)
+        # SNR measured on whitened data (like the classical methods and the benchmark) or per type
+        self.snr_whitener = None
+        if config.snr_space == "whitened":
+            if config.noise_cov is None:
+                raise ValueError(
+                    "snr_space='whitened' needs a noise_cov (the SNR is measured after whitening "
+                    "with it); give one, or use snr_space='sensor'."
+                )
+            self.snr_whitener = make_whitener(
+                config.noise_cov, self.ch_names, self.ch_types,
+                average_reference=config.average_reference, reg=config.noise_reg,
+            )
 
     # ------------------------------------------------------------------ helpers
     def _noise_factor(self, cov) -> np.ndarray | None:
         """Square root (n_ch, n_ch) of the noise covariance on the lead field's channels."""
         if cov is None:
             return None
-        if hasattr(cov, "ch_names") and hasattr(cov, "data"):
-            names = list(cov.ch_names)
-            missing = [n for n in self.ch_names if n not in names]
-            if missing:
-                raise ValueError(
-                    f"noise_cov lacks {len(missing)} lead-field channel(s), e.g. "
-                    f"{missing[:5]}; compute it on the same channels."
-                )
-            idx = [names.index(n) for n in self.ch_names]
-            c = np.asarray(cov.data)
-            c = np.diag(c) if c.ndim == 1 else c
-            c = c[np.ix_(idx, idx)]
-        else:
-            c = np.asarray(cov, dtype=float)
-            if c.shape != (len(self.ch_names),) * 2:
-                raise ValueError(
-                    f"noise_cov array must be ({len(self.ch_names)},)*2 in the lead "
-                    f"field's channel order, got {c.shape}."
-                )
-        if not np.allclose(c, c.T, rtol=1e-6, atol=0):
-            raise ValueError("noise_cov must be symmetric.")
-        evals, evecs = np.linalg.eigh(c)
-        if evals.min() < -1e-6 * max(evals.max(), 0):
-            raise ValueError("noise_cov must be positive semi-definite.")
+        evals, evecs = np.linalg.eigh(noise_cov_matrix(cov, self.ch_names))
         return evecs * np.sqrt(np.clip(evals, 0, None))
 
     def patch(self, centre: int, radius: float) -> np.ndarray:
@@ -550,14 +556,41 @@ class Simulator:
         return centre.astype(np.int64)
 
     # ------------------------------------------------------------------ main
-    def simulate(self, n: int, seed: int | np.random.Generator | None = None) -> SimulatedBatch:
-        """Simulate ``n`` samples (see :func:`simulate_batch`)."""
+    def simulate(
+        self,
+        n: int,
+        seed: int | np.random.Generator | None = None,
+        map_samples=None,
+        *,
+        sparse_maps: bool = False,
+    ) -> SimulatedBatch:
+        """Simulate ``n`` samples (see :func:`simulate_batch`).
+
+        ``map_samples`` (sequence of time indices, default all): build the true source maps
+        only at these samples, ``sources`` then has shape ``(n, n_src, len(map_samples))``. A
+        trainer that needs one sample's map skips the rest, which for windows is most of the
+        batch's memory (256 × 8,092 × 5 float32 is 41 MB). The sensor data and every other field
+        are the same whatever ``map_samples`` is (same random stream). ``sparse_maps=True``:
+        ``sources`` is instead a list of ``(n, n_src)`` scipy CSR matrices, one per map sample
+        (the maps hold a few patches each; the training data pipeline smooths them sparse).
+        """
         if not isinstance(n, int | np.integer) or n < 0:
             raise ValueError(f"n must be a non-negative integer, got {n!r}.")
         n = int(n)
         rng = check_random_state(seed)
         cfg = self.config
         n_ch, T, K = len(self.ch_names), cfg.n_times, cfg.n_sources[1]
+        if map_samples is None:
+            map_samples = np.arange(T)
+        map_samples = np.atleast_1d(np.asarray(map_samples))
+        if (
+            map_samples.ndim != 1
+            or not np.issubdtype(map_samples.dtype, np.integer)
+            or np.any((map_samples < 0) | (map_samples >= T))
+        ):
+            raise ValueError(
+                f"map_samples must be time indices in [0, {T}), got {map_samples.tolist()!r}."
+            )
         # ---- source configurations, all sources of the batch at once
         n_active = rng.integers(cfg.n_sources[0], cfg.n_sources[1] + 1, size=n).astype(np.int32)
         sample_of, slot = np.nonzero(np.arange(K)[None, :] < n_active[:, None])
@@ -590,9 +623,17 @@ class Simulator:
         signal_all = np.asarray(member @ (topo[:, :, None] * wave[:, None, :]).reshape(m, -1))
         signal_all = signal_all.reshape(n, n_ch, T)
         # ---- true source maps (moment per point, |waveform| over time)
-        sources = np.zeros((n, self.n_src, T), np.float32)
-        amp = (moment[:, None] * np.abs(wave)).astype(np.float32)  # (m, T)
-        np.add.at(sources, (sample_of[patch_of], idx), amp[patch_of])  # overlaps add up
+        amp = (moment[:, None] * np.abs(wave[:, map_samples])).astype(np.float32)  # (m, T')
+        if sparse_maps:  # one (n, n_src) CSR matrix per map sample; overlaps add up
+            sources = [
+                sparse.csr_matrix(
+                    (amp[patch_of, j], (sample_of[patch_of], idx)), shape=(n, self.n_src)
+                )
+                for j in range(len(map_samples))
+            ]
+        else:
+            sources = np.zeros((n, self.n_src, len(map_samples)), np.float32)
+            np.add.at(sources, (sample_of[patch_of], idx), amp[patch_of])  # overlaps add up
         centres = np.full((n, K), -1, np.int32)
         regions = np.zeros((n, K), np.int32)
         amplitudes = np.zeros((n, K))
@@ -618,10 +659,17 @@ class Simulator:
         signal = self._reference(signal_all, good)
         noise = self._reference(noise, good)
         snr[:] = rng.uniform(*cfg.snr_db, size=n)
-        for block in self.type_blocks:
+        if self.snr_whitener is not None:  # one ratio over all channels, on whitened data
+            blocks, w = [slice(None)], self.snr_whitener
+        else:  # one ratio per sensor type, on the data in its units
+            blocks, w = self.type_blocks, None
+        for block in blocks:
             g = good[:, block, None]
-            ps = np.sum((signal[:, block] * g) ** 2, axis=(1, 2))
-            pn = np.sum((noise[:, block] * g) ** 2, axis=(1, 2))
+            s_b, n_b = signal[:, block] * g, noise[:, block] * g
+            if w is not None:
+                s_b, n_b = np.matmul(w, s_b), np.matmul(w, n_b)
+            ps = np.sum(s_b**2, axis=(1, 2))
+            pn = np.sum(n_b**2, axis=(1, 2))
             with np.errstate(divide="ignore", invalid="ignore"):
                 scale = np.where(pn > 0, np.sqrt(ps / pn / 10 ** (snr.astype(float) / 10)), 0.0)
             noise[:, block] *= scale[:, None, None]
@@ -768,11 +816,13 @@ def smoothing_kernel(pos: np.ndarray, sigma: float) -> sparse.csr_matrix | None:
     return sparse.csr_matrix((vals, (rows, cols)), shape=(n, n))
 
 
-def smooth_target(target: np.ndarray, kernel: sparse.csr_matrix | None) -> np.ndarray:
-    """(batch, n_src) target maps smoothed by :func:`smoothing_kernel`, float32 (unchanged if
-    ``kernel`` is None). The maps are sparse (a few patches), so this costs little."""
+def smooth_target(target, kernel: sparse.csr_matrix | None) -> np.ndarray:
+    """(batch, n_src) target maps, dense or scipy sparse, smoothed by :func:`smoothing_kernel`;
+    dense float32 out (only densified if ``kernel`` is None). The maps are sparse (a few
+    patches), so this costs little, least when they come sparse."""
     if kernel is None:
-        return target
+        out = target.toarray() if sparse.issparse(target) else target
+        return np.asarray(out, dtype=np.float32)
     return np.asarray((sparse.csr_matrix(target) @ kernel).toarray(), dtype=np.float32)
 
 
@@ -844,9 +894,13 @@ class SimulatedDataset(_torch_iterable_base()):
         return self.n_batches
 
     def batch(self, index: int) -> SimulatedBatch:
-        """Batch ``index`` of the current epoch, as a :class:`SimulatedBatch`."""
+        """Batch ``index`` of the current epoch, as a :class:`SimulatedBatch` (with
+        ``target_sample`` set, its ``sources`` is ``[csr (batch, n_src)]``, that sample's map)."""
         return self._sim.simulate(
-            self.batch_size, batch_seed(self.seed, self.epoch, self.rank, index)
+            self.batch_size,
+            batch_seed(self.seed, self.epoch, self.rank, index),
+            map_samples=None if self.target_sample is None else [self.target_sample],
+            sparse_maps=self.target_sample is not None,
         )
 
     def __iter__(self) -> Iterator:
@@ -860,5 +914,5 @@ class SimulatedDataset(_torch_iterable_base()):
             if self.target_sample is None:
                 yield torch.from_numpy(sb.data), torch.from_numpy(sb.sources)
             else:
-                y = smooth_target(sb.sources[:, :, self.target_sample], self.target_kernel)
+                y = smooth_target(sb.sources[0], self.target_kernel)
                 yield torch.from_numpy(sb.data), torch.from_numpy(y)

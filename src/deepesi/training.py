@@ -43,6 +43,7 @@ from .simulate import (
     smooth_target,
     smoothing_kernel,
 )
+from .whitening import make_whitener
 
 logger = logging.getLogger(__name__)
 
@@ -52,9 +53,11 @@ _VAL_EPOCH = 1_000_000  # epoch index of the validation stream (never a training
 
 
 # ---------------------------------------------------------------------------- normalisation
-def normalise_input(x: torch.Tensor, channel_scale: torch.Tensor) -> torch.Tensor:
-    """(batch, n_ch, n_times) SI data → per-type scaled, divided by each sample's max |value|."""
-    x = x / channel_scale[None, :, None]
+def normalise_input(x: torch.Tensor, transform: torch.Tensor) -> torch.Tensor:
+    """(batch, n_ch, n_times) SI data → the net's input: per-type scaled (``transform`` a vector
+    of channel scales) or whitened (``transform`` an (n_ch, n_ch) whitener), then divided by each
+    sample's max |value|."""
+    x = x / transform[None, :, None] if transform.ndim == 1 else torch.matmul(transform, x)
     peak = x.abs().amax(dim=(1, 2), keepdim=True)
     return x / torch.clamp(peak, min=torch.finfo(x.dtype).tiny)
 
@@ -120,6 +123,9 @@ class TrainedModel:
         Channels the net expects, in order.
     channel_scale : ndarray, shape (n_ch,)
         Per-channel input scale (RMS gain of the channel's type).
+    whitener : ndarray, shape (n_ch, n_ch) | None
+        Noise whitener applied to the input instead of ``channel_scale`` (nets trained with
+        ``whiten``; :mod:`deepesi.whitening`). None: the input is scaled per type.
     leadfield_hash, source_space_hash : str
         Hashes of the lead field and source space the net was trained for.
     sim_config : dict
@@ -139,6 +145,7 @@ class TrainedModel:
     sim_config: dict
     history: list = field(default_factory=list)
     meta: dict = field(default_factory=dict)
+    whitener: np.ndarray | None = None
 
     @property
     def n_sources(self) -> int:
@@ -184,6 +191,7 @@ class TrainedModel:
         ch_names: list[str] | None = None,
         leadfield: LeadField | None = None,
         batch_size: int = 4096,
+        precision: str | None = None,
     ) -> np.ndarray:
         """Source maps for sensor data.
 
@@ -201,6 +209,10 @@ class TrainedModel:
             the channel type|, a rough A·m scale that keeps relative amplitudes over time.
         batch_size : int
             Time samples per forward pass.
+        precision : {'float32', 'bfloat16'} | None
+            Arithmetic of the forward pass; None (default): the precision the net was trained in
+            (``meta['precision']``), so a net trained under bfloat16 autocast runs as it learned,
+            about 1.3–1.5× faster on CPUs with AVX-512 BF16. The maps are float32 either way.
 
         Returns
         -------
@@ -230,25 +242,35 @@ class TrainedModel:
             raise ValueError("data contains NaN/Inf; interpolate or zero bad channels first.")
         if leadfield is not None:
             self.check_leadfield(leadfield)
+        if precision is None:
+            precision = self.meta.get("precision", "float32")
+        if precision not in ("float32", "bfloat16"):
+            raise ValueError(f"precision must be 'float32' or 'bfloat16', got {precision!r}.")
+        device = next(self.net.parameters()).device
         w = self.net.n_times
         n_t = x.shape[1]
         xs = (x / self.channel_scale[:, None]).astype(np.float32)  # per-type scaling, once
-        if w > 1:  # a window centred on every sample (edges reflected)
-            half = w // 2
-            xp = np.pad(xs, ((0, 0), (half, w - 1 - half)), mode="reflect" if n_t > w else "edge")
-            windows = np.lib.stride_tricks.sliding_window_view(xp, w, axis=1)  # (ch, n_t, w)
-            windows = np.transpose(windows, (1, 0, 2))
-        else:
-            windows = xs.T[:, :, None]
+        windows = _windows(xs, w)  # (n_t, ch, w), a view
+        # the net's input: the same windows, or whitened ones (amplitude still from xs)
+        net_windows = windows if self.whitener is None else _windows(
+            (self.whitener @ x).astype(np.float32), w
+        )
         out_t = np.empty((n_t, self.n_sources), np.float32)  # filled row-wise, returned as .T
         out_view = torch.from_numpy(out_t)
         tiny = torch.finfo(torch.float32).tiny
         self.net.eval()
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast(
+            device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"
+        ):
             for start in range(0, n_t, batch_size):
                 xb = torch.from_numpy(np.ascontiguousarray(windows[start : start + batch_size]))
                 peak = xb.abs().amax(dim=(1, 2))
-                maps = self.net(xb / torch.clamp(peak, min=tiny)[:, None, None])
+                if self.whitener is not None:
+                    xb = torch.from_numpy(
+                        np.ascontiguousarray(net_windows[start : start + batch_size])
+                    )
+                scale = xb.abs().amax(dim=(1, 2)) if self.whitener is not None else peak
+                maps = self.net(xb / torch.clamp(scale, min=tiny)[:, None, None])
                 dest = out_view[start : start + len(xb)]
                 if leadfield is None:
                     torch.mul(maps, peak[:, None], out=dest)
@@ -293,6 +315,9 @@ class TrainedModel:
             "sim_config": self.sim_config,
             "history": self.history,
             "meta": self.meta,
+            "whitener": None if self.whitener is None else torch.from_numpy(
+                np.asarray(self.whitener, np.float64)
+            ),
         }
 
     @classmethod
@@ -314,13 +339,25 @@ class TrainedModel:
             d["sim_config"],
             list(d["history"]),
             dict(d["meta"]),
+            None if d.get("whitener") is None else np.asarray(d["whitener"], float),
         )
 
     def __repr__(self) -> str:
+        white = " | whitened input" if self.whitener is not None else ""
         return (
             f"<TrainedModel {self.net.name} | {len(self.ch_names)} channels → {self.n_sources} "
-            f"sources | {self.net.n_parameters():,} parameters>"
+            f"sources | {self.net.n_parameters():,} parameters{white}>"
         )
+
+
+def _windows(x: np.ndarray, w: int) -> np.ndarray:
+    """(n_ch, n_t) → (n_t, n_ch, w) view: the window of ``w`` samples centred on every sample
+    (edges reflected; ``w = 1``: the samples themselves)."""
+    if w == 1:
+        return x.T[:, :, None]
+    n_t, half = x.shape[1], w // 2
+    xp = np.pad(x, ((0, 0), (half, w - 1 - half)), mode="reflect" if n_t > w else "edge")
+    return np.transpose(np.lib.stride_tricks.sliding_window_view(xp, w, axis=1), (1, 0, 2))
 
 
 def load_model(path: str | os.PathLike, leadfield: LeadField | None = None) -> TrainedModel:
@@ -451,6 +488,7 @@ def train_model(
     num_workers: int = 0,
     max_minutes: float | None = None,
     precision: str = "float32",
+    whiten: bool | None = None,
     overwrite: bool = False,
 ) -> TrainedModel:
     """Train a source-imaging network on data simulated on the fly from ``leadfield``.
@@ -509,6 +547,12 @@ def train_model(
         (weights, loss and optimiser stay float32): 1.7× faster steps on CPUs with AVX-512 BF16
         and on recent GPUs, for the same accuracy per batch (docs/network.md). Validation and
         inference are float32 either way.
+    whiten : bool | None
+        Whiten the net's input with ``config.noise_cov`` (:func:`deepesi.whitening.make_whitener`,
+        stored in the model and applied by :meth:`TrainedModel.predict`) instead of scaling it per
+        sensor type. That is what makes EEG, magnetometers and gradiometers commensurate and lets
+        the net see data as the classical methods do; pair it with
+        ``config.snr_space='whitened'``. None (default): whiten when ``config.noise_cov`` is given.
     overwrite : bool
         Replace an existing ``out_path``.
 
@@ -541,6 +585,13 @@ def train_model(
         raise ValueError(f"precision must be 'float32' or 'bfloat16', got {precision!r}.")
     if max_minutes is not None and not max_minutes > 0:
         raise ValueError(f"max_minutes must be > 0 or None, got {max_minutes!r}.")
+    if whiten is None:
+        whiten = config.noise_cov is not None
+    if whiten and config.noise_cov is None:
+        raise ValueError(
+            "whiten=True needs the noise covariance in config.noise_cov (SimulationConfig("
+            "noise_cov=...)), e.g. mne.read_cov of the recording's baseline or empty room."
+        )
     loss_fn, output = LOSSES[loss]
     if target_smoothing_mm is None:
         target_smoothing_mm = float(leadfield.source_space.spacing) * 1e3
@@ -569,7 +620,15 @@ def train_model(
     model.output = output
     scales = type_scales(leadfield)
     channel_scale = np.array([scales[t] for t in leadfield.ch_types])
-    ch_scale_t = torch.as_tensor(channel_scale, dtype=torch.float32, device=dev)
+    whitener = None
+    if whiten:
+        whitener = make_whitener(
+            config.noise_cov, leadfield.ch_names, leadfield.ch_types,
+            average_reference=config.average_reference, reg=config.noise_reg,
+        )
+    input_t = torch.as_tensor(
+        channel_scale if whitener is None else whitener, dtype=torch.float32, device=dev
+    )
     centre = config.n_times // 2
     lf_hash, src_hash = leadfield.hash(), leadfield.source_space.hash()
     settings = {
@@ -582,6 +641,7 @@ def train_model(
         "target_smoothing_mm": target_smoothing_mm,
         "schedule": schedule,
         "precision": precision,
+        "whiten": bool(whiten),
         "seed": seed,
         "world_size": world,
         "n_val": n_val,
@@ -608,7 +668,7 @@ def train_model(
         pin_memory=dev.type == "cuda",
     )
     val = Simulator(leadfield, config).simulate(n_val, batch_seed(seed, _VAL_EPOCH, 0, 0))
-    val_x = normalise_input(torch.from_numpy(val.data).to(dev), ch_scale_t)
+    val_x = normalise_input(torch.from_numpy(val.data).to(dev), input_t)
     val_y = normalise_target(
         torch.from_numpy(smooth_target(val.sources[:, :, centre], kernel)).to(dev)
     )
@@ -618,7 +678,8 @@ def train_model(
         train_net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[dev.index] if dev.type == "cuda" else None
         )
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    # fused: one kernel for all parameters (4 ms less per step on the 2-core CPU, 256 × 8,092)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, fused=dev.type in ("cpu", "cuda"))
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=2)
 
     state = {
@@ -671,7 +732,7 @@ def train_model(
                     done = max(done, (time.perf_counter() - t_start) / (60 * max_minutes))
                 for group in opt.param_groups:
                     group["lr"] = lr * _lr_factor(done)
-            xb = normalise_input(xb.to(dev, non_blocking=True), ch_scale_t)
+            xb = normalise_input(xb.to(dev, non_blocking=True), input_t)
             yb = normalise_target(yb.to(dev, non_blocking=True))  # smoothed in the dataset
             opt.zero_grad(set_to_none=True)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=mixed):
@@ -741,6 +802,7 @@ def train_model(
         source_space_hash=src_hash,
         sim_config=config.to_dict(),
         history=state["history"],
+        whitener=whitener,
         meta={
             "epochs_run": state["epoch"],
             "best_val_loss": state["best_val"],
@@ -754,6 +816,7 @@ def train_model(
             "target_smoothing_mm": target_smoothing_mm,
             "schedule": schedule,
             "precision": precision,
+            "whiten": bool(whiten),
             "seed": seed,
             "deepesi_version": _version(),
         },

@@ -112,18 +112,64 @@ def add_sim_options(p: argparse.ArgumentParser) -> None:
         help="SNR range in dB (default 0 20)",
     )
     g.add_argument("--n-times", type=int, default=1, help="samples per window (default 1)")
+    g.add_argument(
+        "--noise-cov",
+        metavar="COV.fif",
+        help="noise covariance (mne.write_cov file, e.g. of a baseline or empty-room recording) "
+        "to draw spatially coloured noise from; deepesi train then whitens the net's input with "
+        "it (--no-whiten to keep per-type scaling)",
+    )
+    g.add_argument(
+        "--colored-fraction",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("MIN", "MAX"),
+        help="fraction of the noise power drawn from --noise-cov, the rest white (default 0 0.5; "
+        "0.5 1 with --snr-space whitened)",
+    )
+    g.add_argument(
+        "--snr-space",
+        choices=("sensor", "whitened"),
+        default=None,
+        help="measure the SNR per sensor type on the raw data, or on data whitened with "
+        "--noise-cov (default: whitened when --noise-cov is given, else sensor)",
+    )
 
 
 def sim_config(args: argparse.Namespace):
     """The SimulationConfig the options describe."""
+    import mne
+
+    from .._validation import check_file
     from ..simulate import SimulationConfig
 
+    cov = None
+    if args.noise_cov is not None:
+        fname = check_file(args.noise_cov, "noise covariance")
+        try:
+            cov = mne.read_cov(fname, verbose=False)
+        except Exception as err:
+            raise ValueError(
+                f"cannot read the noise covariance {fname} ({err}); give an mne.write_cov file "
+                "(*-cov.fif)."
+            ) from err
+    space = args.snr_space or ("whitened" if cov is not None else "sensor")
+    if space == "whitened" and cov is None:
+        raise ValueError("--snr-space whitened needs --noise-cov (the SNR is measured after "
+                         "whitening with it).")
+    fraction = args.colored_fraction
+    if fraction is None:
+        fraction = (0.5, 1.0) if space == "whitened" else (0.0, 0.5)
     return SimulationConfig(
         n_sources=tuple(args.n_sources),
         deep_fraction=args.deep_fraction,
         extent_mm=tuple(args.extent),
         snr_db=tuple(args.snr),
         n_times=args.n_times,
+        noise_cov=cov,
+        snr_space=space,
+        colored_noise_fraction=tuple(fraction),
     )
 
 

@@ -42,6 +42,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="data-generating worker processes")
     p.add_argument("--max-minutes", type=float, default=None, help="wall-time budget")
     p.add_argument("--resume", action="store_true", help="continue from <output>.ckpt")
+    p.add_argument("--no-whiten", action="store_true",
+                   help="with --noise-cov: scale the net's input per sensor type instead of "
+                   "whitening it with the covariance")
     add_sim_options(p)
     add_common_options(p)
     p.set_defaults(func=run)
@@ -73,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         num_workers=args.workers,
         max_minutes=args.max_minutes,
         precision=args.precision,
+        whiten=None if not args.no_whiten else False,
         overwrite=args.overwrite,
     )
     logger.info(

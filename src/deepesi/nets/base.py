@@ -82,7 +82,7 @@ class SourceNet(nn.Module):
                 f"{self.name} expects input (batch, {self.n_channels}, {self.n_times}), got "
                 f"{tuple(x.shape)}."
             )
-        out = self._forward(x)
+        out = self._forward(x).float()  # float32 maps, also under bfloat16 autocast
         if not rectify:
             return out
         if self.output == "softmax":

@@ -1,0 +1,185 @@
+"""Tests of noise whitening: the whitener's algebra, whitened-SNR simulation and whitened nets."""
+
+from __future__ import annotations
+
+import mne
+import numpy as np
+import pytest
+import torch
+
+from deepesi.simulate import SimulationConfig, Simulator
+from deepesi.training import load_model, normalise_input, train_model
+from deepesi.whitening import (
+    make_whitener,
+    noise_cov_matrix,
+    reference_projector,
+    regularize_cov,
+    zca_whitener,
+)
+from sphere_leadfield import make_sphere_leadfield
+
+
+def _random_cov(n: int, seed: int, cond: float = 1e4) -> np.ndarray:
+    """A random SPD matrix with log-spread eigenvalues (condition number ``cond``)."""
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    return (q * np.logspace(0, np.log10(cond), n)) @ q.T * 1e-12
+
+
+@pytest.fixture(scope="module")
+def lf():
+    torch.set_num_threads(1)
+    return make_sphere_leadfield(n_channels=24)
+
+
+def test_zca_whitener_whitens_and_keeps_channels():
+    c = _random_cov(12, 0)
+    w = zca_whitener(c)
+    np.testing.assert_allclose(w, w.T, atol=1e-9 * np.abs(w).max())
+    np.testing.assert_allclose(w @ c @ w.T, np.eye(12), atol=1e-8)
+    # the same norms as MNE's PCA form diag(λ^-1/2) Uᵀ
+    evals, evecs = np.linalg.eigh(c)
+    pca = evecs.T / np.sqrt(evals)[:, None]
+    x = np.random.default_rng(1).standard_normal((12, 7))
+    np.testing.assert_allclose(np.linalg.norm(w @ x, axis=0), np.linalg.norm(pca @ x, axis=0))
+
+
+def test_average_reference_direction_is_dropped():
+    c = _random_cov(10, 2)
+    types = ["eeg"] * 8 + ["mag"] * 2
+    proj = reference_projector(types)
+    np.testing.assert_allclose(proj @ proj, proj, atol=1e-12)
+    w = zca_whitener(c, proj)
+    ones = np.r_[np.ones(8), 0, 0]
+    np.testing.assert_allclose(w @ ones, 0, atol=1e-6 * np.abs(w).max())
+    # on the data's space (rank 9) the projected covariance is whitened to a projector
+    m = w @ proj @ c @ proj.T @ w.T
+    np.testing.assert_allclose(m @ m, m, atol=1e-8)
+    assert round(np.trace(m)) == 9
+    np.testing.assert_array_equal(reference_projector(types, average_reference=False), np.eye(10))
+
+
+def test_whitened_noise_is_white():
+    c = _random_cov(6, 3, cond=1e6)
+    rng = np.random.default_rng(4)
+    noise = np.linalg.cholesky(c) @ rng.standard_normal((6, 40_000))
+    wn = zca_whitener(c) @ noise
+    np.testing.assert_allclose(np.cov(wn), np.eye(6), atol=0.03)
+
+
+def test_regularize_and_channel_matching():
+    c = _random_cov(4, 5)
+    types = ["grad", "grad", "mag", "mag"]
+    r = regularize_cov(c, types, 0.1)
+    np.testing.assert_allclose(np.diag(r - c)[:2], 0.1 * np.mean(np.diag(c)[:2]))
+    np.testing.assert_allclose(np.diag(r - c)[2:], 0.1 * np.mean(np.diag(c)[2:]))
+    np.testing.assert_array_equal(r - np.diag(np.diag(r)), c - np.diag(np.diag(c)))
+    names = ["A", "B", "C", "D"]
+    cov = mne.Covariance(c, names, [], [], 100, verbose=False)
+    order = ["C", "A", "D", "B"]
+    idx = [names.index(n) for n in order]
+    np.testing.assert_allclose(noise_cov_matrix(cov, order), c[np.ix_(idx, idx)])
+    np.testing.assert_allclose(
+        make_whitener(cov, order, [types[i] for i in idx], average_reference=False),
+        zca_whitener(regularize_cov(c[np.ix_(idx, idx)], [types[i] for i in idx])),
+    )
+
+
+def test_bad_covariances_fail_clearly():
+    c = _random_cov(3, 6)
+    with pytest.raises(ValueError, match="lacks 1 of the 3"):
+        noise_cov_matrix(mne.Covariance(c, ["A", "B", "C"], [], [], 10, verbose=False),
+                         ["A", "B", "X"])
+    with pytest.raises(ValueError, match="NaN"):
+        noise_cov_matrix(np.full((3, 3), np.nan), ["A", "B", "C"])
+    with pytest.raises(ValueError, match="symmetric"):
+        noise_cov_matrix(c + np.triu(c, 1), ["A", "B", "C"])
+    with pytest.raises(ValueError, match=r"\(4,\)\*2 in the lead field"):
+        noise_cov_matrix(c, ["A", "B", "C", "D"])
+    with pytest.raises(ValueError, match="zero"):
+        zca_whitener(np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="reg"):
+        regularize_cov(c, ["eeg"] * 3, -1)
+
+
+def test_simulator_whitened_snr_is_exact(lf):
+    cov = _random_cov(len(lf.ch_names), 7, cond=1e5) * 1e-1
+    cfg = SimulationConfig(n_sources=(1, 1), snr_db=(0, 20), snr_space="whitened",
+                           noise_cov=cov, colored_noise_fraction=(1, 1))
+    sim = Simulator(lf, cfg)
+    clean = Simulator(lf, SimulationConfig(n_sources=(1, 1), snr_db=(100, 100))).simulate(
+        30, seed=8)
+    batch = sim.simulate(30, seed=8)
+    w = make_whitener(cov, lf.ch_names, lf.ch_types)
+    noise = batch.data.astype(float) - clean.data  # same sources: the same random stream
+    measured = 10 * np.log10(np.sum((w @ clean.data) ** 2, axis=(1, 2))
+                             / np.sum((w @ noise) ** 2, axis=(1, 2)))
+    np.testing.assert_allclose(measured, batch.snr_db, atol=0.05)
+    with pytest.raises(ValueError, match="needs a noise_cov"):
+        Simulator(lf, SimulationConfig(snr_space="whitened"))
+    with pytest.raises(ValueError, match="snr_space"):
+        SimulationConfig(snr_space="raw")
+
+
+def test_whitened_net_round_trip_and_predict(lf, tmp_path):
+    cov = _random_cov(len(lf.ch_names), 9, cond=1e3) * 1e-1
+    cfg = SimulationConfig(n_sources=(1, 1), snr_db=(5, 15), snr_space="whitened",
+                           noise_cov=cov, colored_noise_fraction=(0.5, 1.0))
+    tiny = dict(net_kwargs={"image_size": 8, "channels": (4, 8), "hidden": 32}, batch_size=16,
+                batches_per_epoch=3, n_val=32, progress=False, seed=3, epochs=1)
+    model = train_model(lf, cfg, tmp_path / "w.pt", **tiny)
+    w = make_whitener(cov, lf.ch_names, lf.ch_types)
+    np.testing.assert_allclose(model.whitener, w)
+    assert "whitened input" in repr(model) and model.meta["whiten"] is True
+    back = load_model(tmp_path / "w.pt", lf)
+    np.testing.assert_allclose(back.whitener, w)
+    data = Simulator(lf, cfg).simulate(4, seed=1).data[:, :, 0].T  # (n_ch, 4)
+    seen = []
+    forward = back.net.forward
+    back.net.forward = lambda x, **kw: seen.append(x.clone()) or forward(x, **kw)
+    pred = back.predict(data)
+    # the net sees the whitened, max-normalised sample; the map keeps the per-type amplitude
+    x = normalise_input(torch.from_numpy(data.T[:, :, None].astype(np.float32)),
+                        torch.as_tensor(w, dtype=torch.float32))
+    np.testing.assert_allclose(seen[0].numpy(), x.numpy(), rtol=1e-4, atol=1e-6)
+    with torch.inference_mode():
+        maps = forward(x).numpy().T
+    peak = np.abs(data / back.channel_scale[:, None]).max(axis=0)
+    np.testing.assert_allclose(pred, maps * peak, rtol=1e-4, atol=1e-7 * pred.max())
+    # not the per-type scaled input
+    scaled = normalise_input(torch.from_numpy(data.T[:, :, None].astype(np.float32)),
+                             torch.as_tensor(back.channel_scale, dtype=torch.float32))
+    assert np.abs(seen[0].numpy() - scaled.numpy()).max() > 0.1
+    # without a covariance there is nothing to whiten with
+    with pytest.raises(ValueError, match="noise_cov"):
+        train_model(lf, SimulationConfig(), tmp_path / "x.pt", whiten=True, **tiny)
+    plain = train_model(lf, SimulationConfig(noise_cov=cov), tmp_path / "p.pt", whiten=False,
+                        **tiny)
+    assert plain.whitener is None and plain.meta["whiten"] is False
+
+
+def test_cli_train_with_noise_cov_whitens(lf, tmp_path, capsys):
+    from deepesi.cli import main
+    from deepesi.forward.io import write_forward
+
+    fwd = write_forward(lf, tmp_path / "m-fwd.fif")
+    c = _random_cov(len(lf.ch_names), 11, cond=1e3)
+    cov_file = tmp_path / "noise-cov.fif"
+    mne.write_cov(cov_file, mne.Covariance(c, list(lf.ch_names), [], [], 100, verbose=False))
+    common = ["--forward", str(fwd), "--epochs", "1", "--batches-per-epoch", "2",
+              "--batch-size", "8", "--hidden", "16", "--workers", "0", "--quiet",
+              "--noise-cov", str(cov_file)]
+    assert main(["train", "-o", str(tmp_path / "w.pt"), *common]) == 0
+    model = load_model(tmp_path / "w.pt")
+    np.testing.assert_allclose(model.whitener, make_whitener(c, lf.ch_names, lf.ch_types))
+    assert model.sim_config["snr_space"] == "whitened"
+    assert model.sim_config["colored_noise_fraction"] == [0.5, 1.0]
+    assert main(["train", "-o", str(tmp_path / "p.pt"), "--no-whiten", "--snr-space", "sensor",
+                 *common]) == 0
+    plain = load_model(tmp_path / "p.pt")
+    assert plain.whitener is None and plain.sim_config["snr_space"] == "sensor"
+    bad = tmp_path / "bad-cov.fif"
+    bad.write_text("not a covariance")
+    assert main(["train", "-o", str(tmp_path / "b.pt"), *common[:-1], str(bad)]) != 0
+    assert "cannot read the noise covariance" in capsys.readouterr().err
+    assert not (tmp_path / "b.pt").exists()
