@@ -231,7 +231,7 @@ def stage_ship(work: Path, args) -> None:
         raise SystemExit(f"register {args.name!r} in deepesi.pretrained.PRETRAINED first.")
     lf = load_leadfield(work, "train")
     load_model(work / model_file(args), leadfield=lf).save(dest / f"{args.name}.pt",
-                                                          overwrite=True, half=True)
+                                                          overwrite=True, int8=True)
     if "shares" not in PRETRAINED[args.name]:  # a variant reuses its base's source space/forward
         lf.source_space.save(dest / f"{args.name}-src.npz", overwrite=True)
         save_leadfield_npz(lf, dest / f"{args.name}-fwd.npz")

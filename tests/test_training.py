@@ -251,3 +251,17 @@ def test_smoothing_kernel_is_a_row_normalised_gaussian():
     ys = smooth_target(y, smoothing_kernel(pos, 0.005))
     np.testing.assert_allclose(ys, [[np.exp(-0.5), 1.0, np.exp(-0.5), 0.0]], rtol=1e-6)
     assert smooth_target(y, None) is y
+
+
+def test_int8_and_half_model_files(lf, tmp_path):
+    model = train_model(lf, CFG, tmp_path / "m.pt", epochs=1, **TINY)
+    data = simulate_batch(lf, 20, CFG, seed=6).data[:, :, 0].T
+    ref = model.predict(data)
+    for kw in ({"half": True}, {"int8": True}):
+        f = model.save(tmp_path / f"{next(iter(kw))}.pt", **kw)
+        back = load_model(f, lf)
+        assert f.stat().st_size < (tmp_path / "m.pt").stat().st_size
+        assert all(p.dtype == torch.float32 for p in back.net.parameters())
+        pred = back.predict(data)
+        np.testing.assert_allclose(pred, ref, rtol=0.05, atol=0.02 * ref.max())
+        assert np.mean(pred.argmax(0) == ref.argmax(0)) >= 0.9

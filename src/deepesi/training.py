@@ -281,18 +281,37 @@ class TrainedModel:
             out = _scale_to_moment(out, x, leadfield)
         return out[:, 0] if squeeze else out
 
-    def save(self, path: str | os.PathLike, overwrite: bool = False, *, half: bool = False) -> Path:
+    def save(
+        self,
+        path: str | os.PathLike,
+        overwrite: bool = False,
+        *,
+        half: bool = False,
+        int8: bool = False,
+    ) -> Path:
         """Write the model file (torch format, atomic).
 
-        ``half=True`` stores the large weight matrices in float16 (half the file size, e.g. for
-        models shipped in the package); they are cast back to float32 when loaded.
+        ``half=True`` stores the large weight matrices (≥ 10,000 values) in float16, half the
+        file size; ``int8=True`` stores the large 2-D ones as int8 with one float32 scale per row
+        (max |row| / 127), a quarter of the size, e.g. for models shipped in the package. Both
+        are cast back to float32 when loaded.
         """
         d = self._to_dict()
-        if half:
-            d["state_dict"] = {
-                k: v.half() if v.is_floating_point() and v.numel() >= 10_000 else v
-                for k, v in d["state_dict"].items()
-            }
+        large = {k for k, v in d["state_dict"].items()
+                 if v.is_floating_point() and v.numel() >= 10_000}
+        if int8:
+            scales = {}
+            for k in sorted(large):
+                v = d["state_dict"][k]
+                if v.ndim == 2:
+                    scale = torch.clamp(v.abs().amax(dim=1), min=1e-30) / 127.0
+                    d["state_dict"][k] = torch.round(v / scale[:, None]).to(torch.int8)
+                    scales[k] = scale.float()
+            d["int8_scales"] = scales
+            large -= set(scales)
+        if half or int8:
+            for k in large:
+                d["state_dict"][k] = d["state_dict"][k].half()
         with atomic_path(path, overwrite=overwrite) as tmp:
             torch.save(d, tmp)
         return Path(path)
@@ -323,7 +342,10 @@ class TrainedModel:
     @classmethod
     def _from_dict(cls, d: dict) -> TrainedModel:
         net = net_from_spec(d["net_name"], d["n_channels"], d["n_sources"], d["init_kwargs"])
-        net.load_state_dict(d["state_dict"])
+        state = dict(d["state_dict"])
+        for k, scale in d.get("int8_scales", {}).items():  # files saved with int8=True
+            state[k] = state[k].float() * scale[:, None]
+        net.load_state_dict(state)
         output = d.get("output", "relu")  # files written before the 'ce' loss existed
         if output not in net.OUTPUTS:
             raise ValueError(f"model file has an unknown output activation {output!r}.")
