@@ -429,8 +429,10 @@ def build_forward(head, sources, paths: dict, out: Path, progress: bool):
     return lf
 
 
-def train_networks(lf, cov, out: Path, settings: Settings, progress: bool) -> dict:
-    """Stage 4: one 4LCNN per modality (cached in ``<out>/models``; interrupted runs resume)."""
+def train_networks(lf, cov, projs: list, out: Path, settings: Settings, progress: bool) -> dict:
+    """Stage 4: one 4LCNN per modality (cached in ``<out>/models``; interrupted runs resume).
+
+    ``projs``: the recording's SSP projectors, applied to the simulated data as to the real."""
     from deepesi.simulate import SimulationConfig
     from deepesi.training import load_model, train_model
 
@@ -448,9 +450,10 @@ def train_networks(lf, cov, out: Path, settings: Settings, progress: bool) -> di
         # the net whitens its input with the recording's noise covariance (train_model's
         # default when there is one) and learns at whitened SNRs, as the classical methods see
         # the data; half to all of the noise from the covariance, the rest white (real noise is
-        # never exactly the estimated covariance)
+        # never exactly the estimated covariance); signal and noise projected by the recording's
+        # SSP (3 PCA vectors of the empty-room MEG), which the whitener then also removes
         config = SimulationConfig(noise_cov=cov, snr_space="whitened",
-                                  colored_noise_fraction=(0.5, 1.0))
+                                  colored_noise_fraction=(0.5, 1.0), projs=projs)
         logger.info("model %s: training on %d channels, budget %.1f min", name,
                     lf_m.n_channels, settings.train_minutes)
         models[name] = train_model(
@@ -595,10 +598,10 @@ def run(data_dir: str | Path, out: str | Path, settings: Settings, *, report: bo
     lf = build_forward(head, sources, paths, out, progress)
     timings["forward_s"] = time.perf_counter() - t0
     cov = mne.read_cov(paths["cov"], verbose=False)
-    t0 = time.perf_counter()
-    models = train_networks(lf, cov, out, settings, progress)
-    timings["training_s"] = time.perf_counter() - t0
     evoked = load_auditory_evoked(paths["evoked"])
+    t0 = time.perf_counter()
+    models = train_networks(lf, cov, evoked.info["projs"], out, settings, progress)
+    timings["training_s"] = time.perf_counter() - t0
     labels, label_info = {}, {}
     for h in ("lh", "rh"):
         labels[h], where = label_positions(paths[f"label_{h}"], paths["subjects_dir"])

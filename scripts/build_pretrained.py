@@ -93,7 +93,7 @@ def fem_leadfield(head, sensors, src: SourceSpace, voxel_mm: float, progress: bo
 def stage_forward(work: Path, args) -> None:
     head = load_template()
     src = make_source_space(head, SPACING)
-    sensors = make_eeg_sensors(head, LAYOUT)
+    sensors = make_eeg_sensors(head, args.layout)
     src.save(work / "train-src.npz", overwrite=True)
     rng = np.random.default_rng(20241104)
     test_cond = perturbed_conductivities(head, rng)
@@ -104,6 +104,8 @@ def stage_forward(work: Path, args) -> None:
         ("test", head.with_conductivities(test_cond), test_src, args.test_voxel),
     ]
     for name, h, s, vox in jobs:
+        if args.only and name != args.only:
+            continue
         out = work / f"{name}-gain.npy"
         if out.exists():
             print(f"{name}: exists, skipped")
@@ -111,7 +113,7 @@ def stage_forward(work: Path, args) -> None:
         gain, secs = fem_leadfield(h, sensors, s, vox, progress=not args.quiet)
         np.save(out, gain.astype(np.float32))
         info = {
-            "voxel_mm": vox, "seconds": secs, "n_sources": s.n_sources,
+            "layout": args.layout, "voxel_mm": vox, "seconds": secs, "n_sources": s.n_sources,
             "conductivities": {t.name: t.conductivity for t in h.tissues},
             "ch_names": sensors.eeg_names,
         }
@@ -124,9 +126,10 @@ def load_leadfield(work: Path, name: str) -> LeadField:
     info = json.loads((work / f"{name}-gain.json").read_text())
     src = SourceSpace.load(work / f"{name}-src.npz")
     gain = np.load(work / f"{name}-gain.npy").astype(float)
-    sensors = make_eeg_sensors(load_template(), LAYOUT)
+    layout = info.get("layout", LAYOUT)
+    sensors = make_eeg_sensors(load_template(), layout)
     if sensors.eeg_names != info["ch_names"]:
-        raise ValueError(f"{name}-gain.json channels differ from {LAYOUT}; rerun the forward.")
+        raise ValueError(f"{name}-gain.json channels differ from {layout}; rerun the forward.")
     return LeadField(gain, info["ch_names"], ["eeg"] * len(info["ch_names"]), src,
                      info=sensors.info, trans=sensors.trans,
                      meta={"fem_voxel_mm": info["voxel_mm"]})
@@ -253,6 +256,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stage", choices=["forward", "train", "evaluate", "ship"], required=True)
     parser.add_argument("--work", default="out/pretrained", help="work folder (not shipped)")
+    parser.add_argument("--layout", default=LAYOUT,
+                        help="EEG layout (deepesi.sensors.EEG_LAYOUTS), e.g. standard_1005_128")
+    parser.add_argument("--only", choices=["train", "test"],
+                        help="forward stage: compute only this lead field (run two in parallel)")
     parser.add_argument("--train-voxel", type=float, default=2.0)
     parser.add_argument("--test-voxel", type=float, default=1.5)
     parser.add_argument("--epochs", type=int, default=40,

@@ -7,6 +7,7 @@ import pytest
 
 from deepesi.forward.surfaces import boundary_distance, head_mask
 from deepesi.sensors import (
+    EEG_LAYOUTS,
     MNI_FIDUCIALS,
     Sensors,
     check_trans,
@@ -79,6 +80,39 @@ def test_template_registration_residual():
     assert boundary_distance(s.eeg_pos_mri, head_mask(head), head.affine_m).max() < 0.001
     cz = s.eeg_pos_mri[s.ch_names.index("Cz")] * 1000
     assert abs(cz[0]) < 5 and cz[2] > 70  # Cz on the vertex, in MNI mm
+
+
+def test_named_layouts_are_symmetric_10_05_sets(sphere_head):
+    """The 128-channel layout is the 64-channel one plus 64 distinct, left/right-paired 10-05
+    positions, none below the 64-channel cap's lowest electrode; both place on the scalp."""
+    import re
+
+    import mne
+
+    pos = mne.channels.make_standard_montage("colin27_1005").get_positions()["ch_pos"]
+    montage64, names64 = EEG_LAYOUTS["standard_1010_64"]
+    montage128, names128 = EEG_LAYOUTS["standard_1005_128"]
+    assert montage64 == montage128 == "standard_1005"
+    assert len(names64) == len(set(names64)) == 64
+    assert len(names128) == len(set(names128)) == 128 and names128[:64] == names64
+    lowest = min(pos[n][2] for n in names64)
+
+    def mirror(name):  # odd numbers left, even right, z on the midline
+        m = re.fullmatch(r"([A-Za-z]+?)(\d+)(h?)", name)
+        if m is None:
+            return name
+        k = int(m.group(2))
+        return f"{m.group(1)}{k + 1 if k % 2 else k - 1}{m.group(3)}"
+
+    for name in names128[64:]:
+        assert mirror(name) in names128[64:], name
+        assert pos[name][2] >= lowest - 1e-6, name
+        left, right = pos[name], pos[mirror(name)]
+        assert np.allclose(left[[1, 2]], right[[1, 2]], atol=5e-3)  # mirror images
+    s = make_eeg_sensors(sphere_head, "standard_1005_128", mri_fiducials=SPHERE_FID)
+    assert s.ch_names == list(names128)
+    dist = boundary_distance(s.eeg_pos_mri, head_mask(sphere_head), sphere_head.affine_m)
+    assert dist.max() < VOXEL
 
 
 def test_subset_and_order(sphere_head):

@@ -14,6 +14,7 @@ from deepesi.whitening import (
     noise_cov_matrix,
     reference_projector,
     regularize_cov,
+    ssp_projector,
     zca_whitener,
 )
 from sphere_leadfield import make_sphere_leadfield
@@ -183,3 +184,96 @@ def test_cli_train_with_noise_cov_whitens(lf, tmp_path, capsys):
     assert main(["train", "-o", str(tmp_path / "b.pt"), *common[:-1], str(bad)]) != 0
     assert "cannot read the noise covariance" in capsys.readouterr().err
     assert not (tmp_path / "b.pt").exists()
+
+
+def _projection(ch_names, seed: int) -> tuple[mne.Projection, np.ndarray]:
+    """An inactive SSP projection of one random unit vector (zero mean, like a field pattern
+    after the average reference) over ``ch_names``."""
+    u = np.random.default_rng(seed).standard_normal(len(ch_names))
+    u -= u.mean()
+    u /= np.linalg.norm(u)
+    data = dict(kind=1, desc="test-ssp", nrow=1, ncol=len(ch_names), row_names=None,
+                col_names=list(ch_names), data=u[None])
+    return mne.Projection(data=data, kind=1, desc="test-ssp", active=False,
+                          explained_var=None), u
+
+
+def test_ssp_projector_matches_mne_and_checks_input(lf):
+    proj, u = _projection(lf.ch_names, 2)
+    p = ssp_projector([proj], lf.ch_names)
+    np.testing.assert_allclose(p, np.eye(len(u)) - np.outer(u, u), atol=1e-12)
+    np.testing.assert_allclose(ssp_projector(p, lf.ch_names), p)
+    # what MNE does to data with this projection
+    info = mne.create_info(list(lf.ch_names), 100.0, "eeg")
+    x = np.random.default_rng(0).standard_normal((len(u), 7))
+    ev = mne.EvokedArray(x, info, verbose=False)
+    ev.add_proj([proj]).apply_proj(verbose=False)
+    np.testing.assert_allclose(p @ x, ev.data, atol=1e-12)
+    assert ssp_projector(None, lf.ch_names) is None and ssp_projector([], lf.ch_names) is None
+    # a projection on other channels projects nothing here
+    other, _ = _projection([f"X{i}" for i in range(5)], 3)
+    assert ssp_projector([other], lf.ch_names) is None
+    with pytest.raises(TypeError, match=r"mne\.Projection"):
+        ssp_projector([u], lf.ch_names)
+    with pytest.raises(ValueError, match="shape"):
+        ssp_projector(np.eye(3), lf.ch_names)
+    with pytest.raises(ValueError, match="not a projector"):
+        ssp_projector(2 * np.eye(len(u)), lf.ch_names)
+
+
+def test_simulator_and_whitener_apply_the_recordings_ssp(lf, tmp_path):
+    """Simulated data lie in the projectors' range (like the projected recording), the whitened
+    SNR is still exact, and the trained net's whitener removes the projected direction."""
+    cov = _random_cov(len(lf.ch_names), 11, cond=1e4) * 1e-1
+    proj, u = _projection(lf.ch_names, 4)
+    cfg = SimulationConfig(n_sources=(1, 2), snr_db=(0, 20), snr_space="whitened",
+                           noise_cov=cov, colored_noise_fraction=(0.5, 1), projs=[proj])
+    batch = Simulator(lf, cfg).simulate(40, seed=5)
+    data = batch.data.astype(float)
+    along = np.einsum("c,nct->nt", u, data)
+    assert np.abs(along).max() < 1e-5 * np.abs(data).max()
+    # without projs the direction carries signal and noise
+    plain = Simulator(lf, SimulationConfig(noise_cov=cov)).simulate(40, seed=5).data
+    assert np.abs(np.einsum("c,nct->nt", u, plain)).max() > 0.05 * np.abs(plain).max()
+    clean_cfg = SimulationConfig(n_sources=(1, 2), snr_db=(100, 100), projs=[proj])
+    clean = Simulator(lf, clean_cfg).simulate(40, seed=5).data.astype(float)
+    p = ssp_projector([proj], lf.ch_names)
+    w = make_whitener(cov, lf.ch_names, lf.ch_types, projector=p)
+    np.testing.assert_allclose(w @ p, w, atol=1e-9 * np.abs(w).max())
+    assert np.abs(w @ u).max() < 1e-9 * np.abs(w).max()
+    noise = data - clean
+    measured = 10 * np.log10(np.sum((w @ clean) ** 2, axis=(1, 2))
+                             / np.sum((w @ noise) ** 2, axis=(1, 2)))
+    np.testing.assert_allclose(measured, batch.snr_db, atol=0.05)
+    assert cfg.to_dict()["projs"] == "given" and SimulationConfig().to_dict()["projs"] is None
+    SimulationConfig.from_dict(cfg.to_dict())  # 'given' is not restored, and not an error
+    tiny = dict(net_kwargs={"image_size": 8, "channels": (4, 8), "hidden": 32}, batch_size=16,
+                batches_per_epoch=2, n_val=16, progress=False, seed=3, epochs=1)
+    model = train_model(lf, cfg, tmp_path / "ssp.pt", **tiny)
+    np.testing.assert_allclose(model.whitener, w, atol=1e-9 * np.abs(w).max())
+
+
+def test_cli_train_with_projs(lf, tmp_path, capsys):
+    from deepesi.cli import main
+    from deepesi.forward.io import write_forward
+
+    fwd = write_forward(lf, tmp_path / "m-fwd.fif")
+    c = _random_cov(len(lf.ch_names), 12, cond=1e3)
+    cov_file = tmp_path / "noise-cov.fif"
+    mne.write_cov(cov_file, mne.Covariance(c, list(lf.ch_names), [], [], 100, verbose=False))
+    proj, u = _projection(lf.ch_names, 6)
+    proj_file = tmp_path / "rec-proj.fif"
+    mne.write_proj(proj_file, [proj])
+    common = ["--forward", str(fwd), "--epochs", "1", "--batches-per-epoch", "2",
+              "--batch-size", "8", "--hidden", "16", "--workers", "0", "--quiet",
+              "--noise-cov", str(cov_file)]
+    assert main(["train", "-o", str(tmp_path / "s.pt"), *common, "--projs", str(proj_file)]) == 0
+    model = load_model(tmp_path / "s.pt")
+    assert model.sim_config["projs"] == "given"
+    # (the FIF stores the vector in float32)
+    assert np.abs(model.whitener @ u).max() < 1e-6 * np.abs(model.whitener).max()
+    empty = tmp_path / "empty-proj.fif"
+    mne.write_cov(empty, mne.Covariance(c, list(lf.ch_names), [], [], 100, verbose=False))
+    assert main(["train", "-o", str(tmp_path / "e.pt"), *common, "--projs", str(empty)]) != 0
+    assert "holds no SSP projectors" in capsys.readouterr().err
+    assert not (tmp_path / "e.pt").exists()

@@ -58,9 +58,22 @@ TEN_TEN_64 = (
     "P2", "P4", "P6", "P8", "P10", "PO8", "PO4", "O2",
 )
 
+#: 64 positions of the 10-05 system halfway between 10-10 positions (left/right pairs), added to
+#: :data:`TEN_TEN_64` for a 128-channel cap in the style of 10-05 128-channel layouts: the six
+#: "h" rows (AFF, FFC, FCC, CCP, CPP, PPO 1h-6h), the temporal rows (FFT, FTT, TTP, TPP 7h-10h),
+#: AFp3h/4h, AFp9h/10h, PPO9h/10h, POO1/2, POO9/10 and OI1h/2h. None lies below the lowest
+#: 10-10 electrode of the 64-channel set.
+TEN_FIVE_EXTRA_64 = (
+    *(f"{row}{k}h" for row in ("AFF", "FFC", "FCC", "CCP", "CPP", "PPO") for k in range(1, 7)),
+    *(f"{row}{k}h" for row in ("FFT", "FTT", "TTP", "TPP") for k in (7, 8, 9, 10)),
+    "AFp3h", "AFp4h", "AFp9h", "AFp10h", "PPO9h", "PPO10h", "POO1", "POO2", "POO9", "POO10",
+    "OI1h", "OI2h",
+)
+
 #: Named channel layouts: name → (MNE montage, channel subset).
 EEG_LAYOUTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "standard_1010_64": ("standard_1005", TEN_TEN_64),
+    "standard_1005_128": ("standard_1005", TEN_TEN_64 + TEN_FIVE_EXTRA_64),
 }
 
 

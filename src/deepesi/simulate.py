@@ -38,7 +38,7 @@ from ._progress import progress as _progress
 from ._validation import check_file, check_random_state
 from .anatomy.regions import REGION_NAMES
 from .forward.leadfield import LeadField
-from .whitening import DEFAULT_REG, make_whitener, noise_cov_matrix
+from .whitening import DEFAULT_REG, make_whitener, noise_cov_matrix, ssp_projector
 
 WAVEFORMS = ("evoked", "oscillatory", "noise")
 FORMAT_VERSION = 1
@@ -108,6 +108,12 @@ class SimulationConfig:
         covariance that is already regularised. The noise itself is drawn from ``noise_cov``.
     average_reference : bool
         Re-reference EEG to the average of the good EEG channels (default True).
+    projs : list of mne.Projection | ndarray | None
+        The recording's SSP projectors (``info['projs']``, e.g. the Neuromag PCA vectors of the
+        MNE sample data), or an (n_ch, n_ch) projector in the lead field's channel order. Signal
+        and noise are projected like the recording, and the whitener removes the same
+        directions (:func:`deepesi.whitening.ssp_projector`), so a net never learns from field
+        components the real data cannot have. None (default): no projection.
     bad_channel_prob : float
         Probability that a sample has bad/missing channels.
     bad_channel_fraction : (float, float)
@@ -131,6 +137,7 @@ class SimulationConfig:
     noise_cov: object | None = field(default=None, repr=False)
     noise_reg: float = DEFAULT_REG
     average_reference: bool = True
+    projs: object | None = field(default=None, repr=False)
     bad_channel_prob: float = 0.0
     bad_channel_fraction: tuple[float, float] = (0.0, 0.1)
 
@@ -177,8 +184,8 @@ class SimulationConfig:
         """Plain-Python description (for model files and HDF5 attributes; ``noise_cov`` omitted)."""
         out = {}
         for f in dataclasses.fields(self):
-            if f.name == "noise_cov":
-                out["noise_cov"] = None if self.noise_cov is None else "given"
+            if f.name in ("noise_cov", "projs"):
+                out[f.name] = None if getattr(self, f.name) is None else "given"
                 continue
             val = getattr(self, f.name)
             out[f.name] = list(val) if isinstance(val, tuple) else val
@@ -186,9 +193,9 @@ class SimulationConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> SimulationConfig:
-        """Inverse of :meth:`to_dict` (``noise_cov`` is not restored)."""
-        names = {f.name for f in dataclasses.fields(cls)} - {"noise_cov"}
-        unknown = sorted(set(d) - names - {"noise_cov"})
+        """Inverse of :meth:`to_dict` (``noise_cov`` and ``projs`` are not restored)."""
+        names = {f.name for f in dataclasses.fields(cls)} - {"noise_cov", "projs"}
+        unknown = sorted(set(d) - names - {"noise_cov", "projs"})
         if unknown:
             raise ValueError(f"unknown SimulationConfig field(s): {unknown}.")
         return cls(
@@ -390,6 +397,10 @@ class Simulator:
         gain = leadfield.gain.astype(np.float64)
         if config.average_reference and len(self.eeg):
             gain[self.eeg] -= gain[self.eeg].mean(axis=0, keepdims=True)
+        # the recording's SSP: signal through the projected gain, noise projected per batch
+        self.projector = ssp_projector(config.projs, self.ch_names)
+        if self.projector is not None:
+            gain = self.projector @ gain.reshape(len(gain), -1)
         # (3·n_src, n_ch): row 3p + k is point p's k-th dipole, for sparse moments @ gain
         self.gain_flat = np.ascontiguousarray(gain.reshape(len(gain), -1).T)
         self.deep = src.is_subcortical
@@ -430,6 +441,7 @@ class Simulator:
             self.snr_whitener = make_whitener(
                 config.noise_cov, self.ch_names, self.ch_types,
                 average_reference=config.average_reference, reg=config.noise_reg,
+                projector=self.projector,
             )
 
     # ------------------------------------------------------------------ helpers
@@ -656,6 +668,8 @@ class Simulator:
             colored = np.einsum("cd,ndt->nct", self.noise_factor, rng.standard_normal((n, n_ch, T)))
             frac = rng.uniform(*cfg.colored_noise_fraction, size=n)
             noise = self._mix(noise, colored, frac)
+        if self.projector is not None:
+            noise = np.einsum("cd,ndt->nct", self.projector, noise)
         signal = self._reference(signal_all, good)
         noise = self._reference(noise, good)
         snr[:] = rng.uniform(*cfg.snr_db, size=n)

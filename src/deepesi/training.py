@@ -43,7 +43,7 @@ from .simulate import (
     smooth_target,
     smoothing_kernel,
 )
-from .whitening import make_whitener
+from .whitening import make_whitener, ssp_projector
 
 logger = logging.getLogger(__name__)
 
@@ -575,6 +575,7 @@ def train_model(
         sensor type. That is what makes EEG, magnetometers and gradiometers commensurate and lets
         the net see data as the classical methods do; pair it with
         ``config.snr_space='whitened'``. None (default): whiten when ``config.noise_cov`` is given.
+        With ``config.projs`` the whitener also removes the recording's SSP directions.
     overwrite : bool
         Replace an existing ``out_path``.
 
@@ -647,6 +648,7 @@ def train_model(
         whitener = make_whitener(
             config.noise_cov, leadfield.ch_names, leadfield.ch_types,
             average_reference=config.average_reference, reg=config.noise_reg,
+            projector=ssp_projector(config.projs, leadfield.ch_names),
         )
     input_t = torch.as_tensor(
         channel_scale if whitener is None else whitener, dtype=torch.float32, device=dev

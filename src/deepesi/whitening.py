@@ -3,7 +3,8 @@
 A noise covariance ``C`` (channels × channels, SI units²) is matched to a channel list, loaded on
 its diagonal per sensor type (``reg`` × that type's mean noise variance, as MNE's
 ``mne.cov.regularize`` does with its default 0.1), projected like the data (average reference
-for EEG) and turned into the symmetric ("ZCA") whitener
+for EEG, and by the data's SSP projectors when it has them) and turned into the symmetric ("ZCA")
+whitener
 
     W = U diag(λ⁻½) Uᵀ   over the eigenpairs (λ, U) of P C Pᵀ with λ > rtol · λmax,
 
@@ -103,6 +104,60 @@ def reference_projector(ch_types: Sequence[str], average_reference: bool = True)
     return proj
 
 
+def ssp_projector(projs, ch_names: Sequence[str]) -> np.ndarray | None:
+    """(n, n) projector that removes SSP vectors from data on ``ch_names`` (MNE's own projector).
+
+    Parameters
+    ----------
+    projs : list of mne.Projection | ndarray | None
+        Signal-space projection vectors (e.g. ``raw.info['projs']``, active or not; an
+        average-reference projector among them is harmless), or a ready (n, n) projector in
+        ``ch_names`` order.
+    ch_names : sequence of str
+
+    Returns
+    -------
+    ndarray, shape (n, n) | None
+        None when there is nothing to project (no vectors, or none on these channels).
+    """
+    ch_names = list(ch_names)
+    if projs is None:
+        return None
+    if isinstance(projs, np.ndarray):
+        p = np.asarray(projs, dtype=float)
+        if p.shape != (len(ch_names),) * 2 or not np.isfinite(p).all():
+            raise ValueError(
+                f"an SSP projector array must be finite and ({len(ch_names)},)*2 in the lead "
+                f"field's channel order, got shape {p.shape}."
+            )
+        if not np.allclose(p @ p, p, atol=1e-8):
+            raise ValueError("the SSP projector array is not a projector (P @ P != P).")
+        return p
+    import mne
+
+    projs = list(projs)
+    bad = [type(q).__name__ for q in projs if not isinstance(q, mne.Projection)]
+    if bad:
+        raise TypeError(
+            f"projs must be mne.Projection objects (e.g. info['projs']) or an array, got {bad}."
+        )
+    vectors = []
+    for q in projs:
+        cols = list(q["data"]["col_names"])
+        idx = np.array([cols.index(n) if n in cols else -1 for n in ch_names])
+        for row in np.atleast_2d(np.asarray(q["data"]["data"], dtype=float)):
+            v = np.where(idx >= 0, row[np.maximum(idx, 0)], 0.0)  # the vector on our channels
+            norm = np.linalg.norm(v)
+            if norm > 0:
+                vectors.append(v / norm)
+    if not vectors:
+        return None
+    # an orthonormal basis of the vectors' span (near-duplicates dropped, as MNE does)
+    u, sv, _ = np.linalg.svd(np.array(vectors).T, full_matrices=False)
+    u = u[:, sv > 1e-2 * sv[0]]
+    return np.eye(len(ch_names)) - u @ u.T
+
+
 def zca_whitener(c: np.ndarray, proj: np.ndarray | None = None, rtol: float = 1e-10) -> np.ndarray:
     """Symmetric whitener (n, n) of the covariance ``proj @ c @ proj.T`` (see the module text).
 
@@ -127,6 +182,7 @@ def make_whitener(
     *,
     average_reference: bool = True,
     reg: float = DEFAULT_REG,
+    projector: np.ndarray | None = None,
 ) -> np.ndarray:
     """Whitener (n, n) for data on ``ch_names`` from a noise covariance.
 
@@ -140,11 +196,17 @@ def make_whitener(
         The data's EEG is average-referenced (its covariance is projected the same way).
     reg : float
         Diagonal loading per sensor type (:func:`regularize_cov`).
+    projector : ndarray, shape (n, n) | None
+        The data's SSP projector (:func:`ssp_projector`), applied after the reference.
 
     Returns
     -------
     ndarray, shape (n, n)
-        ``W`` (symmetric) with ``W P C Pᵀ Wᵀ`` the identity on the data's space.
+        ``W`` (symmetric) with ``W P C Pᵀ Wᵀ`` the identity on the data's space and ``W P = W``:
+        it also removes what the projectors remove.
     """
     c = regularize_cov(noise_cov_matrix(cov, ch_names), ch_types, reg)
-    return zca_whitener(c, reference_projector(ch_types, average_reference))
+    proj = reference_projector(ch_types, average_reference)
+    if projector is not None:
+        proj = np.asarray(projector, dtype=float) @ proj
+    return zca_whitener(c, proj)

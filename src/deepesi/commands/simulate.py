@@ -120,6 +120,13 @@ def add_sim_options(p: argparse.ArgumentParser) -> None:
         "it (--no-whiten to keep per-type scaling)",
     )
     g.add_argument(
+        "--projs",
+        metavar="FILE.fif",
+        help="SSP projectors of the recording (a -proj.fif, or the recording or noise-covariance "
+        "FIF that holds them): simulated data are projected like the recording, and the net's "
+        "whitener removes the same directions",
+    )
+    g.add_argument(
         "--colored-fraction",
         type=float,
         nargs=2,
@@ -139,6 +146,8 @@ def add_sim_options(p: argparse.ArgumentParser) -> None:
 
 def sim_config(args: argparse.Namespace):
     """The SimulationConfig the options describe."""
+    import warnings
+
     import mne
 
     from .._validation import check_file
@@ -154,6 +163,18 @@ def sim_config(args: argparse.Namespace):
                 f"cannot read the noise covariance {fname} ({err}); give an mne.write_cov file "
                 "(*-cov.fif)."
             ) from err
+    projs = None
+    if args.projs is not None:
+        fname = check_file(args.projs, "SSP projector file")
+        try:
+            with warnings.catch_warnings():  # MNE warns about names not ending in -proj.fif
+                warnings.simplefilter("ignore", RuntimeWarning)
+                projs = mne.read_proj(fname, verbose=False)
+        except Exception as err:
+            raise ValueError(f"cannot read SSP projectors from {fname} ({err}).") from err
+        if not projs:
+            raise ValueError(f"{fname} holds no SSP projectors; drop --projs or give the "
+                             "file of the recording (or its -proj.fif).")
     space = args.snr_space or ("whitened" if cov is not None else "sensor")
     if space == "whitened" and cov is None:
         raise ValueError("--snr-space whitened needs --noise-cov (the SNR is measured after "
@@ -170,6 +191,7 @@ def sim_config(args: argparse.Namespace):
         noise_cov=cov,
         snr_space=space,
         colored_noise_fraction=tuple(fraction),
+        projs=projs,
     )
 
 
