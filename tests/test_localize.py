@@ -369,3 +369,24 @@ def test_too_long_recording_refused(model, src, monkeypatch):
     with pytest.raises(ValueError, match=r"41 time samples x 48 sources.*tmin/tmax"):
         localize(make_evoked(model, SOURCE), model, src)
     assert localize(make_evoked(model, SOURCE), model, src, tmax=0.09).amplitudes.shape[1] == 39
+
+
+def test_recording_ssp_unknown_to_the_model_is_warned(model, src, caplog):
+    from deepesi.localize import warn_untrained_ssp
+
+    ev = make_evoked(model, 3)
+    u = np.random.default_rng(0).standard_normal(len(model.ch_names))
+    data = dict(kind=1, desc="PCA-v1", nrow=1, ncol=len(u), row_names=None,
+                col_names=list(model.ch_names), data=(u / np.linalg.norm(u))[None])
+    ssp = mne.Projection(data=data, kind=1, desc="PCA-v1", active=False, explained_var=None)
+    ev.set_eeg_reference("average", projection=True, verbose=False)
+    assert not warn_untrained_ssp(ev.info, model)  # the average reference alone is fine
+    ev.add_proj([ssp], verbose=False)
+    with caplog.at_level("WARNING", logger="deepesi.localize"):
+        localize(ev, model, src)
+    assert "SSP projector(s)" in caplog.text and "PCA-v1" in caplog.text
+    model.sim_config = {"projs": "given"}
+    try:
+        assert not warn_untrained_ssp(ev.info, model)
+    finally:
+        del model.sim_config

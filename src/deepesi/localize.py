@@ -707,6 +707,30 @@ def check_model_source_space(model: Any, source_space: SourceSpace) -> None:
         )
 
 
+def warn_untrained_ssp(info: mne.Info, model: Any) -> bool:
+    """Warn (and return True) when the recording carries SSP projectors on the model's channels
+    that the model was not trained with (``SimulationConfig(projs=...)``).
+
+    The average EEG reference is not counted: every model is trained average-referenced.
+    """
+    from .whitening import ssp_projector
+
+    projs = [p for p in info["projs"] if "average eeg reference" not in p["desc"].lower()]
+    if not projs or ssp_projector(projs, list(model.ch_names)) is None:
+        return False
+    trained = (getattr(model, "sim_config", None) or {}).get("projs") == "given"
+    if trained:
+        return False
+    logger.warning(
+        "the recording has %d SSP projector(s) on the model's channels (%s) but the model was "
+        "trained without them: the data lack field components the training data had, which "
+        "biases the network. Retrain with the recording's projectors (SimulationConfig(projs="
+        "info['projs']) or deepesi train --projs FILE.fif).", len(projs),
+        ", ".join(p["desc"] for p in projs[:3]) + (", ..." if len(projs) > 3 else ""),
+    )
+    return True
+
+
 def localize(
     inst: mne.io.BaseRaw | mne.BaseEpochs | mne.Evoked,
     model: Any,
@@ -738,6 +762,7 @@ def localize(
     data, times, info = prepare_data(
         inst, list(model.ch_names), list(model.ch_types), tmin=tmin, tmax=tmax
     )
+    warn_untrained_ssp(info, model)
     size = source_space.n_sources * data.shape[1]
     if size > MAX_VALUES:
         raise ValueError(
@@ -779,4 +804,5 @@ __all__ = [
     "find_peaks",
     "localize",
     "prepare_data",
+    "warn_untrained_ssp",
 ]
