@@ -74,6 +74,14 @@ WINDOW = (0.090, 0.110)
 #: Below this fraction of vertices in the brain a label is reported as unusable.
 MIN_LABEL_IN_BRAIN = 0.8
 
+#: Approximate MNI extent (mm) of the auditory cortex, Heschl's gyrus and planum temporale
+#: (x = ±40…60, y = −35…−15, z = 0…15): the reference when the Aud labels are not usable. A
+#: peak's distance to it is 0 inside, else to the box's nearest face, edge or corner.
+AUDITORY_MNI_BOX: dict[str, tuple[tuple[float, float], ...]] = {
+    "lh": ((-60.0, -40.0), (-35.0, -15.0), (0.0, 15.0)),
+    "rh": ((40.0, 60.0), (-35.0, -15.0), (0.0, 15.0)),
+}
+
 #: Modalities: name → channel types of the lead field.
 MODALITIES: dict[str, tuple[str, ...]] = {
     "EEG": ("eeg",),
@@ -313,6 +321,16 @@ def label_in_brain_fraction(label_pos: np.ndarray, head, hemi: str,
     return float(hits.mean())
 
 
+def box_distance_mm(point_mm, box) -> float:
+    """Distance (mm) of a point (mm) to an axis-aligned box ``((xlo, xhi), (ylo, yhi), (zlo,
+    zhi))``: 0 inside or on it."""
+    p = np.asarray(point_mm, dtype=float)
+    lo, hi = np.array([b[0] for b in box], float), np.array([b[1] for b in box], float)
+    if p.shape != (3,) or not (lo <= hi).all():
+        raise ValueError(f"need a 3-vector and a box with lo <= hi, got {p.shape} and {box}.")
+    return float(np.linalg.norm(np.maximum(lo - p, 0.0) + np.maximum(p - hi, 0.0)))
+
+
 def _apply_affine(affine: np.ndarray, xyz: np.ndarray) -> np.ndarray:
     return xyz @ affine[:3, :3].T + affine[:3, 3]
 
@@ -358,8 +376,9 @@ def score_map(amp_map: np.ndarray, source_space, labels: dict[str, np.ndarray]) 
     -------
     dict
         Per hemisphere: ``dist_<h>_mm``, ``peak_<h>_mri_mm`` and ``peak_<h>_mni_mm`` (x, y, z),
-        ``peak_<h>_region``, ``peak_<h>_rel`` (its amplitude relative to the map's maximum);
-        None where the map is zero in that hemisphere.
+        ``aud_mni_<h>_mm`` (distance to :data:`AUDITORY_MNI_BOX`; None without an MNI
+        transform), ``peak_<h>_region``, ``peak_<h>_rel`` (its amplitude relative to the map's
+        maximum); None where the map is zero in that hemisphere.
     """
     from deepesi.anatomy.regions import region_name
 
@@ -370,14 +389,16 @@ def score_map(amp_map: np.ndarray, source_space, labels: dict[str, np.ndarray]) 
     for h, i in hemisphere_peaks(amp, source_space).items():
         if i is None:
             row.update({f"dist_{h}_mm": None, f"peak_{h}_mri_mm": None,
-                        f"peak_{h}_mni_mm": None, f"peak_{h}_region": None,
-                        f"peak_{h}_rel": None})
+                        f"peak_{h}_mni_mm": None, f"aud_mni_{h}_mm": None,
+                        f"peak_{h}_region": None, f"peak_{h}_rel": None})
             continue
         pos = source_space.pos[i]
         row[f"dist_{h}_mm"] = round(float(label_distance_mm(pos, labels[h])), 1)
         row[f"peak_{h}_mri_mm"] = [round(float(v), 1) for v in pos * 1000]
         row[f"peak_{h}_mni_mm"] = (None if mni is None
                                    else [round(float(v), 1) for v in mni[i]])
+        row[f"aud_mni_{h}_mm"] = (None if mni is None else
+                                  round(box_distance_mm(mni[i], AUDITORY_MNI_BOX[h]), 1))
         row[f"peak_{h}_region"] = region_name(int(source_space.region_ids[i]))
         row[f"peak_{h}_rel"] = round(float(amp[i] / top), 3) if top > 0 else None
     return row
@@ -527,6 +548,9 @@ def _fmt(v) -> str:
 def markdown_table(rows: list[dict], label_info: dict | None = None) -> str:
     """The results as a markdown table (distances in mm; '—': no peak in that hemisphere).
 
+    Columns: distance to each Aud label, distance of the peak's MNI position to
+    :data:`AUDITORY_MNI_BOX`, the peaks' MNI positions and regions.
+
     ``label_info`` (per hemisphere ``usable`` and ``in_brain_fraction``): for a label whose
     vertices are not on the subject's cortex the distance column shows 'n/a' (the raw numbers
     stay in ``results.json``) and a warning line goes above the table.
@@ -540,21 +564,24 @@ def markdown_table(rows: list[dict], label_info: dict | None = None) -> str:
         for h, info in (label_info or {}).items() if not info.get("usable", True)
     ]
     lines = [*notes,
-        "| modality | method | Aud-lh dist (mm) | Aud-rh dist (mm) | LH peak (MNI mm) | "
-        "RH peak (MNI mm) | LH region | RH region |",
-        "|---|---|---:|---:|---|---|---|---|",
+        "| modality | method | Aud-lh dist (mm) | Aud-rh dist (mm) | LH to auditory box (mm) | "
+        "RH to auditory box (mm) | LH peak (MNI mm) | RH peak (MNI mm) | LH region | "
+        "RH region |",
+        "|---|---|---:|---:|---:|---:|---|---|---|---|",
     ]
     for r in rows:
         if "error" in r:
             lines.append(f"| {r['modality']} | {r['method']} | failed: {r['error'][:60]} "
-                         "| | | | | |")
+                         "| | | | | | | |")
             continue
         pk = {h: ("—" if r.get(f"peak_{h}_mni_mm") is None
                   else "(" + ", ".join(f"{v:.0f}" for v in r[f"peak_{h}_mni_mm"]) + ")")
               for h in ("lh", "rh")}
         dist = {h: "n/a" if h in unusable else _fmt(r[f"dist_{h}_mm"]) for h in ("lh", "rh")}
+        box = {h: _fmt(r.get(f"aud_mni_{h}_mm")) for h in ("lh", "rh")}
         lines.append(
             f"| {r['modality']} | {r['method']} | {dist['lh']} | {dist['rh']} | "
+            f"{box['lh']} | {box['rh']} | "
             f"{pk['lh']} | {pk['rh']} | {r['peak_lh_region'] or '—'} "
             f"| {r['peak_rh_region'] or '—'} |"
         )

@@ -67,13 +67,26 @@ def test_markdown_table_marks_missing_peaks(ex):
     table = ex.markdown_table([row, {"modality": "EEG", "method": "LCMV", "error": "boom"}])
     lines = table.strip().splitlines()
     assert len(lines) == 4
-    assert "| MEG | dipole_scan | — | 3.2 | — | (50, -10, 4) | — | ctx-rh-temporal |" in lines
+    assert ("| MEG | dipole_scan | — | 3.2 | — | — | — | (50, -10, 4) | — | ctx-rh-temporal |"
+            in lines)
     assert "failed: boom" in lines[3]
     warned = ex.markdown_table([row], {"lh": {"usable": False, "in_brain_fraction": 0.3},
                                        "rh": {"usable": True, "in_brain_fraction": 0.95}})
     assert warned.startswith("**Warning**: Aud-lh is not usable") and "30%" in warned
     assert "Aud-rh is not" not in warned
     assert "| MEG | dipole_scan | n/a | 3.2 |" in warned
+
+
+def test_auditory_box_distance(ex):
+    box = ex.AUDITORY_MNI_BOX["rh"]
+    assert ex.box_distance_mm([50.0, -20.0, 5.0], box) == 0.0  # inside
+    assert ex.box_distance_mm([60.0, -15.0, 15.0], box) == 0.0  # on a corner
+    assert ex.box_distance_mm([65.0, -20.0, 5.0], box) == pytest.approx(5.0)  # off one face
+    assert ex.box_distance_mm([63.0, -11.0, 5.0], box) == pytest.approx(5.0)  # off an edge: 3-4-5
+    assert ex.box_distance_mm([-50.0, -20.0, 5.0], box) == pytest.approx(90.0)  # other side
+    assert ex.box_distance_mm([-50.0, -20.0, 5.0], ex.AUDITORY_MNI_BOX["lh"]) == 0.0
+    with pytest.raises(ValueError, match="3-vector"):
+        ex.box_distance_mm([1.0, 2.0], box)
 
 
 def test_missing_data_folder(ex, tmp_path):
@@ -148,6 +161,10 @@ def test_hemisphere_peaks_and_scores_on_sample(ex, sample_dir):
     only_rh = np.where(masks["rh"], amp, 0.0)
     assert ex.hemisphere_peaks(only_rh, src)["lh"] is None
     assert ex.score_map(only_rh, src, labels)["dist_lh_mm"] is None
+    assert ex.score_map(only_rh, src, labels)["aud_mni_lh_mm"] is None
+    for h in ("lh", "rh"):  # the MNI box distance is that of the peak's MNI position
+        expected = ex.box_distance_mm(src.pos_mni()[near[h]], ex.AUDITORY_MNI_BOX[h])
+        assert row[f"aud_mni_{h}_mm"] == pytest.approx(expected, abs=0.05)
     with pytest.raises(ValueError, match="expected"):
         ex.hemisphere_peaks(amp[:-1], src)
 

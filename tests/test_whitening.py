@@ -82,7 +82,8 @@ def test_regularize_and_channel_matching():
     np.testing.assert_allclose(noise_cov_matrix(cov, order), c[np.ix_(idx, idx)])
     np.testing.assert_allclose(
         make_whitener(cov, order, [types[i] for i in idx], average_reference=False),
-        zca_whitener(regularize_cov(c[np.ix_(idx, idx)], [types[i] for i in idx])),
+        zca_whitener(regularize_cov(c[np.ix_(idx, idx)], [types[i] for i in idx]),
+                     ch_types=[types[i] for i in idx]),
     )
 
 
@@ -277,3 +278,30 @@ def test_cli_train_with_projs(lf, tmp_path, capsys):
     assert main(["train", "-o", str(tmp_path / "e.pt"), *common, "--projs", str(empty)]) != 0
     assert "holds no SSP projectors" in capsys.readouterr().err
     assert not (tmp_path / "e.pt").exists()
+
+
+def test_eeg_meg_whitener_keeps_every_sensor_type():
+    """EEG (V², ~1e-11) and MEG (T², ~1e-26) in one covariance: all n-1 directions survive (only
+    the average reference's is dropped), and the result whitens; an SSP over magnetometers and
+    gradiometers (oblique after per-type scaling) is still removed exactly."""
+    types = ["eeg"] * 8 + ["mag"] * 6 + ["grad"] * 10
+    n = len(types)
+    unit = np.array([1e-5 if t == "eeg" else 1e-13 if t == "mag" else 1e-11 for t in types])
+    c = _random_cov(n, 21, cond=1e3) * 1e12 * np.outer(unit, unit)
+    names = [f"C{i}" for i in range(n)]
+    w = make_whitener(c, names, types, reg=0.1)
+    p_ref = reference_projector(types)
+    creg = regularize_cov(c, types, 0.1)
+    e = np.linalg.eigvalsh(w @ p_ref @ creg @ p_ref.T @ w.T)
+    np.testing.assert_allclose(np.sort(e)[1:], 1.0, atol=1e-8)
+    assert abs(np.sort(e)[0]) < 1e-8
+    meg = np.array([t != "eeg" for t in types])
+    u = np.where(meg, np.random.default_rng(3).standard_normal(n) * unit, 0.0)
+    u /= np.linalg.norm(u)
+    ssp = np.eye(n) - np.outer(u, u)
+    ws = make_whitener(c, names, types, reg=0.1, projector=ssp)
+    assert np.abs(ws @ u).max() < 1e-9 * np.abs(ws).max()
+    np.testing.assert_allclose(ws @ ssp, ws, atol=1e-9 * np.abs(ws).max())
+    full = ssp @ p_ref
+    e = np.linalg.eigvalsh(ws @ full @ creg @ full.T @ ws.T)
+    np.testing.assert_allclose(np.sort(e)[2:], 1.0, atol=1e-8)  # rank n - 2

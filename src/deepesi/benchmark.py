@@ -675,7 +675,7 @@ def _make_set(
         name=name, model=model, inverse_lf=inverse_lf, test_lf=test_lf,
         geo=_Geometry.build(test_lf, inverse_lf), noise_cov=cov,
         noise_factor=evecs * np.sqrt(np.clip(evals, 0, None)), proj=proj,
-        whitener=zca_whitener(c, proj),
+        whitener=zca_whitener(c, proj, ch_types=inverse_lf.ch_types),
     )
 
 

@@ -6,10 +6,13 @@ its diagonal per sensor type (``reg`` × that type's mean noise variance, as MNE
 for EEG, and by the data's SSP projectors when it has them) and turned into the symmetric ("ZCA")
 whitener
 
-    W = U diag(λ⁻½) Uᵀ   over the eigenpairs (λ, U) of P C Pᵀ with λ > rtol · λmax,
+    W = U diag(λ⁻½) Uᵀ D P   over the eigenpairs (λ, U) of (D P D⁻¹)(D C D)(D P D⁻¹)ᵀ with
+                             λ > rtol · λmax, D = diag(1 / RMS noise of the channel's type),
 
 so ``W x`` has unit noise variance in every direction the data can have, zero in the projected-out
-ones, and **row i of W x is still channel i** (a spatially sharpened version of it). Networks need
+ones, and **row i of W x is still channel i** (a spatially sharpened version of it). The scaling
+D keeps EEG (V²) and MEG (T²) on one numerical footing: without it their eigenvalues differ by
+~10¹⁵ and every MEG direction would fall under ``rtol``. Networks need
 that: their input layer draws topographic images from channel positions. MNE's ``pca=True`` form
 ``diag(λ⁻½) Uᵀ`` has the same norms (it differs by the rotation U) and is what the classical
 methods use; SNRs computed with either are identical.
@@ -158,21 +161,47 @@ def ssp_projector(projs, ch_names: Sequence[str]) -> np.ndarray | None:
     return np.eye(len(ch_names)) - u @ u.T
 
 
-def zca_whitener(c: np.ndarray, proj: np.ndarray | None = None, rtol: float = 1e-10) -> np.ndarray:
-    """Symmetric whitener (n, n) of the covariance ``proj @ c @ proj.T`` (see the module text).
+def zca_whitener(
+    c: np.ndarray,
+    proj: np.ndarray | None = None,
+    rtol: float = 1e-10,
+    ch_types: Sequence[str] | None = None,
+) -> np.ndarray:
+    """Whitener (n, n) of the covariance ``proj @ c @ proj.T`` (see the module text).
 
     Eigen-directions with eigenvalue below ``rtol`` × the largest (the average reference's null
-    direction, SSP-projected ones) get weight 0.
+    direction, SSP-projected ones) get weight 0. With ``ch_types``, every channel is first
+    divided by the RMS noise of its type (``D``), the symmetric whitener ``W_s`` is computed in
+    those units and ``W = W_s D`` is returned: without it, EEG (V², ~1e-11) and MEG (T², ~1e-26)
+    eigenvalues are 15 orders of magnitude apart and the MEG directions would fall under
+    ``rtol``. ``W`` then whitens exactly as well (``W P C Pᵀ Wᵀ`` is the identity on the data's
+    space, ``W P = W``) and row i of ``W x`` is still channel i (of the type-scaled data).
     """
     c = np.asarray(c, dtype=float)
+    scale = np.ones(len(c))
+    if ch_types is not None:
+        types = np.asarray(list(ch_types))
+        if len(types) != len(c):
+            raise ValueError(f"{len(types)} channel types for a {len(c)}-channel covariance.")
+        diag = np.diag(c)
+        for t in dict.fromkeys(types.tolist()):
+            idx = types == t
+            rms = float(np.sqrt(np.mean(diag[idx])))
+            scale[idx] = rms if rms > 0 else 1.0
+    d = 1.0 / scale
+    c = c * np.outer(d, d)
     if proj is not None:
-        c = proj @ c @ proj.T
+        p = np.asarray(proj, dtype=float) * np.outer(d, scale)  # D P D⁻¹: P on scaled data
+        c = p @ c @ p.T
     evals, evecs = np.linalg.eigh(0.5 * (c + c.T))
     if not evals.max() > 0:
         raise ValueError("the noise covariance is zero; it cannot whiten anything.")
     keep = evals > rtol * evals.max()
     u = evecs[:, keep]
-    return (u / np.sqrt(evals[keep])) @ u.T
+    w = ((u / np.sqrt(evals[keep])) @ u.T) * d[None, :]
+    # W P: the projected-out directions get weight 0 also when P is oblique in scaled units
+    # (an SSP over magnetometers and gradiometers)
+    return w if proj is None else w @ np.asarray(proj, dtype=float)
 
 
 def make_whitener(
@@ -202,11 +231,12 @@ def make_whitener(
     Returns
     -------
     ndarray, shape (n, n)
-        ``W`` (symmetric) with ``W P C Pᵀ Wᵀ`` the identity on the data's space and ``W P = W``:
-        it also removes what the projectors remove.
+        ``W`` with ``W P C Pᵀ Wᵀ`` the identity on the data's space and ``W P = W``: it also
+        removes what the projectors remove. Computed per-type scaled (see :func:`zca_whitener`),
+        so EEG+MEG keep all their directions.
     """
     c = regularize_cov(noise_cov_matrix(cov, ch_names), ch_types, reg)
     proj = reference_projector(ch_types, average_reference)
     if projector is not None:
         proj = np.asarray(projector, dtype=float) @ proj
-    return zca_whitener(c, proj)
+    return zca_whitener(c, proj, ch_types=ch_types)
