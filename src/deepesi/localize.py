@@ -711,22 +711,29 @@ def warn_untrained_ssp(info: mne.Info, model: Any) -> bool:
     """Warn (and return True) when the recording carries SSP projectors on the model's channels
     that the model was not trained with (``SimulationConfig(projs=...)``).
 
-    The average EEG reference is not counted: every model is trained average-referenced.
+    A projector that only re-references EEG to its average changes nothing here (every model is
+    trained average-referenced) and does not count.
     """
-    from .whitening import ssp_projector
+    from .whitening import reference_projector, ssp_projector
 
-    projs = [p for p in info["projs"] if "average eeg reference" not in p["desc"].lower()]
-    if not projs or ssp_projector(projs, list(model.ch_names)) is None:
+    if (getattr(model, "sim_config", None) or {}).get("projs") == "given":
         return False
-    trained = (getattr(model, "sim_config", None) or {}).get("projs") == "given"
-    if trained:
+    names = list(model.ch_names)
+    ref = reference_projector(list(model.ch_types))
+
+    def removes_more(projs) -> bool:  # than the average reference already does
+        p = ssp_projector(projs, names)
+        return p is not None and not np.allclose(p @ ref, ref, atol=1e-6)
+
+    extra = [q for q in info["projs"] if removes_more([q])]
+    if not extra:
         return False
     logger.warning(
         "the recording has %d SSP projector(s) on the model's channels (%s) but the model was "
         "trained without them: the data lack field components the training data had, which "
         "biases the network. Retrain with the recording's projectors (SimulationConfig(projs="
-        "info['projs']) or deepesi train --projs FILE.fif).", len(projs),
-        ", ".join(p["desc"] for p in projs[:3]) + (", ..." if len(projs) > 3 else ""),
+        "info['projs']) or deepesi train --projs FILE.fif).", len(extra),
+        ", ".join(q["desc"] for q in extra[:3]) + (", ..." if len(extra) > 3 else ""),
     )
     return True
 
