@@ -40,7 +40,6 @@ def main() -> None:
 
     from deepesi.localize import localize
     from deepesi.simulate import SimulationConfig
-    from deepesi.training import load_model, train_model
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", required=True, help="MNE sample data folder")
@@ -61,17 +60,9 @@ def main() -> None:
         opts, whiten = VARIANTS[name]
         opts = dict(opts)
         projs = evoked.info["projs"] if opts.pop("ssp", False) else None
-        fname = out / "models" / "variants" / f"meg-{name}.pt"
-        fname.parent.mkdir(parents=True, exist_ok=True)
-        if fname.is_file():
-            model = load_model(fname, lf)
-        else:
-            model = train_model(
-                lf, SimulationConfig(noise_cov=cov, projs=projs, **opts), fname,
-                epochs=settings.epochs, batch_size=settings.batch_size,
-                batches_per_epoch=settings.batches_per_epoch, n_val=settings.n_val,
-                seed=settings.seed, resume=True, progress=True,
-                max_minutes=settings.train_minutes, whiten=whiten)
+        config = SimulationConfig(noise_cov=cov, projs=projs, **opts)
+        model = ex.train_or_load(lf, config, out / "models" / "variants" / f"meg-{name}.pt",
+                                 settings, progress=True, whiten=whiten)
         res = localize(evoked, model, src, tmin=ex.WINDOW[0], tmax=ex.WINDOW[1])
         score = ex.score_map(ex._window_map(res.amplitudes), src, no_labels)
         rows.append({"variant": name, "whiten": whiten, "ssp": projs is not None, **opts,

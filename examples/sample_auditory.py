@@ -450,39 +450,45 @@ def build_forward(head, sources, paths: dict, out: Path, progress: bool):
     return lf
 
 
+def train_or_load(lf_m, config, fname: Path, settings: Settings, progress: bool,
+                  whiten: bool | None = None):
+    """The net in ``fname`` if it exists, else one trained there on ``config`` with the example's
+    settings (budget, batches, seed; ``whiten`` as :func:`deepesi.training.train_model`)."""
+    from deepesi.training import load_model, train_model
+
+    if fname.is_file():
+        logger.info("model: loaded %s", fname)
+        return load_model(fname, lf_m)
+    fname.parent.mkdir(parents=True, exist_ok=True)
+    logger.info("model %s: training on %d channels, budget %.1f min", fname.name,
+                lf_m.n_channels, settings.train_minutes)
+    return train_model(
+        lf_m, config, fname, epochs=settings.epochs, batch_size=settings.batch_size,
+        batches_per_epoch=settings.batches_per_epoch, n_val=settings.n_val,
+        seed=settings.seed, resume=True, progress=progress,
+        max_minutes=settings.train_minutes, whiten=whiten,
+    )
+
+
 def train_networks(lf, cov, projs: list, out: Path, settings: Settings, progress: bool) -> dict:
     """Stage 4: one 4LCNN per modality (cached in ``<out>/models``; interrupted runs resume).
 
     ``projs``: the recording's SSP projectors, applied to the simulated data as to the real."""
     from deepesi.simulate import SimulationConfig
-    from deepesi.training import load_model, train_model
 
-    models = {}
-    folder = out / "models"
-    folder.mkdir(parents=True, exist_ok=True)
     suffix = "-quick" if settings.quick else ""
+    # the net whitens its input with the recording's noise covariance (train_model's default
+    # when there is one) and learns at whitened SNRs, as the classical methods see the data;
+    # half to all of the noise from the covariance, the rest white (real noise is never exactly
+    # the estimated covariance); signal and noise projected by the recording's SSP (3 PCA
+    # vectors of the empty-room MEG), which the whitener then also removes
+    config = SimulationConfig(noise_cov=cov, snr_space="whitened",
+                              colored_noise_fraction=(0.5, 1.0), projs=projs)
+    models = {}
     for name, types in MODALITIES.items():
-        lf_m = lf.pick_types(list(types))
-        fname = folder / f"{name.replace('+', '-').lower()}{suffix}.pt"
-        if fname.is_file():
-            models[name] = load_model(fname, lf_m)
-            logger.info("model %s: loaded %s", name, fname)
-            continue
-        # the net whitens its input with the recording's noise covariance (train_model's
-        # default when there is one) and learns at whitened SNRs, as the classical methods see
-        # the data; half to all of the noise from the covariance, the rest white (real noise is
-        # never exactly the estimated covariance); signal and noise projected by the recording's
-        # SSP (3 PCA vectors of the empty-room MEG), which the whitener then also removes
-        config = SimulationConfig(noise_cov=cov, snr_space="whitened",
-                                  colored_noise_fraction=(0.5, 1.0), projs=projs)
-        logger.info("model %s: training on %d channels, budget %.1f min", name,
-                    lf_m.n_channels, settings.train_minutes)
-        models[name] = train_model(
-            lf_m, config, fname, epochs=settings.epochs, batch_size=settings.batch_size,
-            batches_per_epoch=settings.batches_per_epoch, n_val=settings.n_val,
-            seed=settings.seed, resume=True, progress=progress,
-            max_minutes=settings.train_minutes,
-        )
+        fname = out / "models" / f"{name.replace('+', '-').lower()}{suffix}.pt"
+        models[name] = train_or_load(lf.pick_types(list(types)), config, fname, settings,
+                                     progress)
     return models
 
 
