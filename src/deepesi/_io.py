@@ -9,7 +9,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -17,6 +17,30 @@ from ._validation import check_affine, check_file
 
 if TYPE_CHECKING:
     import nibabel as nib
+
+
+def to_jsonable(obj: Any) -> Any:
+    """``obj`` in plain JSON types: the one converter of every deepesi JSON file.
+
+    Mappings become dicts with string keys; lists, tuples and arrays become lists; numpy scalars
+    their Python values; non-finite floats ``None`` (JSON has no NaN); paths strings; anything
+    else its ``str``.
+    """
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float):
+        return obj if np.isfinite(obj) else None
+    if obj is None or isinstance(obj, bool | int | str):
+        return obj
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    return str(obj)
 
 
 def check_overwrite(path: str | os.PathLike, overwrite: bool) -> Path:

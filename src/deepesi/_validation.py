@@ -3,9 +3,80 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+_TYPE_NAMES = {
+    "path-like": (str, os.PathLike),
+    "int": (int, np.integer),
+    "numeric": (int, float, np.integer, np.floating),
+}
+
+
+def validate_type(item: Any, types: Any, item_name: str = "item", type_name: str | None = None
+                  ) -> Any:
+    """Raise TypeError unless ``item`` is an instance of ``types``; return ``item``.
+
+    Parameters
+    ----------
+    item : object
+        What to check.
+    types : type | str | tuple of (type | str)
+        Allowed types; the strings ``'path-like'``, ``'int'`` and ``'numeric'`` stand for their
+        usual families, ``None`` for ``type(None)``. ``bool`` is never an ``'int'`` here.
+    item_name : str
+        Name of the argument, for the message.
+    type_name : str | None
+        How to call the allowed types in the message (default: their names).
+    """
+    if not isinstance(types, tuple):
+        types = (types,)
+    allowed: list[type] = []
+    for t in types:
+        if t is None:
+            allowed.append(type(None))
+        elif isinstance(t, str):
+            if t not in _TYPE_NAMES:
+                raise ValueError(f"internal error: unknown type family {t!r}")
+            allowed.extend(_TYPE_NAMES[t])
+        else:
+            allowed.append(t)
+    is_bool_for_int = isinstance(item, bool) and bool not in allowed and any(
+        t in ("int", "numeric") for t in types if isinstance(t, str)
+    )
+    if not isinstance(item, tuple(allowed)) or is_bool_for_int:
+        if type_name is None:
+            names = [t if isinstance(t, str) else "None" if t is None else t.__name__
+                     for t in types]
+            type_name = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+        raise TypeError(f"{item_name} must be an instance of {type_name}, got "
+                        f"{type(item).__name__} instead.")
+    return item
+
+
+def check_option(parameter: str, value: Any, allowed: Iterable[Any], extra: str = "") -> Any:
+    """Raise ValueError unless ``value`` is one of ``allowed``; return ``value``.
+
+    Parameters
+    ----------
+    parameter : str
+        Name of the argument, for the message.
+    value : object
+        The value given.
+    allowed : iterable
+        The values accepted.
+    extra : str
+        Appended to the message (e.g. how to choose).
+    """
+    allowed = tuple(allowed)
+    if value in allowed:
+        return value
+    options = ", ".join(repr(a) for a in allowed)
+    tail = f" {extra}" if extra else ""
+    raise ValueError(f"invalid value for {parameter}: {value!r}; allowed: {options}.{tail}")
 
 
 def check_file(path: str | os.PathLike, what: str = "file") -> Path:
