@@ -109,13 +109,23 @@ def progress_enabled() -> bool:
     return logger.isEnabledFor(logging.INFO)
 
 
+class _FallbackHandler(logging.StreamHandler):
+    """Prints deepesi's messages (stderr, message only) unless the application has configured
+    logging: when the root logger has handlers, the message propagates there instead, so it is
+    shown once either way (and ``pytest``'s ``caplog`` sees it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if logging.getLogger().handlers:
+            return
+        self.stream = sys.stderr  # the current one (tests and notebooks replace it)
+        super().emit(record)
+
+
 def _init() -> None:
-    if not any(getattr(h, "_deepesi", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(isinstance(h, _FallbackHandler) for h in logger.handlers):
+        handler = _FallbackHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(message)s"))
-        handler._deepesi = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
-    logger.propagate = False  # one copy of each message, whatever the root logger does
     set_log_level(None)
 
 
