@@ -1,4 +1,5 @@
-"""Classical inverse methods on a small spherical EEG forward with a simulated dipole."""
+"""Classical inverse methods (deepesi.inverse) on a small spherical EEG forward with a simulated
+dipole."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import mne
 import numpy as np
 import pytest
 
-from deepesi.baselines import CLASSICAL_METHODS, SourceResult, apply_classical
+from deepesi.inverse import CLASSICAL_METHODS, SourceMap, apply_classical
 
 mne.set_log_level("WARNING")
 
@@ -82,14 +83,16 @@ def test_every_method_finds_single_dipole_at_high_snr(sphere_setup, target, meth
     evoked, _, _ = simulate(fwd, info, i, snr_db=30, seed=1)
     assert set(MAX_ERROR) == set(CLASSICAL_METHODS)
     for method in methods:
-        res = apply_classical(method, evoked, fwd, cov, snr=30.0)
-        assert isinstance(res, SourceResult)
-        assert res.amplitude.shape == (fwd["nsource"], len(evoked.times))
-        assert (res.amplitude >= 0).all()
-        assert isinstance(res.stc, mne.VolSourceEstimate)
-        np.testing.assert_allclose(res.stc.data, res.amplitude)
+        res = apply_classical(evoked, method, fwd, cov, snr=30.0)
+        assert isinstance(res, SourceMap)
+        assert res.amplitudes.shape == (fwd["nsource"], len(evoked.times))
+        assert (res.amplitudes >= 0).all()
+        stc = res.to_stc()
+        assert isinstance(stc, mne.VolSourceEstimate)
+        np.testing.assert_array_equal(stc.vertices[0], fwd["src"][0]["vertno"])
+        np.testing.assert_allclose(stc.data, res.amplitudes)
         assert res.peak_time == pytest.approx(0.02)
-        err = np.linalg.norm(res.peak_pos[0] - fwd["source_rr"][i])
+        err = np.linalg.norm(res.peaks(1).positions()[0] - fwd["source_rr"][i])
         assert err <= MAX_ERROR[method], f"{method}: {err * 1000:.1f} mm"
 
 
@@ -97,14 +100,14 @@ def test_dipole_scan_exact_without_noise(sphere_setup):
     _, info, fwd, cov = sphere_setup
     i = nearest(fwd, np.array([0.02, -0.03, 0.06]))
     evoked, q, wave = simulate(fwd, info, i, snr_db=None)
-    res = apply_classical("dipole", evoked, fwd, cov)
-    assert res.peak_index.tolist() == [i]
+    res = apply_classical(evoked, "dipole", fwd, cov)
+    assert res.peaks(5).column("source") == [i]
     assert res.extras["gof"][i] == pytest.approx(1.0, abs=1e-9)
     assert np.sort(res.extras["gof"])[-2] < 0.999
     # the moment is recovered up to the average-reference null space (none for a dipole)
     np.testing.assert_allclose(res.extras["moment"], 1e-8 * q[:, None] * wave[None], atol=1e-14)
-    np.testing.assert_allclose(res.amplitude[i], 1e-8 * wave, rtol=1e-6, atol=1e-16)
-    assert np.count_nonzero(res.amplitude.any(axis=1)) == 1
+    np.testing.assert_allclose(res.amplitudes[i], 1e-8 * wave, rtol=1e-6, atol=1e-16)
+    assert np.count_nonzero(res.amplitudes.any(axis=1)) == 1
     assert res.units == "A·m"
 
 
@@ -112,8 +115,8 @@ def test_dipole_scan_refinement_off_grid(sphere_setup):
     sphere, info, fwd, cov = sphere_setup
     true = np.array([0.021, -0.006, 0.064])  # between grid points
     evoked, _, _ = simulate(fwd, info, None, snr_db=None, sphere=sphere, pos=true)
-    res = apply_classical("dipole_scan", evoked, fwd, cov, refine=True)
-    grid_err = np.linalg.norm(res.peak_pos[0] - true)
+    res = apply_classical(evoked, "dipole_scan", fwd, cov, refine=True)
+    grid_err = np.linalg.norm(res.peaks(1).positions()[0] - true)
     refined_err = np.linalg.norm(res.extras["refined_pos"] - true)
     assert grid_err > 0.005
     assert refined_err < 0.5 * grid_err
@@ -130,17 +133,18 @@ def test_window_and_two_peaks(sphere_setup):
     data *= 0.2e-6 * np.sqrt(1e3 / np.mean(data**2))  # 30 dB
     data += 0.2e-6 * np.random.default_rng(3).standard_normal(data.shape)
     evoked = mne.EvokedArray(data, info, tmin=0.0)
-    res = apply_classical("sLORETA", evoked, fwd, cov, tmin=0.015, tmax=0.025, n_peaks=2, snr=30.0)
+    res = apply_classical(evoked, "sLORETA", fwd, cov, tmin=0.015, tmax=0.025, snr=30.0)
     assert res.times[0] == pytest.approx(0.015) and res.times[-1] == pytest.approx(0.025)
-    assert len(res.peak_index) == 2
-    assert res.peak_amplitude[0] >= res.peak_amplitude[1]
+    peaks = res.peaks(2)
+    assert len(peaks) == 2
+    assert peaks[0]["amplitude"] >= peaks[1]["amplitude"]
     rr = fwd["source_rr"]
     for true in (left, right):
-        assert np.linalg.norm(res.peak_pos - rr[true], axis=1).min() <= SPACING
-    single = apply_classical("eLORETA", evoked, fwd, cov, tmin=0.02, tmax=0.02)
-    assert single.amplitude.shape[1] == 1
-    assert "t = 0.020 s" in repr(single)
-    np.testing.assert_allclose(single.map_at(), single.amplitude[:, 0])
+        assert np.linalg.norm(peaks.positions() - rr[true], axis=1).min() <= SPACING
+    single = apply_classical(evoked, "eLORETA", fwd, cov, tmin=0.02, tmax=0.02)
+    assert single.amplitudes.shape[1] == 1
+    assert "peak time 0.020 s" in repr(single)
+    np.testing.assert_allclose(single.map_at(), single.amplitudes[:, 0])
 
 
 def test_leadfield_input(sphere_setup):
@@ -169,9 +173,9 @@ def test_leadfield_input(sphere_setup):
     assert io.leadfield_to_forward(lf)["nsource"] == n
     i = nearest(fwd, np.array([0.02, -0.03, 0.06]))
     evoked, _, _ = simulate(fwd, info, i)
-    res = apply_classical("dipole_scan", evoked, lf, cov)
-    np.testing.assert_allclose(res.pos, src.pos, atol=1e-9)
-    assert res.peak_index.tolist() == [i]
+    res = apply_classical(evoked, "dipole_scan", lf, cov)
+    np.testing.assert_allclose(res.source_space.pos, src.pos, atol=1e-9)
+    assert res.peaks(5).column("source") == [i]
     assert res.extras["gof"][i] == pytest.approx(1.0, abs=1e-9)
 
 
@@ -179,35 +183,35 @@ def test_clear_errors(sphere_setup):
     _, info, fwd, cov = sphere_setup
     evoked, _, _ = simulate(fwd, info, 10)
     with pytest.raises(ValueError, match="unknown method 'foo'"):
-        apply_classical("foo", evoked, fwd, cov)
+        apply_classical(evoked, "foo", fwd, cov)
     with pytest.raises(ValueError, match="noise covariance"):
-        apply_classical("MNE", evoked, fwd, None)
+        apply_classical(evoked, "MNE", fwd, None)
     with pytest.raises(TypeError, match=r"mne\.Evoked"):
-        apply_classical("MNE", evoked.data, fwd, cov)
+        apply_classical(evoked.data, "MNE", fwd, cov)
     with pytest.raises(TypeError, match=r"mne\.Forward or a deepesi LeadField"):
-        apply_classical("MNE", evoked, "fwd.fif", cov)
+        apply_classical(evoked, "MNE", "fwd.fif", cov)
     bad = evoked.copy()
     bad.data[3, 5] = np.nan
     with pytest.raises(ValueError, match="NaN"):
-        apply_classical("dSPM", bad, fwd, cov)
+        apply_classical(bad, "dSPM", fwd, cov)
     extra = mne.EvokedArray(
         np.zeros((1, len(evoked.times))), mne.create_info(["X1"], 1000.0, "eeg"), tmin=0.0
     )
     more = evoked.copy().add_channels([extra], force_update_info=True)
     with pytest.raises(ValueError, match=r"not in the forward: \['X1'\]"):
-        apply_classical("MNE", more, fwd, cov)
+        apply_classical(more, "MNE", fwd, cov)
     small_cov = mne.make_ad_hoc_cov(evoked.copy().drop_channels(["Fp1"]).info)
     with pytest.raises(ValueError, match=r"not in the noise covariance: \['Fp1'\]"):
-        apply_classical("MNE", evoked, fwd, small_cov)
+        apply_classical(evoked, "MNE", fwd, small_cov)
     with pytest.raises(ValueError, match="snr must be a positive"):
-        apply_classical("MNE", evoked, fwd, cov, snr=0)
-    with pytest.raises(ValueError, match="outside the evoked time range"):
-        apply_classical("MNE", evoked, fwd, cov, tmin=1.0, tmax=2.0)
-    with pytest.raises(ValueError, match="must not be after"):
-        apply_classical("MNE", evoked, fwd, cov, tmin=0.03, tmax=0.01)
+        apply_classical(evoked, "MNE", fwd, cov, snr=0)
+    with pytest.raises(ValueError, match="outside the recording's time range"):
+        apply_classical(evoked, "MNE", fwd, cov, tmin=1.0, tmax=2.0)
+    with pytest.raises(ValueError, match=r"tmax .* is before tmin"):
+        apply_classical(evoked, "MNE", fwd, cov, tmin=0.03, tmax=0.01)
     # a bad channel missing from the forward is fine: it is not used
     more.info["bads"] = ["X1"]
-    assert apply_classical("dipole_scan", more, fwd, cov).n_sources == fwd["nsource"]
+    assert apply_classical(more, "dipole_scan", fwd, cov).n_sources == fwd["nsource"]
 
 
 @pytest.mark.shared_data
@@ -224,8 +228,8 @@ def test_sample_subject_meg_auditory_dipole(sample_dir):
         "sample", pos=15.0, bem=bem, subjects_dir=sample_dir / "subjects", add_interpolator=False
     )
     fwd = mne.make_forward_solution(evoked.info, trans, src, bem, meg=True, eeg=False)
-    res = apply_classical("dipole_scan", evoked, fwd, cov, tmin=0.085, tmax=0.105)
-    x, y, z = res.peak_pos[0]  # MRI (surface RAS) frame, metres
+    res = apply_classical(evoked, "dipole_scan", fwd, cov, tmin=0.085, tmax=0.105)
+    x, y, z = res.peaks(1).positions()[0]  # MRI (surface RAS) frame, metres
     assert abs(x) > 0.04  # lateral
     assert -0.06 < y < 0.01 and -0.02 < z < 0.05  # around the superior temporal plane
     # whitened GOF counts the noise of all 306 channels and the N100m is bilateral: the best

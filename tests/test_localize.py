@@ -1,4 +1,5 @@
-"""deepesi.localize: data preparation, localization with a stand-in model, peaks, saving."""
+"""deepesi.inverse with a network: data preparation, apply_network with a stand-in model, peaks,
+saving and reading a SourceMap."""
 
 from __future__ import annotations
 
@@ -9,14 +10,16 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from deepesi import localize as loc
-from deepesi.localize import (
-    LocalizationResult,
+from deepesi.inverse import (
+    SourceMap,
     activity_grid,
+    apply_network,
     find_peaks,
-    localize,
     prepare_data,
+    read_source_map,
 )
+from deepesi.inverse import network as network_module
+from deepesi.inverse import result as result_module
 from localize_helpers import (
     CH_NAMES,
     MNI_SHIFT,
@@ -28,6 +31,10 @@ from localize_helpers import (
 
 SOURCE = 9  # a left (thalamus) point at x = -5 mm
 PEAK_SAMPLE = 25
+
+
+def localize(inst, model, src, **kwargs):
+    return apply_network(inst, model, source_space=src, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -48,12 +55,14 @@ def result(model, src):
 # ----------------------------------------------------------------------------- localize
 def test_localize_finds_the_source(result, src):
     assert result.amplitudes.shape == (src.n_sources, 41)
-    assert isinstance(result.stc, mne.VolSourceEstimate)
-    np.testing.assert_array_equal(result.stc.vertices[0], np.arange(src.n_sources))
-    np.testing.assert_allclose(result.stc.data, result.amplitudes)
-    assert result.stc.tmin == pytest.approx(-0.1)
-    assert result.stc.tstep == pytest.approx(1 / SFREQ)
-    assert result.peak_time() == pytest.approx(-0.1 + PEAK_SAMPLE / SFREQ)
+    stc = result.to_stc()
+    assert isinstance(stc, mne.VolSourceEstimate)
+    np.testing.assert_array_equal(stc.vertices[0], np.arange(src.n_sources))
+    np.testing.assert_allclose(stc.data, result.amplitudes)
+    assert stc.tmin == pytest.approx(-0.1)
+    assert stc.tstep == pytest.approx(1 / SFREQ)
+    assert result.peak_time == pytest.approx(-0.1 + PEAK_SAMPLE / SFREQ)
+    assert result.method == "deepesi" and result.units.startswith("relative")
     table = result.peaks(n=3)
     top = table[0]
     assert top["rank"] == 1 and top["source"] == SOURCE
@@ -61,7 +70,7 @@ def test_localize_finds_the_source(result, src):
     mri = src.pos[SOURCE] * 1000
     assert (top["x_mri"], top["y_mri"], top["z_mri"]) == pytest.approx(tuple(mri))
     assert (top["x_mni"], top["y_mni"], top["z_mni"]) == pytest.approx(tuple(mri + MNI_SHIFT))
-    assert top["time"] == pytest.approx(result.peak_time())
+    assert top["time"] == pytest.approx(result.peak_time)
     amps = table.column("amplitude")
     assert amps == sorted(amps, reverse=True)
     assert len(table) <= 3
@@ -232,10 +241,10 @@ def test_find_peaks_two_blobs(src):
     b = int(np.argmin(np.linalg.norm(pos_mm - (15, 15, 20), axis=1)))
     amp += 2.0 * np.exp(-np.linalg.norm(pos_mm - pos_mm[a], axis=1) ** 2 / 200)
     amp += 1.0 * np.exp(-np.linalg.norm(pos_mm - pos_mm[b], axis=1) ** 2 / 200)
-    peaks = find_peaks(amp, src, n=5)
+    peaks = find_peaks(amp, src, n_max=5)
     assert peaks.tolist() == [a, b]
     flat = np.ones(src.n_sources)  # a plateau gives one peak, the lowest index
-    assert find_peaks(flat, src, n=5).tolist() == [0]
+    assert find_peaks(flat, src, n_max=5).tolist() == [0]
     assert find_peaks(np.zeros(src.n_sources), src).size == 0
 
 
@@ -255,7 +264,7 @@ def test_peaks_without_mni(model):
         pos=src.pos, region_ids=src.region_ids, normals=src.normals, free_ori=src.free_ori,
         adjacency=src.adjacency, spacing=src.spacing, mri_to_mni=None,
     )
-    res = LocalizationResult.from_amplitudes(np.eye(src.n_sources)[:, :1] + 0, [0.0], nomni)
+    res = SourceMap.from_amplitudes(np.eye(src.n_sources)[:, :1] + 0, [0.0], nomni)
     row = res.peaks(1)[0]
     assert row["source"] == 0 and np.isnan(row["x_mni"])
     assert "n/a" in res.peaks(1).to_tsv()
@@ -263,11 +272,11 @@ def test_peaks_without_mni(model):
 
 def test_from_amplitudes_validation(src):
     with pytest.raises(ValueError, match=r"shape"):
-        LocalizationResult.from_amplitudes(np.ones((3, 2)), [0, 1], src)
+        SourceMap.from_amplitudes(np.ones((3, 2)), [0, 1], src)
     with pytest.raises(ValueError, match=r"non-negative"):
-        LocalizationResult.from_amplitudes(-np.ones((src.n_sources, 1)), [0], src)
+        SourceMap.from_amplitudes(-np.ones((src.n_sources, 1)), [0], src)
     with pytest.raises(ValueError, match=r"NaN"):
-        LocalizationResult.from_amplitudes(np.full((src.n_sources, 1), np.nan), [0], src)
+        SourceMap.from_amplitudes(np.full((src.n_sources, 1), np.nan), [0], src)
 
 
 def test_region_time_courses(result):
@@ -310,9 +319,31 @@ def test_save_writes_everything(result, src, tmp_path):
     assert lines[1].split("\t")[1:3] == [str(SOURCE), "Left-Thalamus"]
     info = json.loads((out / "localization.json").read_text())
     assert info["source_space_hash"] == src.hash()
-    assert info["peak_time_s"] == pytest.approx(result.peak_time())
+    assert info["peak_time_s"] == pytest.approx(result.peak_time)
     # no stray temporary folders
     assert [p.name for p in tmp_path.iterdir()] == ["res"]
+    # and it reads back: same map (float32 in the .stc), times, source space, peak time
+    back = read_source_map(out)
+    np.testing.assert_allclose(back.amplitudes, result.amplitudes, rtol=1e-6)
+    np.testing.assert_allclose(back.times, result.times, atol=1e-9)
+    assert back.source_space.hash() == src.hash()
+    assert back.peak_time == pytest.approx(result.peak_time)
+    assert (back.method, back.units) == (result.method, result.units)
+    assert back.peaks(1)[0]["source"] == SOURCE
+    with pytest.raises(FileNotFoundError, match=r"not a folder written by SourceMap\.save"):
+        read_source_map(tmp_path)
+
+
+def test_save_extra_files_in_the_same_atomic_folder(result, tmp_path):
+    out = result.save(tmp_path / "res", extra_files={"note.txt": lambda p: p.write_text("hi")})
+    assert (out / "note.txt").read_text() == "hi"
+
+    def fail(path):
+        raise RuntimeError("report failed")
+
+    with pytest.raises(RuntimeError, match="report failed"):
+        result.save(tmp_path / "res2", extra_files={"report.html": fail})
+    assert not (tmp_path / "res2").exists()
 
 
 def test_save_overwrite_rules(result, tmp_path):
@@ -337,7 +368,7 @@ def test_save_is_atomic(result, tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(loc.nib, "save", boom)
+    monkeypatch.setattr(result_module.nib, "save", boom)
     with pytest.raises(OSError, match=r"disk full"):
         result.save(tmp_path / "res")
     assert list(tmp_path.iterdir()) == []
@@ -365,14 +396,14 @@ def test_sample_evoked_units_and_interpolation(sample_dir):
 
 
 def test_too_long_recording_refused(model, src, monkeypatch):
-    monkeypatch.setattr(loc, "MAX_VALUES", src.n_sources * 40)
+    monkeypatch.setattr(network_module, "MAX_VALUES", src.n_sources * 40)
     with pytest.raises(ValueError, match=r"41 time samples x 48 sources.*tmin/tmax"):
         localize(make_evoked(model, SOURCE), model, src)
     assert localize(make_evoked(model, SOURCE), model, src, tmax=0.09).amplitudes.shape[1] == 39
 
 
 def test_recording_ssp_unknown_to_the_model_is_warned(model, src, caplog):
-    from deepesi.localize import warn_untrained_ssp
+    from deepesi.inverse import warn_untrained_ssp
 
     ev = make_evoked(model, 3)
     u = np.random.default_rng(0).standard_normal(len(model.ch_names))
@@ -382,7 +413,7 @@ def test_recording_ssp_unknown_to_the_model_is_warned(model, src, caplog):
     ev.set_eeg_reference("average", projection=True, verbose=False)
     assert not warn_untrained_ssp(ev.info, model)  # the average reference alone is fine
     ev.add_proj([ssp], verbose=False)
-    with caplog.at_level("WARNING", logger="deepesi.localize"):
+    with caplog.at_level("WARNING", logger="deepesi"):
         localize(ev, model, src)
     assert "SSP projector(s)" in caplog.text and "PCA-v1" in caplog.text
     model.sim_config = {"projs": "given"}

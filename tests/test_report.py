@@ -1,12 +1,12 @@
-"""deepesi.report: HTML report of a localization, with or without a head, with other methods."""
+"""deepesi.viz.report: HTML report of a SourceMap, with or without a head, with other methods."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from deepesi.localize import LocalizationResult, localize
-from deepesi.report import make_report, plot_glass_brain, plot_peak_slices
+from deepesi.inverse import SourceMap, apply_network
+from deepesi.viz import make_report, plot_glass_brain, plot_peak_slices
 from localize_helpers import StandInModel, grid_source_space, make_evoked
 
 SOURCE = 9
@@ -20,7 +20,7 @@ def src():
 @pytest.fixture(scope="module")
 def result(src):
     model = StandInModel(src)
-    return localize(make_evoked(model, SOURCE), model, src)
+    return apply_network(make_evoked(model, SOURCE), model, source_space=src)
 
 
 def _blob(src, centre_mm, times):
@@ -29,18 +29,16 @@ def _blob(src, centre_mm, times):
 
 
 def test_report_contents(result, src, tmp_path):
-    other = LocalizationResult.from_amplitudes(
+    other = SourceMap.from_amplitudes(
         _blob(src, (15, 15, 20), result.times), result.times, src, method="sLORETA",
-        meta={"units": "F"},
+        units="F", peak_time=result.peak_time,
     )
-
-    class FakeSourceResult:  # what deepesi.baselines.SourceResult offers
-        method = "dSPM"
-        amplitude = _blob(src, (-15, -15, 0), result.times)
-        times = result.times
-
+    dspm = SourceMap.from_amplitudes(
+        _blob(src, (-15, -15, 0), result.times), result.times, src, method="dSPM",
+        peak_time=result.peak_time,
+    )
     out = make_report(
-        result, title="Test report", extra_results={"sLORETA": other, "dSPM": FakeSourceResult()},
+        result, title="Test report", extra_results={"sLORETA": other, "dSPM": dspm},
         fname=tmp_path / "r.html",
     )
     html = out.read_text(encoding="utf-8")
@@ -61,12 +59,12 @@ def test_report_bad_inputs(result, tmp_path):
     with pytest.raises(ValueError, match=r"\.html"):
         make_report(result, fname=tmp_path / "r.pdf")
     small = grid_source_space().subset(np.arange(10))
-    wrong = LocalizationResult.from_amplitudes(np.ones((10, 1)), [0.0], small)
+    wrong = SourceMap.from_amplitudes(np.ones((10, 1)), [0.0], small)
     with pytest.raises(ValueError, match="another source space"):
         make_report(result, extra_results={"x": wrong}, fname=tmp_path / "r.html")
-    with pytest.raises(TypeError, match="LocalizationResult"):
+    with pytest.raises(TypeError, match="SourceMap"):
         make_report(result, extra_results={"x": 3}, fname=tmp_path / "r.html")
-    with pytest.raises(TypeError, match="LocalizationResult"):
+    with pytest.raises(TypeError, match="SourceMap"):
         make_report(result.amplitudes, fname=tmp_path / "r.html")
     assert list(tmp_path.iterdir()) == []
 
@@ -90,7 +88,7 @@ def test_slices_over_a_head(sphere_head, tmp_path):
     src = make_source_space(sphere_head, 8e-3)
     centre = np.array([0.0, 0.0, 40.0])
     times = np.array([0.0, 0.01])
-    res = LocalizationResult.from_amplitudes(_blob(src, centre, times), times, src)
+    res = SourceMap.from_amplitudes(_blob(src, centre, times), times, src)
     fig = plot_peak_slices(res, sphere_head)
     top = res.peaks(1)[0]
     assert "peak 1" in fig._suptitle.get_text()

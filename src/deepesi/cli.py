@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
 
 from . import __version__
+from ._logging import logger, set_log_level
 
 #: Subcommand modules, in the order ``deepesi --help`` lists them.
 COMMAND_MODULES = (
@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:
     """Options every long-running subcommand takes."""
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or info")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress bars or info messages (warnings and errors only)")
     parser.add_argument(
         "--overwrite", action="store_true", help="replace output files that already exist"
     )
@@ -69,14 +70,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0 if args.command is None else 2
     quiet = getattr(args, "quiet", False)
-    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s")
+    old_level = set_log_level("WARNING" if quiet else "INFO", return_old=True)
+    old_mne = None
     if quiet:
-        try:
-            import mne
+        import mne
 
-            mne.set_log_level("ERROR")
-        except ImportError:  # pragma: no cover - mne is a hard dependency
-            pass
+        old_mne = mne.set_log_level("ERROR", return_old_level=True)
     try:
         result = args.func(args)
     except USER_ERRORS as err:
@@ -85,6 +84,12 @@ def main(argv: list[str] | None = None) -> int:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"deepesi {args.command}: error: {msg}", file=sys.stderr)
         return 2
+    finally:
+        logger.setLevel(old_level)
+        if old_mne is not None:
+            import mne
+
+            mne.set_log_level(old_mne)
     return int(result or 0)
 
 

@@ -139,46 +139,37 @@ def simulate_demo_recording(leadfield, *, snr_db: float = 10.0, seed: int = 42):
 
 def localize_demo_recording(outputs: dict[str, Path], *, head, overwrite: bool) -> dict:
     """Simulate, localize with the pretrained 4LCNN and eLORETA, compare, write the report."""
-    from .baselines import apply_classical
-    from .localize import LocalizationResult, localize
+    from .inverse import apply_classical, apply_network
     from .pretrained import load_pretrained
+    from .viz.report import make_report
 
     model, leadfield = load_pretrained("template-eeg64")
     src = leadfield.source_space
     evoked, noise_cov, truth = simulate_demo_recording(leadfield)
-    ours = localize(evoked, model, src)
-    classical = apply_classical("eLORETA", evoked, leadfield, noise_cov)
-    theirs = LocalizationResult.from_amplitudes(
-        classical.amplitude, classical.times, src, method="eLORETA", info=evoked.info
-    )
+    ours = apply_network(evoked, model, source_space=src, noise_cov=noise_cov)
+    theirs = apply_classical(evoked, "eLORETA", leadfield, noise_cov)
     comparison = {"sources": truth, "methods": {}}
     for name, result in (("deepesi", ours), ("eLORETA", theirs)):
         rows = []
         for t in truth:
-            peaks = result.peaks(n=5, time=t["peak_time_s"])
-            pos = np.array([[p["x_mri"], p["y_mri"], p["z_mri"]] for p in peaks]) / 1e3
-            dist = np.linalg.norm(pos - np.asarray(t["pos_m"]), axis=1) * 1e3
+            table = result.peaks(n=5, time=t["peak_time_s"])
+            dist = np.linalg.norm(table.positions() - np.asarray(t["pos_m"]), axis=1) * 1e3
             best = int(np.argmin(dist))
-            rows.append({"source": t["region"], "strongest_peak_region": peaks[0]["region"],
+            rows.append({"source": t["region"], "strongest_peak_region": table[0]["region"],
                          "strongest_peak_error_mm": float(dist[0]),
                          "nearest_of_5_peaks_mm": float(dist[best])})
         comparison["methods"][name] = rows
     with atomic_path(outputs["simulated recording"], overwrite=overwrite) as tmp:
         evoked.save(tmp, verbose=False)
-    ours.save(outputs["localization"], overwrite=overwrite, report=True, head=head,
-              title="deepesi demo: thalamic + cortical source, 64-channel EEG")
-    _add_extra_report(outputs["localization"], ours, theirs, head)
+
+    def report(fname: Path) -> None:
+        make_report(ours, head, title="deepesi demo: deepesi vs eLORETA",
+                    extra_results={"eLORETA": theirs}, fname=fname)
+
+    ours.save(outputs["localization"], overwrite=overwrite, extra_files={"report.html": report})
     with atomic_path(outputs["comparison"], overwrite=overwrite) as tmp:
         tmp.write_text(json.dumps(comparison, indent=1))
     return comparison
-
-
-def _add_extra_report(folder: Path, ours, theirs, head) -> None:
-    """Rewrite the result folder's report with eLORETA beside deepesi."""
-    from .report import make_report
-
-    make_report(ours, head, title="deepesi demo: deepesi vs eLORETA",
-                extra_results={"eLORETA": theirs}, fname=folder / "report.html", overwrite=True)
 
 
 def format_comparison(comparison: dict) -> str:

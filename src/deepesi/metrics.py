@@ -18,6 +18,7 @@ from scipy.spatial import cKDTree
 from scipy.spatial.distance import cdist
 
 from ._validation import check_finite
+from .inverse.peaks import _median_spacing, find_peaks
 
 __all__ = [
     "RegionScores",
@@ -85,89 +86,6 @@ def _check_pair(
 def _require_nonzero(arr: np.ndarray, name: str) -> None:
     if not (arr > 0).any():
         raise ValueError(f"{name} is zero everywhere; the metric is undefined for an empty map.")
-
-
-# ----------------------------------------------------------------------------- peaks
-def find_peaks(
-    values: np.ndarray,
-    pos: np.ndarray,
-    *,
-    adjacency: sparse.spmatrix | None = None,
-    radius: float | None = None,
-    rel_threshold: float = 0.5,
-    n_max: int | None = None,
-) -> np.ndarray:
-    """Local maxima of a map over the source points, strongest first.
-
-    A point is a peak when its value is positive, at least ``rel_threshold`` times the global
-    maximum, and not smaller than the value of any of its neighbours. Neighbours are given by
-    ``adjacency`` or, if that is None, all points within ``radius`` metres.
-    Among equal neighbouring values (a plateau) only the lowest index counts as the peak.
-
-    Parameters
-    ----------
-    values : ndarray, shape (n_sources,)
-        Non-negative map.
-    pos : ndarray, shape (n_sources, 3)
-        Positions in metres.
-    adjacency : sparse matrix, shape (n_sources, n_sources) | None
-        Neighbour graph (e.g. ``SourceSpace.adjacency``).
-    radius : float | None
-        Neighbourhood radius in metres when no adjacency is given. Default: 1.5 times the median
-        nearest-neighbour distance (the 26-neighbourhood on a regular grid).
-    rel_threshold : float
-        Peaks below this fraction of the maximum are ignored (0 keeps all positive peaks).
-    n_max : int | None
-        Keep at most this many peaks.
-
-    Returns
-    -------
-    peaks : ndarray of int
-        Indices of the peaks, by decreasing value.
-    """
-    values = _check_map(values, "map")
-    pos = _check_pos(pos)
-    if len(pos) != len(values):
-        raise ValueError(f"{len(pos)} positions but {len(values)} map values.")
-    if not 0.0 <= rel_threshold <= 1.0:
-        raise ValueError(f"rel_threshold must be in [0, 1], got {rel_threshold}.")
-    if values.max() <= 0:
-        return np.zeros(0, dtype=int)
-    n = len(values)
-    if adjacency is None:
-        if radius is None:
-            radius = 1.5 * _median_spacing(pos)
-        if radius <= 0:
-            raise ValueError(f"radius must be positive (metres), got {radius}.")
-        pairs = cKDTree(pos).query_pairs(radius, output_type="ndarray")
-        adj = sparse.coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
-        adjacency = (adj + adj.T).tocsr()
-    else:
-        adjacency = sparse.csr_matrix(adjacency)
-        if adjacency.shape != (n, n):
-            raise ValueError(f"adjacency must be ({n}, {n}), got {adjacency.shape}.")
-    adj = adjacency.tocoo()
-    off = adj.row != adj.col
-    rows, cols = adj.row[off], adj.col[off]
-    # a neighbour "beats" a point if it is larger, or equal with a lower index (plateaus)
-    beaten = (values[cols] > values[rows]) | ((values[cols] == values[rows]) & (cols < rows))
-    is_peak = np.ones(n, dtype=bool)
-    is_peak[rows[beaten]] = False
-    is_peak &= values > 0
-    is_peak &= values >= rel_threshold * values.max()
-    peaks = np.flatnonzero(is_peak)
-    peaks = peaks[np.argsort(-values[peaks], kind="stable")]
-    if n_max is not None:
-        peaks = peaks[: int(n_max)]
-    return peaks
-
-
-def _median_spacing(pos: np.ndarray) -> float:
-    if len(pos) < 2:
-        return 1.0
-    d, _ = cKDTree(pos).query(pos, k=2)
-    spacing = float(np.median(d[:, 1]))
-    return spacing if spacing > 0 else 1e-3
 
 
 # ----------------------------------------------------------------------------- localization

@@ -240,3 +240,38 @@ def make_whitener(
     if projector is not None:
         proj = np.asarray(projector, dtype=float) @ proj
     return zca_whitener(c, proj, ch_types=ch_types)
+
+
+def only_rereferences(projs, ch_names: Sequence[str], ch_types: Sequence[str]) -> bool:
+    """True when the projectors remove nothing but what the average EEG reference removes.
+
+    By the algebra, not the description: with ``P`` their projector on ``ch_names`` and ``R``
+    the average reference (:func:`reference_projector`), ``P R = R``. Nothing to project counts
+    as True.
+    """
+    p = ssp_projector(projs, ch_names)
+    if p is None:
+        return True
+    ref = reference_projector(list(ch_types))
+    return bool(np.allclose(p @ ref, ref, atol=1e-6))
+
+
+def has_average_reference(info) -> bool:
+    """Whether ``info`` has an average-EEG-reference projector (active or not).
+
+    A projector counts when, on the EEG channels, it is the average reference exactly (its
+    vectors span the all-ones vector and nothing else), whatever its description says. False
+    when ``info`` has no EEG channel.
+    """
+    import mne
+
+    picks = mne.pick_types(info, meg=False, eeg=True, exclude=[])
+    if len(picks) == 0:
+        return False
+    eeg = [info["ch_names"][i] for i in picks]
+    ref = reference_projector(["eeg"] * len(eeg))
+    for q in info["projs"]:
+        p = ssp_projector([q], eeg)
+        if p is not None and np.allclose(p, ref, atol=1e-6):
+            return True
+    return False

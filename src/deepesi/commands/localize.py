@@ -1,20 +1,14 @@
 """``deepesi localize``: localize the sources of a recording with a trained network.
 
-API twin: :func:`deepesi.localize.localize` (+ :meth:`LocalizationResult.save`,
-:func:`deepesi.report.make_report`).
+API twin: :func:`deepesi.inverse.apply_network` (+ :meth:`deepesi.inverse.SourceMap.save`,
+:func:`deepesi.viz.make_report`).
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 from typing import Any
-
-logger = logging.getLogger(__name__)
-
-EVOKED_SUFFIXES = ("-ave.fif", "_ave.fif", "-ave.fif.gz", "_ave.fif.gz")
-EPOCHS_SUFFIXES = ("-epo.fif", "_epo.fif", "-epo.fif.gz", "_epo.fif.gz")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -62,89 +56,32 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def read_recording(path: str | Path, condition: str | None = None) -> Any:
-    """Read a raw, evoked or epochs recording with MNE.
-
-    Parameters
-    ----------
-    path : path-like
-        The file (or a CTF ``.ds`` folder).
-    condition : str | None
-        Evoked: the comment/condition to use (needed when the file holds several).
-        Epochs: the event name to keep.
-
-    Returns
-    -------
-    mne.io.Raw | mne.Evoked | mne.Epochs
-    """
-    import mne
-
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise FileNotFoundError(f"recording not found: {path}. Check the path and spelling.")
-    name = path.name.lower()
-    if name.endswith(EVOKED_SUFFIXES):
-        evokeds = mne.read_evokeds(path, verbose=False)
-        names = [ev.comment for ev in evokeds]
-        if condition is not None:
-            if condition not in names:
-                raise ValueError(
-                    f"--condition {condition!r} is not in {path.name}; it holds {names}."
-                )
-            return evokeds[names.index(condition)]
-        if len(evokeds) > 1:
-            raise ValueError(
-                f"{path.name} holds {len(evokeds)} conditions {names}; choose one with "
-                "--condition NAME."
-            )
-        return evokeds[0]
-    if name.endswith(EPOCHS_SUFFIXES):
-        epochs = mne.read_epochs(path, preload=True, verbose=False)
-        if condition is not None:
-            try:  # MNE's selection: an event name or "/"-separated tags
-                epochs = epochs[condition]
-            except KeyError as err:
-                raise ValueError(
-                    f"--condition {condition!r} is not an event of {path.name}; events: "
-                    f"{sorted(epochs.event_id)}."
-                ) from err
-        return epochs
-    if condition is not None:
-        raise ValueError("--condition applies to -ave.fif and -epo.fif files, not raw data.")
-    try:
-        return mne.io.read_raw(path, preload=True, verbose=False)
-    except (ValueError, RuntimeError, OSError, NotImplementedError) as err:
-        raise ValueError(f"cannot read {path} as a recording: {err}") from err
-
-
-def _load_model(path: str) -> Any:
-    from ..training import load_model
-
-    return load_model(path)
-
-
-def _source_space_for(model: Any, path: str | None) -> Any:
+def _model_and_source_space(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The model (a pretrained name or a file) and the source space to localize on."""
+    from ..pretrained import PRETRAINED, load_pretrained
     from ..sources import SourceSpace
 
-    if path is not None:
-        return SourceSpace.load(path)
-    src = getattr(model, "source_space", None)
-    if isinstance(src, SourceSpace):
-        return src
-    recorded = (getattr(model, "meta", None) or {}).get("source_space_file")
-    if recorded and Path(recorded).is_file():
-        return SourceSpace.load(recorded)
-    raise ValueError(
-        "the model file does not carry its source space; pass the one it was trained on with "
-        "--source-space SRC.npz (deepesi sources)."
-    )
+    if args.model in PRETRAINED:  # shipped in the package, with its source space
+        if args.source_space is not None:
+            raise ValueError(
+                f"--source-space cannot be combined with the pretrained {args.model!r}."
+            )
+        model, leadfield = load_pretrained(args.model)
+        return model, leadfield.source_space
+    from .._validation import check_file
+    from ..training import load_model
+
+    model = load_model(check_file(args.model, "model file"))
+    if args.source_space is not None:
+        return model, SourceSpace.load(args.source_space)
+    return model, None  # the one the model carries (apply_network says if there is none)
 
 
 def run(args: argparse.Namespace) -> int:
     """Read, localize, write."""
     from .._io import check_overwrite
-    from .._validation import check_file
-    from ..localize import localize
+    from ..inverse import apply_network, read_recording
+    from ..pretrained import PRETRAINED
 
     out = Path(args.output)
     if out.exists() and out.is_dir() and not any(out.iterdir()):
@@ -153,34 +90,27 @@ def run(args: argparse.Namespace) -> int:
         check_overwrite(out, args.overwrite)
     if args.peaks < 1:
         raise ValueError(f"--peaks must be >= 1, got {args.peaks}.")
-    from ..pretrained import PRETRAINED, load_pretrained
-
-    if args.model in PRETRAINED:  # a model shipped in the package, with its source space
-        model, leadfield = load_pretrained(args.model)
-        src = leadfield.source_space if args.source_space is None else None
-        if src is None:
-            raise ValueError(
-                f"--source-space cannot be combined with the pretrained {args.model!r}."
-            )
-    else:
-        check_file(args.model, "model file")
-        model = _load_model(args.model)
-        src = _source_space_for(model, args.source_space)
+    model, src = _model_and_source_space(args)
     head = None
     if args.head is not None:
         if not args.report:
             raise ValueError("--head is only used by the report; add --report.")
         from ..anatomy.load import load_head
 
-        head = load_head(args.head, progress=not args.quiet)
+        head = load_head(args.head)
     inst = read_recording(args.recording, args.condition)
-    result = localize(inst, model, src, tmin=args.tmin, tmax=args.tmax)
+    result = apply_network(inst, model, source_space=src, tmin=args.tmin, tmax=args.tmax)
     result.meta["recording"] = str(Path(args.recording).resolve())
     result.meta["model_file"] = (
         args.model if args.model in PRETRAINED else str(Path(args.model).resolve())
     )
-    result.save(out, overwrite=args.overwrite, report=args.report, head=head,
-                title=f"deepesi localization: {Path(args.recording).name}")
+    extra = {}
+    if args.report:
+        from ..viz.report import make_report
+
+        title = f"deepesi localization: {Path(args.recording).name}"
+        extra["report.html"] = lambda fname: make_report(result, head, title=title, fname=fname)
+    result.save(out, overwrite=args.overwrite, extra_files=extra)
     if not args.quiet:
         print(f"wrote {out}/: {result!r}")
         print(result.peaks(n=args.peaks))

@@ -19,11 +19,11 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from scipy import ndimage
 
-from ._io import atomic_path
-from .anatomy.headmodel import HeadModel
-from .anatomy.regions import SUBCORTICAL_REGIONS
-from .anatomy.tissues import BRAIN_TISSUES
-from .sources import SourceSpace
+from .._io import atomic_path
+from ..anatomy.headmodel import HeadModel
+from ..anatomy.regions import SUBCORTICAL_REGIONS
+from ..anatomy.tissues import BRAIN_TISSUES
+from ..sources import SourceSpace
 
 #: Fixed colour of each CHARM tissue (by name), used in every deepesi picture.
 TISSUE_COLORS: dict[str, str] = {

@@ -1,0 +1,176 @@
+"""Localize a recording with a trained network: :func:`apply_network` returns a SourceMap."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mne
+import numpy as np
+
+from .._logging import logger, verbose
+from .._validation import validate_type
+from ..sources import SourceSpace
+from ..whitening import only_rereferences
+from .prepare import Recording, check_channels, peak_sample, prepare_data
+from .result import SourceMap
+
+__all__ = ["apply_network", "check_model_source_space", "warn_untrained_ssp"]
+
+#: Largest n_sources x n_times a single call localizes: 0.4 GB of float64 amplitudes, and
+#: about 1.2 GB for the 4-D NIfTI (the grid's bounding box holds ~6 voxels per source point).
+MAX_VALUES = 50_000_000
+
+#: Unit of a network's map (the net predicts the shape of the map, not A·m).
+NETWORK_UNITS = "relative (network output)"
+
+
+def check_model_source_space(model: Any, source_space: SourceSpace) -> None:
+    """Raise ValueError unless ``model`` was trained for ``source_space`` (hash and size)."""
+    validate_type(source_space, SourceSpace, "source_space",
+                  "a deepesi SourceSpace (read one with deepesi.sources.read_source_space)")
+    for attr in ("ch_names", "ch_types", "predict"):
+        if not hasattr(model, attr):
+            raise TypeError(
+                f"model has no {attr!r}; load a trained model with deepesi.training.read_model."
+            )
+    n_model = getattr(model, "n_sources", None)
+    if n_model is not None and int(n_model) != source_space.n_sources:
+        raise ValueError(
+            f"model/source-space mismatch: the model predicts {int(n_model)} source points, "
+            f"the source space has {source_space.n_sources}. Use the source space the model "
+            "was trained on."
+        )
+    expected = getattr(model, "source_space_hash", None)
+    if expected and expected != source_space.hash():
+        raise ValueError(
+            "model/source-space mismatch: the model was trained on source space "
+            f"{str(expected)[:12]}, this one is {source_space.hash()[:12]} "
+            f"({source_space.n_sources} points). Use the source space the model was trained on."
+        )
+
+
+def warn_untrained_ssp(info: mne.Info, model: Any) -> bool:
+    """Warn (and return True) when the recording carries SSP projectors on the model's channels
+    that the model was not trained with (``SimulationConfig(projs=...)``).
+
+    A projector that only re-references EEG to its average changes nothing here (every model is
+    trained average-referenced) and does not count
+    (:func:`deepesi.whitening.only_rereferences`).
+    """
+    if (getattr(model, "sim_config", None) or {}).get("projs") == "given":
+        return False
+    names, types = list(model.ch_names), list(model.ch_types)
+    extra = [q for q in info["projs"] if not only_rereferences([q], names, types)]
+    if not extra:
+        return False
+    logger.warning(
+        "the recording has %d SSP projector(s) on the model's channels (%s) but the model was "
+        "trained without them: the data lack field components the training data had, which "
+        "biases the network. Retrain with the recording's projectors (SimulationConfig(projs="
+        "info['projs']) or deepesi train --projs FILE.fif).", len(extra),
+        ", ".join(q["desc"] for q in extra[:3]) + (", ..." if len(extra) > 3 else ""),
+    )
+    return True
+
+
+def _source_space_of(model: Any, source_space: SourceSpace | None) -> SourceSpace:
+    if source_space is not None:
+        return source_space
+    carried = getattr(model, "source_space", None)
+    if isinstance(carried, SourceSpace):
+        return carried
+    raise ValueError(
+        "the model file does not carry its source space; pass the one it was trained on "
+        "(source_space=read_source_space('SRC.npz'); CLI: --source-space SRC.npz)."
+    )
+
+
+def _peak_sample(data: np.ndarray, info: mne.Info, model: Any, noise_cov: Any) -> int:
+    """The data's peak: whitened by ``noise_cov`` as the classical methods do when it is given,
+    else by the model's own input whitener, else by its per-channel input scaling."""
+    if noise_cov is not None:
+        check_channels(list(model.ch_names), list(model.ch_names), list(noise_cov["names"]))
+        return peak_sample(data, info, noise_cov)
+    transform = getattr(model, "whitener", None)
+    if transform is None:
+        transform = getattr(model, "channel_scale", None)
+    return peak_sample(data, transform=transform)
+
+
+@verbose
+def apply_network(
+    inst: Recording,
+    model: Any,
+    *,
+    source_space: SourceSpace | None = None,
+    noise_cov: mne.Covariance | None = None,
+    tmin: float | None = None,
+    tmax: float | None = None,
+    verbose: bool | str | int | None = None,
+) -> SourceMap:
+    """Localize the sources of a recording with a trained network.
+
+    Parameters
+    ----------
+    inst : mne.io.Raw | mne.Epochs | mne.Evoked
+        The recording (SI units). Epochs are averaged first. Prepared by
+        :func:`deepesi.inverse.prepare_data`: channels matched to the model by name, bad ones
+        interpolated, EEG average-referenced, the signal checked.
+    model : TrainedModel
+        From :func:`deepesi.training.read_model` or :func:`deepesi.pretrained.load_pretrained`
+        (anything with ``ch_names``, ``ch_types``, ``predict(data) -> (n_sources, n_times)`` and
+        optionally ``n_sources``, ``source_space_hash``, ``source_space``).
+    source_space : SourceSpace | None
+        The source space the model was trained on (checked by hash and size); default the one
+        the model carries.
+    noise_cov : mne.Covariance | None
+        Only used to find the peak time as the classical methods do (the sample of the largest
+        whitened global field power). None: the model's input whitener, or its per-type input
+        scaling, stands in.
+    tmin, tmax : float | None
+        Time window (s, inclusive).
+    verbose : bool | str | int | None
+        Log level for the call.
+
+    Returns
+    -------
+    SourceMap
+        Method 'deepesi', relative units (the net predicts the shape of the map).
+    """
+    src = _source_space_of(model, source_space)
+    check_model_source_space(model, src)
+    if noise_cov is not None:
+        validate_type(noise_cov, mne.Covariance, "noise_cov", "an mne.Covariance")
+    data, times, info = prepare_data(inst, list(model.ch_names), list(model.ch_types),
+                                     tmin=tmin, tmax=tmax)
+    warn_untrained_ssp(info, model)
+    size = src.n_sources * data.shape[1]
+    if size > MAX_VALUES:
+        raise ValueError(
+            f"{data.shape[1]} time samples x {src.n_sources} sources = {size:.3g} "
+            f"values ({size * 8 / 1e9:.1f} GB), more than deepesi localizes at once "
+            f"({MAX_VALUES:.0e}). Pass tmin/tmax (--tmin/--tmax), or epoch and average the "
+            "recording (mne.Epochs(...).average()) first."
+        )
+    amp = np.asarray(model.predict(data), dtype=float)
+    if amp.ndim != 2 or amp.shape != (src.n_sources, data.shape[1]):
+        raise ValueError(
+            f"the model returned maps of shape {amp.shape}, expected "
+            f"({src.n_sources}, {data.shape[1]}); model and source space do not match."
+        )
+    meta = {
+        "model": repr(model),
+        "model_source_space_hash": getattr(model, "source_space_hash", None),
+        "model_leadfield_hash": getattr(model, "leadfield_hash", None),
+        "n_channels": len(model.ch_names),
+    }
+    fnames = getattr(inst, "filenames", None) or []
+    if fnames and fnames[0] is not None:
+        meta["recording"] = str(fnames[0])
+    k = _peak_sample(data, info, model, noise_cov)
+    params = {"tmin": float(times[0]), "tmax": float(times[-1]), "eeg_reference": "average",
+              "peak_whitening": "noise_cov" if noise_cov is not None else "model input"}
+    return SourceMap.from_amplitudes(
+        np.maximum(amp, 0.0), times, src, method="deepesi", units=NETWORK_UNITS,
+        peak_time=float(times[k]), params=params, info=info, meta=meta,
+    )

@@ -1,0 +1,252 @@
+"""Peaks of a source map: the one definition of a local maximum, and the peak table.
+
+:func:`find_peaks` is used by every result (:meth:`deepesi.inverse.SourceMap.peaks`, network and
+classical alike), by the metrics (DLE) and by the benchmark's scoring; only the neighbourhood is a
+parameter. Over a :class:`~deepesi.sources.SourceSpace` it is the source neighbour graph **and**
+every point within one grid diagonal (√3 × spacing): the graph alone separates neighbouring
+structures (cortex / deep nuclei), so the spill-over of one blob into an adjacent structure would
+show as a spurious peak.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import sparse
+from scipy.spatial import cKDTree
+
+from .._validation import check_finite
+
+__all__ = ["PeakTable", "find_peaks", "neighbour_radius"]
+
+
+def _median_spacing(pos: np.ndarray) -> float:
+    if len(pos) < 2:
+        return 1.0
+    d, _ = cKDTree(pos).query(pos, k=2)
+    spacing = float(np.median(d[:, 1]))
+    return spacing if spacing > 0 else 1e-3
+
+
+def neighbour_radius(source_space: Any) -> float:
+    """The spatial part of a source space's peak neighbourhood: one grid diagonal (m).
+
+    √3 × the grid spacing (the 26-neighbourhood of a regular grid); the median nearest-neighbour
+    distance stands in for a spacing the source space does not record.
+    """
+    spacing = float(getattr(source_space, "spacing", 0.0) or 0.0)
+    if spacing <= 0:
+        spacing = _median_spacing(np.asarray(source_space.pos, float))
+    return float(np.sqrt(3.0) * spacing * (1 + 1e-6))
+
+
+def _values(values: np.ndarray) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"the map must be a numeric array, got dtype {arr.dtype}.")
+    arr = check_finite(arr.astype(float), "map")
+    if arr.ndim != 1:
+        raise ValueError(
+            f"the map must be one value per source point, shape (n_sources,), got {arr.shape}; "
+            "for time courses pick a time point (or average) first."
+        )
+    if (arr < 0).any():
+        raise ValueError(
+            f"the map has negative values (min {arr.min():.3g}); peaks are found on "
+            "non-negative amplitude maps: pass np.abs(values), or the norm over orientations."
+        )
+    return arr
+
+
+def find_peaks(
+    values: np.ndarray,
+    where: Any,
+    *,
+    adjacency: sparse.spmatrix | np.ndarray | None = None,
+    radius: float | None = None,
+    rel_threshold: float = 0.0,
+    n_max: int | None = None,
+) -> np.ndarray:
+    """Local maxima of a map over source points, strongest first.
+
+    A point is a peak when its value is positive, at least ``rel_threshold`` times the global
+    maximum, and not smaller than any neighbour's value; on a plateau of equal neighbouring values
+    only the lowest index counts. The neighbours of a point are its ``adjacency`` graph neighbours
+    together with every point within ``radius`` metres.
+
+    Parameters
+    ----------
+    values : ndarray, shape (n_sources,)
+        Non-negative map.
+    where : SourceSpace | ndarray, shape (n_sources, 3)
+        The points. For a :class:`~deepesi.sources.SourceSpace` the defaults are its neighbour
+        graph and :func:`neighbour_radius` (graph ∪ 26-neighbourhood). For positions (metres)
+        the default, without ``adjacency``, is ``radius`` = 1.5 × the median nearest-neighbour
+        distance, and with ``adjacency`` the graph alone.
+    adjacency : sparse matrix, shape (n_sources, n_sources) | None
+        Neighbour graph.
+    radius : float | None
+        Neighbourhood radius (m); 0 for the graph alone.
+    rel_threshold : float
+        Peaks below this fraction of the maximum are left out (0 keeps every positive peak).
+    n_max : int | None
+        Keep at most this many.
+
+    Returns
+    -------
+    peaks : ndarray of int
+        Indices of the peaks, by decreasing value (equal values: lower index first).
+    """
+    values = _values(values)
+    if hasattr(where, "pos") and hasattr(where, "adjacency"):
+        pos = np.asarray(where.pos, float)
+        if adjacency is None:
+            adjacency = where.adjacency
+        if radius is None:
+            radius = neighbour_radius(where)
+    else:
+        pos = check_finite(np.asarray(where, dtype=float), "source positions")
+        if pos.ndim != 2 or pos.shape[1] != 3:
+            raise ValueError(f"source positions must have shape (n_sources, 3), got {pos.shape}.")
+        if radius is None:
+            radius = 0.0 if adjacency is not None else 1.5 * _median_spacing(pos)
+    n = len(values)
+    if len(pos) != n:
+        raise ValueError(f"the map has {n} values but there are {len(pos)} source points.")
+    if not 0.0 <= rel_threshold <= 1.0:
+        raise ValueError(f"rel_threshold must be in [0, 1], got {rel_threshold}.")
+    if not (np.isfinite(radius) and radius >= 0):
+        raise ValueError(f"radius must be >= 0 metres, got {radius}.")
+    if n == 0 or values.max() <= 0:
+        return np.zeros(0, dtype=int)
+    rows, cols = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    if adjacency is not None:
+        adj = sparse.coo_matrix(adjacency)
+        if adj.shape != (n, n):
+            raise ValueError(f"adjacency must be ({n}, {n}), got {adj.shape}.")
+        rows.append(adj.row.astype(np.int64))
+        cols.append(adj.col.astype(np.int64))
+    if radius > 0:
+        pairs = cKDTree(pos).query_pairs(radius, output_type="ndarray").astype(np.int64)
+        rows += [pairs[:, 0], pairs[:, 1]]
+        cols += [pairs[:, 1], pairs[:, 0]]
+    row, col = np.concatenate(rows), np.concatenate(cols)
+    off = row != col
+    row, col = row[off], col[off]
+    # a neighbour beats a point if it is larger, or equal with a lower index (plateaus)
+    beaten = (values[col] > values[row]) | ((values[col] == values[row]) & (col < row))
+    is_peak = np.ones(n, dtype=bool)
+    is_peak[row[beaten]] = False
+    is_peak &= values > 0
+    is_peak &= values >= rel_threshold * values.max()
+    peaks = np.flatnonzero(is_peak)
+    peaks = peaks[np.argsort(-values[peaks], kind="stable")]
+    return peaks if n_max is None else peaks[: int(n_max)]
+
+
+@dataclass(frozen=True)
+class PeakTable:
+    """Ranked activity peaks: one dict per peak.
+
+    Keys: ``rank``, ``source``, ``region``, ``x_mri``, ``y_mri``, ``z_mri`` (mm), ``x_mni``,
+    ``y_mni``, ``z_mni`` (mm; NaN when the source space has no MRI→MNI transform),
+    ``amplitude``, ``time`` (s).
+    """
+
+    rows: list[dict]
+
+    COLUMNS = (
+        "rank", "source", "region", "x_mri", "y_mri", "z_mri", "x_mni", "y_mni", "z_mni",
+        "amplitude", "time",
+    )
+
+    @classmethod
+    def from_map(cls, amplitude: np.ndarray, source_space: Any, time: float,
+                 index: np.ndarray) -> PeakTable:
+        """The table of the points ``index`` of a map at ``time`` (s)."""
+        from ..anatomy.regions import region_name
+
+        idx = np.asarray(index, dtype=int)
+        src = source_space
+        mri = src.pos[idx] * 1000.0
+        if src.mri_to_mni is not None:
+            mni = src.pos_mni()[idx]
+        else:
+            mni = np.full((len(idx), 3), np.nan)
+        rows = [
+            {
+                "rank": r + 1,
+                "source": int(i),
+                "region": region_name(int(src.region_ids[i])),
+                "x_mri": float(mri[r, 0]), "y_mri": float(mri[r, 1]), "z_mri": float(mri[r, 2]),
+                "x_mni": float(mni[r, 0]), "y_mni": float(mni[r, 1]), "z_mni": float(mni[r, 2]),
+                "amplitude": float(amplitude[i]),
+                "time": float(time),
+            }
+            for r, i in enumerate(idx)
+        ]
+        return cls(rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.rows[i]
+
+    def __iter__(self) -> Iterator[dict]:
+        return iter(self.rows)
+
+    def column(self, name: str) -> list:
+        """The values of one column."""
+        if name not in self.COLUMNS:
+            raise KeyError(f"no column {name!r}; columns are {self.COLUMNS}.")
+        return [r[name] for r in self.rows]
+
+    def positions(self) -> np.ndarray:
+        """Peak positions, shape (n_peaks, 3), MRI frame, **metres**."""
+        if not self.rows:
+            return np.zeros((0, 3))
+        return np.array([[r["x_mri"], r["y_mri"], r["z_mri"]] for r in self.rows]) / 1000.0
+
+    def _cell(self, key: str, value: Any) -> str:
+        if key in ("rank", "source") or isinstance(value, str):
+            return str(value)
+        if key == "amplitude":
+            return f"{value:.6g}"
+        if key == "time":
+            return f"{value:.4f}"
+        return "n/a" if not np.isfinite(value) else f"{value:.1f}"
+
+    def to_tsv(self) -> str:
+        """Tab-separated text with a header line."""
+        lines = ["\t".join(self.COLUMNS)]
+        lines += ["\t".join(self._cell(k, r[k]) for k in self.COLUMNS) for r in self.rows]
+        return "\n".join(lines) + "\n"
+
+    def to_html(self) -> str:
+        """An HTML table (for reports)."""
+        head = "".join(f"<th>{k}</th>" for k in self.COLUMNS)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{self._cell(k, r[k])}</td>" for k in self.COLUMNS) + "</tr>"
+            for r in self.rows
+        )
+        return f'<table class="table table-sm"><thead><tr>{head}</tr></thead>{body}</table>'
+
+    def to_dataframe(self):
+        """A :class:`pandas.DataFrame` (needs pandas)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.rows, columns=list(self.COLUMNS))
+
+    def __str__(self) -> str:
+        cells = [list(self.COLUMNS)]
+        cells += [[self._cell(k, r[k]) for k in self.COLUMNS] for r in self.rows]
+        widths = [max(len(c[j]) for c in cells) for j in range(len(self.COLUMNS))]
+        return "\n".join(
+            "  ".join(c.ljust(w) if j == 2 else c.rjust(w)
+                      for j, (c, w) in enumerate(zip(line, widths, strict=True)))
+            for line in cells
+        )

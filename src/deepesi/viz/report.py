@@ -1,0 +1,330 @@
+"""HTML reports of localization results (:class:`mne.Report`).
+
+:func:`make_report` shows, for a :class:`~deepesi.inverse.SourceMap`: orthogonal slices
+through the strongest peak (over the head's tissues when a head is given), a glass-brain view
+(maximum-intensity projections of the activity in three planes over the outline of the source
+space), the time courses of the strongest regions, and the peak table; other methods passed as
+``extra_results`` (SourceMaps on the same source space) get the same views and a side-by-side
+glass-brain comparison.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from scipy import ndimage
+
+from .._io import atomic_path, check_overwrite
+from .._validation import validate_type
+from ..inverse.result import SourceMap, activity_grid
+from .head import plot_head_slices
+
+#: Glass-brain panels: name, axis projected away, (horizontal, vertical) axes, axis letters.
+_VIEWS = (
+    ("sagittal", 0, (1, 2), ("P", "A")),
+    ("coronal", 1, (0, 2), ("L", "R")),
+    ("axial", 2, (0, 1), ("L", "R")),
+)
+_AXIS = "xyz"
+ACTIVITY_CMAP = "hot"
+#: Fraction of the maximum below which the glass brain shows no colour.
+MIP_FLOOR = 0.05
+N_REGIONS = 6
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _check_extra(obj: Any, like: SourceMap, name: str) -> SourceMap:
+    """``obj`` if it is a SourceMap on the main result's source space."""
+    validate_type(obj, SourceMap, f"extra_results[{name!r}]", "a deepesi SourceMap")
+    if obj.n_sources != like.n_sources or obj.source_space.hash() != like.source_space.hash():
+        raise ValueError(
+            f"extra_results[{name!r}] is on another source space ({obj.n_sources} points) than "
+            f"the main result ({like.n_sources}); compare methods on the same source space."
+        )
+    return obj
+
+
+# ============================================================================ figures
+def plot_glass_brain(
+    result: SourceMap, time: float | None = None, *, title: str | None = None,
+    fig: Figure | None = None, row: int = 0, n_rows: int = 1,
+) -> Figure:
+    """Maximum-intensity projections of the activity at ``time`` in three planes.
+
+    The grey silhouette is the projection of all source points (cortex and deep structures);
+    values below 5 % of the map's maximum are not coloured; the colour scale runs from 0 to the
+    maximum. Coordinates: MRI, mm.
+
+    Parameters
+    ----------
+    result : SourceMap
+        What to draw.
+    time : float | None
+        Seconds; None = the result's peak time (:attr:`SourceMap.peak_time`).
+    title : str | None
+        Row title; default: method and time.
+    fig, row, n_rows
+        Draw into row ``row`` of ``n_rows`` of an existing figure (for comparisons).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    amp = result.map_at(time)
+    t = result.times[result.sample(time)]
+    vol, affine = activity_grid(result.source_space, amp)
+    mask, _ = activity_grid(result.source_space, np.ones(result.n_sources))
+    mask = ndimage.binary_dilation(mask > 0, iterations=1)
+    step = affine[0, 0]
+    vmax = float(vol.max()) or 1.0
+    if fig is None:
+        fig = _new_figure(12.0, 4.0 * n_rows)
+    grid = fig.add_gridspec(n_rows, 4, width_ratios=[1, 1, 1, 0.05])
+    image = None
+    for col, (name, axis, (h, v), letters) in enumerate(_VIEWS):
+        ax = fig.add_subplot(grid[row, col])
+        mip = vol.max(axis=axis)
+        outline = mask.max(axis=axis)
+        # remaining axes in order (h, v) after removing `axis`
+        lo = affine[:3, 3]
+        extent = [
+            lo[h] - step / 2, lo[h] + (vol.shape[h] - 0.5) * step,
+            lo[v] - step / 2, lo[v] + (vol.shape[v] - 0.5) * step,
+        ]
+        ax.imshow(np.ma.masked_where(~outline.T, outline.T.astype(float)), origin="lower",
+                  extent=extent, cmap="Greys", vmin=0, vmax=8, interpolation="nearest")
+        image = ax.imshow(
+            np.ma.masked_where(mip.T < MIP_FLOOR * vmax, mip.T), origin="lower", extent=extent,
+            cmap=ACTIVITY_CMAP, vmin=0, vmax=vmax, interpolation="nearest",
+        )
+        ax.contour(outline.T.astype(float), levels=[0.5], colors="0.4", linewidths=1.0,
+                   origin="lower", extent=extent)
+        ax.set_facecolor("white")
+        ax.set_aspect("equal")
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel(f"{_AXIS[h]} (mm)", fontsize=8)
+        ax.set_ylabel(f"{_AXIS[v]} (mm)", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.text(0.02, 0.02, letters[0], transform=ax.transAxes, fontsize=9, fontweight="bold")
+        ax.text(0.98, 0.02, letters[1], transform=ax.transAxes, fontsize=9, ha="right",
+                fontweight="bold")
+    cax = fig.add_subplot(grid[row, 3])
+    fig.colorbar(image, cax=cax, label="amplitude")
+    label = title or f"{result.method}, t = {t * 1000:.1f} ms"
+    if n_rows == 1:
+        fig.suptitle(f"glass brain: {label}", fontsize=12)
+    else:
+        fig.axes[-4].set_ylabel(f"{label}\n{_AXIS[_VIEWS[0][2][1]]} (mm)", fontsize=9)
+    return fig
+
+
+def plot_peak_slices(
+    result: SourceMap, head: Any = None, *, peak: int = 0, time: float | None = None
+) -> Figure:
+    """Axial, coronal and sagittal slices through a peak, with the activity on top.
+
+    With a head, the slices show its tissues (:func:`deepesi.viz.plot_head_slices`); without,
+    the source points. Source points within half a grid step of each plane are drawn coloured
+    by amplitude.
+
+    Parameters
+    ----------
+    result : SourceMap
+        What to draw.
+    head : HeadModel | None
+        The head the source space was built in.
+    peak : int
+        Which peak of :meth:`SourceMap.peaks` (0 = strongest).
+    time : float | None
+        Seconds; None = the result's peak time (:attr:`SourceMap.peak_time`).
+    """
+    table = result.peaks(n=peak + 1, time=time)
+    if len(table) <= peak:
+        raise ValueError(f"the map has only {len(table)} peak(s); cannot show peak {peak + 1}.")
+    row = table[peak]
+    coords = np.array([row["x_mri"], row["y_mri"], row["z_mri"]])
+    amp = result.map_at(row["time"])
+    src = result.source_space
+    pos = src.pos * 1000.0
+    half = src.spacing * 1000.0 / 2.0
+    title = (
+        f"{result.method}: peak {peak + 1} in {row['region']} at "
+        f"({coords[0]:.0f}, {coords[1]:.0f}, {coords[2]:.0f}) mm MRI, "
+        f"t = {row['time'] * 1000:.1f} ms"
+    )
+    planes = (("axial", 2, (0, 1)), ("coronal", 1, (0, 2)), ("sagittal", 0, (1, 2)))
+    plot_head = plot_head_slices if head is not None else None
+    if plot_head is not None:
+        fig = plot_head(head, None, coords_mm=coords, title=title, snap_to_grid=False)
+        axes = fig.axes[:3]
+        dark = True
+    else:
+        fig = _new_figure(13.0, 4.6)
+        axes = fig.subplots(1, 3)
+        fig.suptitle(title, fontsize=12)
+        dark = False
+    vmax = float(amp.max()) or 1.0
+    for ax, (name, fixed, (h, v)) in zip(axes, planes):
+        near = np.abs(pos[:, fixed] - coords[fixed]) <= half
+        if plot_head is None:
+            ax.scatter(pos[near, h], pos[near, v], s=10, c="0.8", zorder=1)
+            ax.set_title(f"{name}  {_AXIS[fixed]} = {coords[fixed]:.0f} mm", fontsize=10)
+            ax.set_xlabel(f"{_AXIS[h]} (mm)", fontsize=8)
+            ax.set_ylabel(f"{_AXIS[v]} (mm)", fontsize=8)
+            ax.set_aspect("equal")
+        on = near & (amp > 0.05 * vmax)
+        order = np.argsort(amp[on])
+        sc = ax.scatter(pos[on, h][order], pos[on, v][order], c=amp[on][order],
+                        cmap=ACTIVITY_CMAP, vmin=0, vmax=vmax, s=40, zorder=4,
+                        edgecolors="none")
+        ax.scatter([coords[h]], [coords[v]], marker="+", s=160, c="cyan" if dark else "blue",
+                   zorder=5, linewidths=1.5)
+    cbar = fig.colorbar(sc, ax=list(axes), shrink=0.7)
+    cbar.set_label("amplitude", color="#e8e8e8" if dark else "black")
+    if dark:
+        cbar.ax.tick_params(colors="#b0b0b0")
+    return fig
+
+
+def plot_region_time_courses(result: SourceMap, n_regions: int = N_REGIONS) -> Figure:
+    """Time courses (maximum over each region's points) of the ``n_regions`` strongest regions."""
+    courses = result.region_time_courses("max")
+    ranked = sorted(courses, key=lambda k: -float(courses[k].max()))[: int(n_regions)]
+    fig = _new_figure(9.0, 4.0)
+    ax = fig.add_subplot(1, 1, 1)
+    times_ms = result.times * 1000.0
+    for name in ranked:
+        if len(times_ms) > 1:
+            ax.plot(times_ms, courses[name], label=name, lw=1.5)
+        else:
+            ax.plot(times_ms, courses[name], "o", label=name)
+    ax.axvline(result.peak_time * 1000.0, color="0.5", ls="--", lw=0.8)
+    ax.set_xlabel("time (ms)")
+    ax.set_ylabel("max amplitude in region")
+    ax.set_title(f"{result.method}: strongest regions", fontsize=11)
+    ax.legend(fontsize=8, loc="upper left", frameon=False)
+    return fig
+
+
+# ============================================================================ report
+def make_report(
+    result: SourceMap,
+    head: Any = None,
+    *,
+    title: str = "deepesi source localization",
+    extra_results: dict[str, Any] | None = None,
+    fname: str | os.PathLike,
+    overwrite: bool = False,
+    n_peaks: int = 5,
+) -> Path:
+    """Write an HTML report of a localization (and, optionally, of classical methods).
+
+    Parameters
+    ----------
+    result : SourceMap
+        The main result (usually deepesi's network).
+    head : HeadModel | None
+        The head the source space was built in; its tissues are drawn under the slices.
+    title : str
+        Report title.
+    extra_results : dict of str → SourceMap | None
+        Other methods on the same source space (e.g. :func:`deepesi.inverse.apply_classical`
+        results), shown with the same views and side by side.
+    fname : path-like
+        Output file (``.html``), written atomically.
+    overwrite : bool
+        Replace an existing file.
+    n_peaks : int
+        Rows of the peak tables.
+
+    Returns
+    -------
+    Path
+        ``fname``.
+    """
+    import mne
+
+    validate_type(result, SourceMap, "result", "a deepesi SourceMap")
+    fname = Path(fname)
+    if fname.suffix.lower() not in (".html", ".htm"):
+        raise ValueError(f"report file name must end in .html, got {fname.name!r}.")
+    check_overwrite(fname, overwrite)
+    if head is not None:
+        _check_head(head, result)
+    extras = {
+        str(name): _check_extra(obj, result, str(name))
+        for name, obj in (extra_results or {}).items()
+    }
+    report = mne.Report(title=title, verbose=False)
+    for name, res in [(result.method, result), *extras.items()]:
+        _add_method(report, name, res, head, n_peaks)
+    if extras:
+        everyone = [(result.method, result), *extras.items()]
+        fig = _new_figure(12.0, 3.6 * len(everyone))
+        for i, (name, res) in enumerate(everyone):
+            plot_glass_brain(res, title=name, fig=fig, row=i, n_rows=len(everyone))
+        fig.suptitle("glass brains side by side (each at its peak time, on its own scale)")
+        report.add_figure(fig, title="Comparison: glass brains", section="comparison")
+        rows = "".join(
+            _comparison_row(name, res) for name, res in everyone
+        )
+        report.add_html(
+            '<table class="table table-sm"><thead><tr><th>method</th><th>peak time (ms)</th>'
+            "<th>strongest region</th><th>MRI (mm)</th></tr></thead>" + rows + "</table>",
+            title="Comparison: strongest peaks", section="comparison",
+        )
+    with atomic_path(fname, overwrite=overwrite) as tmp:
+        report.save(tmp, open_browser=False, overwrite=True, verbose=False)
+    return fname
+
+
+def _check_head(head: Any, result: SourceMap) -> None:
+    head_hash = getattr(result.source_space, "head_hash", "")
+    if not hasattr(head, "hash") or not hasattr(head, "labels"):
+        raise TypeError(f"head must be a deepesi HeadModel, got {type(head).__name__}.")
+    if head_hash and head.hash() != head_hash:
+        raise ValueError(
+            "the head passed to the report is not the one the source space was built from "
+            f"(head hash {head.hash()[:12]} vs {head_hash[:12]}); pass the matching head or "
+            "head=None."
+        )
+
+
+def _comparison_row(name: str, res: SourceMap) -> str:
+    table = res.peaks(1)
+    if not len(table):
+        return f"<tr><td>{name}</td><td colspan=3>no activity</td></tr>"
+    r = table[0]
+    return (
+        f"<tr><td>{name}</td><td>{r['time'] * 1000:.1f}</td><td>{r['region']}</td>"
+        f"<td>({r['x_mri']:.0f}, {r['y_mri']:.0f}, {r['z_mri']:.0f})</td></tr>"
+    )
+
+
+def _add_method(report, name: str, res: SourceMap, head: Any, n_peaks: int) -> None:
+    section = name
+    table = res.peaks(n=n_peaks)
+    if len(table):
+        report.add_figure(plot_peak_slices(res, head), title=f"{name}: slices at the peak",
+                          section=section)
+    report.add_figure(plot_glass_brain(res), title=f"{name}: glass brain", section=section)
+    report.add_figure(plot_region_time_courses(res), title=f"{name}: region time courses",
+                      section=section)
+    html = table.to_html() if len(table) else "<p>No activity (the map is zero).</p>"
+    note = (
+        "<p>Coordinates in mm: MRI (surface RAS) and MNI (n/a when the head has no MNI "
+        "transform). Peaks are local maxima over the source neighbour graph at the data's peak "
+        f"time ({res.peak_time * 1000:.1f} ms: the largest whitened global field power, the same "
+        f"for every method). Units of amplitude: {res.units}.</p>"
+    )
+    report.add_html(html + note, title=f"{name}: peak table", section=section)
