@@ -4,26 +4,27 @@ What it does, stage by stage (every expensive stage is cached in the output fold
 resumes where the last one stopped):
 
 1. **Head model** from the subject's FreeSurfer inputs (``aseg.mgz`` inside, BEM surfaces
-   outside, :func:`deepesi.anatomy.freesurfer.read_freesurfer_subject`) →
-   ``<out>/head-<voxel>mm/``.
+   outside; :func:`deepesi.datasets.mne_sample.build_head`) → ``<out>/head-<voxel>mm/``.
 2. **Source space** on a regular grid in the subject's grey matter and deep structures
-   (:func:`deepesi.sources.make_source_space`) → ``<out>/sources-<spacing>mm.npz``.
+   (:func:`deepesi.datasets.mne_sample.build_sources`) → ``<out>/sources-<spacing>mm.npz``.
 3. **Forward**: FEM EEG lead field for the recording's own digitized electrodes and one-layer BEM
    MEG lead field for its Vectorview coils, placed with the recording's ``-trans.fif``
-   (:func:`deepesi.sensors.sensors_from_info`, :func:`deepesi.forward.api.make_forward`) →
-   content-hashed cache in ``<out>/cache/``.
+   (:func:`deepesi.datasets.mne_sample.build_forward`) → content-hashed cache in
+   ``<out>/cache/``.
 4. **Networks**: one subject-specific 4LCNN per modality (EEG alone, MEG alone, EEG+MEG), trained
    on data simulated with this forward and the recording's noise covariance
    (:func:`deepesi.training.train_model`, checkpointed) → ``<out>/models/<modality>.pt``.
 5. **Data**: both auditory conditions of ``sample_audvis-auditory-ave.fif`` combined
    (``mne.combine_evoked(..., weights='nave')``, nave 3 + 6 = 9), baseline-corrected on the
    pre-stimulus interval, window 90–110 ms.
-6. **Localization** of that window with deepesi (:func:`deepesi.localize.localize`) and with every
-   classical method (:func:`deepesi.baselines.apply_classical`) on the *same* forward.
+6. **Localization** of that window with deepesi (:func:`deepesi.inverse.apply_network`) and with
+   every classical method (:func:`deepesi.inverse.apply_classical`) on the *same* forward: every
+   result is a :class:`deepesi.inverse.SourceMap`.
 7. **Scores**: for every modality × method, the strongest left- and right-hemisphere peak of the
    window-averaged map and its distance to the ``Aud-lh`` / ``Aud-rh`` labels
-   (:func:`label_distance_mm`), written as ``<out>/results.md`` and ``<out>/results.json``, and
-   an ``mne.Report`` of the deepesi results (``<out>/report_<modality>.html``).
+   (:func:`deepesi.references.label_distance_mm`), written as ``<out>/results.md`` and
+   ``<out>/results.json``, and an ``mne.Report`` of the deepesi results
+   (``<out>/report_<modality>.html``).
 
 Run::
 
@@ -35,18 +36,15 @@ Run::
 
 Distance to a label (the score)
 -------------------------------
-A FreeSurfer label is a patch of cortical-surface vertices (surface RAS = the MRI frame). The
-distance of a peak position ``p`` to a label is the distance from ``p`` to the nearest label
-vertex, in mm, and **0 when ``p`` lies inside the label's extent**, defined as the convex hull of
-the label's vertices (the patch and the volume it folds around: grey matter between the banks of the
-auditory cortex, which a 5 mm grid samples, lies inside it). A peak in the wrong hemisphere or far
-from auditory cortex therefore scores tens of mm; one on the label scores 0.
-
-Label positions come from ``subjects/sample/surf/<hemi>.white`` by vertex number when that file
-exists, else from the label file, and are checked to lie on the subject's cerebral cortex
-(:func:`label_in_brain_fraction`): the ``Aud-*.label`` files saved by ``mne_analyze`` carry the
-coordinates of the surface they were drawn on (not always the white surface), and a label that
-fails the check gets 'n/a' distances and a warning instead of meaningless numbers.
+The distance of a peak to a label is the distance to its nearest vertex, in mm, and 0 inside the
+convex hull of its vertices (:mod:`deepesi.references`): a peak in the wrong hemisphere or far
+from auditory cortex scores tens of mm; one on the label scores 0. Label positions come from
+``subjects/sample/surf/<hemi>.white`` by vertex number when that file exists, else from the label
+file, and are checked to lie on the subject's cerebral cortex
+(:func:`deepesi.references.label_in_brain_fraction`): the ``Aud-*.label`` files saved by
+``mne_analyze`` carry the coordinates of the surface they were drawn on (not always the white
+surface), and a label that fails the check gets 'n/a' distances and a warning instead of
+meaningless numbers.
 """
 
 from __future__ import annotations
@@ -61,26 +59,22 @@ from pathlib import Path
 
 import mne
 import numpy as np
-from scipy.spatial import Delaunay, QhullError, cKDTree
 
 from deepesi._io import atomic_path
-from deepesi.anatomy.regions import hemisphere
+from deepesi.datasets.mne_sample import (
+    WINDOW,
+    build_forward,
+    build_head,
+    build_sources,
+    data_paths,
+    load_auditory_evoked,
+)
+from deepesi.references import label_in_brain_fraction, label_positions, score_map
 
 logger = logging.getLogger("sample_auditory")
 
-#: Window of the N100 / N100m (s).
-WINDOW = (0.090, 0.110)
-
 #: Below this fraction of vertices in the brain a label is reported as unusable.
 MIN_LABEL_IN_BRAIN = 0.8
-
-#: Approximate MNI extent (mm) of the auditory cortex, Heschl's gyrus and planum temporale
-#: (x = ±40…60, y = −35…−15, z = 0…15): the reference when the Aud labels are not usable. A
-#: peak's distance to it is 0 inside, else to the box's nearest face, edge or corner.
-AUDITORY_MNI_BOX: dict[str, tuple[tuple[float, float], ...]] = {
-    "lh": ((-60.0, -40.0), (-35.0, -15.0), (0.0, 15.0)),
-    "rh": ((40.0, 60.0), (-35.0, -15.0), (0.0, 15.0)),
-}
 
 #: Modalities: name → channel types of the lead field.
 MODALITIES: dict[str, tuple[str, ...]] = {
@@ -93,12 +87,6 @@ MODALITIES: dict[str, tuple[str, ...]] = {
 #: channels x 4467 points (13401 dipoles) on one CPU core; its default of up to 10000 iterations
 #: would take hours, so it stops after 60 (a budget, not convergence; see docs/example-sample.md).
 METHOD_OPTIONS: dict[str, dict] = {"gamma_map": {"maxit": 60}}
-
-SUBJECT = "sample"
-EVOKED_FILE = "MEG/sample/sample_audvis-auditory-ave.fif"
-TRANS_FILE = "MEG/sample/sample_audvis_trunc-trans.fif"
-COV_FILE = "MEG/sample/sample_audvis_trunc-cov.fif"
-LABEL_FILES = {"lh": "MEG/sample/labels/Aud-lh.label", "rh": "MEG/sample/labels/Aud-rh.label"}
 
 
 # ============================================================================ settings
@@ -144,312 +132,7 @@ class Settings:
         return cls(**base)
 
 
-# ============================================================================ building blocks
-def data_paths(data_dir: str | Path) -> dict[str, Path]:
-    """The files of the MNE sample data set this example reads, checked to exist.
-
-    Parameters
-    ----------
-    data_dir : path-like
-        Folder holding ``subjects/sample`` and ``MEG/sample``.
-
-    Returns
-    -------
-    dict
-        ``subjects_dir``, ``evoked``, ``trans``, ``cov``, ``label_lh``, ``label_rh``.
-    """
-    root = Path(data_dir).expanduser()
-    paths = {
-        "subjects_dir": root / "subjects",
-        "evoked": root / EVOKED_FILE,
-        "trans": root / TRANS_FILE,
-        "cov": root / COV_FILE,
-        "label_lh": root / LABEL_FILES["lh"],
-        "label_rh": root / LABEL_FILES["rh"],
-    }
-    missing = [str(p) for p in paths.values() if not p.exists()]
-    if not (paths["subjects_dir"] / SUBJECT).is_dir():
-        missing.append(str(paths["subjects_dir"] / SUBJECT))
-    if missing:
-        raise FileNotFoundError(
-            f"{root} is not the MNE sample data folder; missing: {', '.join(missing)}. Pass "
-            "--data pointing to the folder with subjects/sample and MEG/sample."
-        )
-    return paths
-
-
-def load_auditory_evoked(fname: str | Path, window: tuple[float, float] | None = None
-                         ) -> mne.Evoked:
-    """Both auditory conditions combined by their number of averages, EEG and MEG channels only.
-
-    Parameters
-    ----------
-    fname : path-like
-        ``sample_audvis-auditory-ave.fif`` ('Left Auditory' and 'Right Auditory').
-    window : (float, float) | None
-        Crop to this window (s) after the baseline correction; None keeps the whole epoch.
-
-    Returns
-    -------
-    mne.Evoked
-        ``nave`` is the sum of both conditions' (9); SSP projectors applied as stored; baseline
-        corrected on the pre-stimulus interval (the file is stored without baseline correction,
-        and its EEG carries offsets of tens of µV that would swamp the ~3 µV N100).
-    """
-    evokeds = mne.read_evokeds(fname, verbose=False)
-    conds = {ev.comment: ev for ev in evokeds}
-    wanted = ("Left Auditory", "Right Auditory")
-    if not set(wanted) <= set(conds):
-        raise ValueError(
-            f"{fname} must hold the conditions {wanted}, it has {sorted(conds)}."
-        )
-    ev = mne.combine_evoked([conds[c] for c in wanted], weights="nave")
-    ev.comment = "Auditory (left + right)"
-    ev.pick(["meg", "eeg"], exclude=())
-    ev.apply_baseline((None, 0.0), verbose=False)
-    if window is not None:
-        tmin, tmax = map(float, window)
-        if not ev.times[0] <= tmin < tmax <= ev.times[-1]:
-            raise ValueError(
-                f"window {window} s must be increasing and within the epoch "
-                f"{ev.times[0]:.3f}..{ev.times[-1]:.3f} s."
-            )
-        ev.crop(tmin, tmax)
-    return ev
-
-
-def label_distance_mm(points: np.ndarray, label_pos: np.ndarray) -> np.ndarray:
-    """Distance (mm) of points to a cortical label: 0 inside its extent, else to the nearest vertex.
-
-    Parameters
-    ----------
-    points : ndarray, shape (n, 3) or (3,)
-        Positions, metres, in the label's frame (MRI / surface RAS).
-    label_pos : ndarray, shape (n_vertices, 3)
-        The label's vertex positions, metres (``mne.Label.pos``).
-
-    Returns
-    -------
-    ndarray, shape (n,) (or a float for one point)
-        Millimetres. The label's extent is the convex hull of its vertices; a point inside it
-        (or on its boundary) gets 0. NaN points give NaN.
-
-    Notes
-    -----
-    With fewer than 4 affinely independent vertices there is no volume and only the distance to
-    the nearest vertex is used.
-    """
-    pts = np.asarray(points, dtype=float)
-    single = pts.ndim == 1
-    pts = np.atleast_2d(pts)
-    lab = np.asarray(label_pos, dtype=float)
-    if pts.shape[-1] != 3 or lab.ndim != 2 or lab.shape[1] != 3 or len(lab) == 0:
-        raise ValueError(
-            f"points must be (n, 3) and label_pos (n_vertices>0, 3), got {pts.shape} and "
-            f"{lab.shape}."
-        )
-    if np.abs(lab).max() > 1.0:
-        raise ValueError("label_pos look like millimetres; pass metres (mne.Label.pos is in m).")
-    dist = np.full(len(pts), np.nan)
-    ok = np.isfinite(pts).all(axis=1)
-    if ok.any():
-        d, _ = cKDTree(lab).query(pts[ok])
-        try:
-            inside = Delaunay(lab).find_simplex(pts[ok]) >= 0
-        except QhullError:  # flat or tiny label: no volume
-            inside = np.zeros(int(ok.sum()), bool)
-        dist[ok] = np.where(inside, 0.0, d * 1000.0)
-    return float(dist[0]) if single else dist
-
-
-def label_positions(label_file: str | Path, subjects_dir: str | Path | None = None
-                    ) -> tuple[np.ndarray, str]:
-    """Vertex positions (m, surface RAS) of a FreeSurfer label.
-
-    A label file stores, for each vertex, the coordinates of the surface it was drawn on, which is
-    not always the white surface: labels saved from ``mne_analyze`` (such as the sample data's
-    ``Aud-lh.label``) may carry *inflated*-surface coordinates, which are not positions in the
-    head. When ``<subjects_dir>/sample/surf/<hemi>.white`` exists the positions are therefore
-    taken from the white surface by vertex number; otherwise the file's coordinates are used
-    (check them with :func:`label_in_brain_fraction`).
-
-    Returns
-    -------
-    pos : ndarray, shape (n_vertices, 3)
-        Metres.
-    source : str
-        'white surface' or 'label file'.
-    """
-    label = mne.read_label(label_file, subject=SUBJECT)
-    if subjects_dir is not None:
-        white = Path(subjects_dir) / SUBJECT / "surf" / f"{label.hemi}.white"
-        if white.is_file():
-            rr = mne.read_surface(white, verbose=False)[0] / 1000.0
-            if label.vertices.max() >= len(rr):
-                raise ValueError(f"{label_file} has vertex numbers beyond {white} "
-                                 f"({len(rr)} vertices): another subject's label?")
-            return rr[label.vertices], "white surface"
-    return np.asarray(label.pos, float), "label file"
-
-
-def label_in_brain_fraction(label_pos: np.ndarray, head, hemi: str,
-                            margin_mm: float = 3.0) -> float:
-    """Fraction of a label's vertices within ``margin_mm`` of the head's cerebral cortex.
-
-    Cerebral cortex of hemisphere ``hemi`` ('lh' or 'rh'): voxels whose region is one of that
-    hemisphere's :data:`~deepesi.anatomy.regions.CORTICAL_REGIONS`. A label on the subject's
-    white or pial surface scores close to 1; a label in another frame (another subject, scanner
-    RAS, an inflated surface) scores far lower.
-    """
-    from scipy import ndimage
-
-    from deepesi.anatomy.regions import CORTICAL_REGIONS
-
-    if hemi not in ("lh", "rh"):
-        raise ValueError(f"hemi must be 'lh' or 'rh', got {hemi!r}.")
-    if head.regions is None:
-        raise ValueError("the head model has no region volume; cannot check the label.")
-    ids = [r for r in CORTICAL_REGIONS if hemisphere(r) == hemi]
-    cortex = np.isin(head.regions, ids)
-    vox = float(np.mean(np.abs(np.diag(head.affine)[:3])))
-    cortex = ndimage.binary_dilation(cortex, iterations=max(1, round(margin_mm / vox)))
-    ijk = np.rint(_apply_affine(np.linalg.inv(head.affine), np.asarray(label_pos) * 1000.0))
-    ijk = ijk.astype(int)
-    ok = ((ijk >= 0) & (ijk < np.array(cortex.shape))).all(axis=1)
-    hits = np.zeros(len(ijk), bool)
-    hits[ok] = cortex[tuple(ijk[ok].T)]
-    return float(hits.mean())
-
-
-def box_distance_mm(point_mm, box) -> float:
-    """Distance (mm) of a point (mm) to an axis-aligned box ``((xlo, xhi), (ylo, yhi), (zlo,
-    zhi))``: 0 inside or on it."""
-    p = np.asarray(point_mm, dtype=float)
-    lo, hi = np.array([b[0] for b in box], float), np.array([b[1] for b in box], float)
-    if p.shape != (3,) or not (lo <= hi).all():
-        raise ValueError(f"need a 3-vector and a box with lo <= hi, got {p.shape} and {box}.")
-    return float(np.linalg.norm(np.maximum(lo - p, 0.0) + np.maximum(p - hi, 0.0)))
-
-
-def _apply_affine(affine: np.ndarray, xyz: np.ndarray) -> np.ndarray:
-    return xyz @ affine[:3, :3].T + affine[:3, 3]
-
-
-def hemisphere_masks(source_space) -> dict[str, np.ndarray]:
-    """Boolean masks of the left- and right-hemisphere source points (by their region).
-
-    Points of midline regions (brainstem, unknown) belong to neither. Regions are the head
-    model's (aseg for deep structures and cerebellum, atlas lobes for the cortex).
-    """
-    hemi = np.array([hemisphere(int(r)) for r in source_space.region_ids])
-    return {"lh": hemi == "lh", "rh": hemi == "rh"}
-
-
-def hemisphere_peaks(amp_map: np.ndarray, source_space) -> dict[str, int | None]:
-    """Index of the strongest point of each hemisphere in a map (None if all zero there)."""
-    amp = np.asarray(amp_map, dtype=float)
-    if amp.shape != (source_space.n_sources,):
-        raise ValueError(f"map has shape {amp.shape}, expected ({source_space.n_sources},).")
-    out: dict[str, int | None] = {}
-    for h, mask in hemisphere_masks(source_space).items():
-        idx = np.flatnonzero(mask)
-        if idx.size == 0 or not (amp[idx] > 0).any():
-            out[h] = None
-        else:
-            out[h] = int(idx[np.argmax(amp[idx])])
-    return out
-
-
-def score_map(amp_map: np.ndarray, source_space, labels: dict[str, np.ndarray]) -> dict:
-    """Hemisphere peaks of a map and their distances to the auditory labels.
-
-    Parameters
-    ----------
-    amp_map : ndarray, shape (n_sources,)
-        Non-negative amplitudes (e.g. averaged over the window).
-    source_space : SourceSpace
-        The map's points.
-    labels : dict
-        ``{'lh': pos, 'rh': pos}``, label vertex positions (m, MRI frame).
-
-    Returns
-    -------
-    dict
-        Per hemisphere: ``dist_<h>_mm``, ``peak_<h>_mri_mm`` and ``peak_<h>_mni_mm`` (x, y, z),
-        ``aud_mni_<h>_mm`` (distance to :data:`AUDITORY_MNI_BOX`; None without an MNI
-        transform), ``peak_<h>_region``, ``peak_<h>_rel`` (its amplitude relative to the map's
-        maximum); None where the map is zero in that hemisphere.
-    """
-    from deepesi.anatomy.regions import region_name
-
-    amp = np.asarray(amp_map, dtype=float)
-    top = float(amp.max()) if amp.size else 0.0
-    mni = source_space.pos_mni() if source_space.mri_to_mni is not None else None
-    row: dict = {}
-    for h, i in hemisphere_peaks(amp, source_space).items():
-        if i is None:
-            row.update({f"dist_{h}_mm": None, f"peak_{h}_mri_mm": None,
-                        f"peak_{h}_mni_mm": None, f"aud_mni_{h}_mm": None,
-                        f"peak_{h}_region": None, f"peak_{h}_rel": None})
-            continue
-        pos = source_space.pos[i]
-        row[f"dist_{h}_mm"] = round(float(label_distance_mm(pos, labels[h])), 1)
-        row[f"peak_{h}_mri_mm"] = [round(float(v), 1) for v in pos * 1000]
-        row[f"peak_{h}_mni_mm"] = (None if mni is None
-                                   else [round(float(v), 1) for v in mni[i]])
-        row[f"aud_mni_{h}_mm"] = (None if mni is None else
-                                  round(box_distance_mm(mni[i], AUDITORY_MNI_BOX[h]), 1))
-        row[f"peak_{h}_region"] = region_name(int(source_space.region_ids[i]))
-        row[f"peak_{h}_rel"] = round(float(amp[i] / top), 3) if top > 0 else None
-    return row
-
-
 # ============================================================================ cached stages
-def build_head(paths: dict, out: Path, settings: Settings, progress: bool):
-    """Stage 1: the head model (cached in ``<out>/head-<voxel>mm``)."""
-    from deepesi.anatomy.freesurfer import read_freesurfer_subject
-    from deepesi.anatomy.headmodel import HeadModel
-
-    folder = out / f"head-{settings.voxel_size:g}mm"
-    if (folder / "head.json").is_file():
-        logger.info("head: loaded %s", folder)
-        return HeadModel.load(folder)
-    head = read_freesurfer_subject(SUBJECT, paths["subjects_dir"],
-                                   voxel_size=settings.voxel_size, progress=progress)
-    head.save(folder, overwrite=True)
-    logger.info("head: built %s", head)
-    return head
-
-
-def build_sources(head, out: Path, settings: Settings):
-    """Stage 2: the source space (cached in ``<out>/sources-<spacing>mm.npz``)."""
-    from deepesi.sources import SourceSpace, make_source_space
-
-    fname = out / f"sources-{settings.spacing * 1000:g}mm.npz"
-    if fname.is_file():
-        src = SourceSpace.load(fname)
-        if src.head_hash == head.hash():
-            logger.info("sources: loaded %s", fname)
-            return src
-    src = make_source_space(head, settings.spacing)
-    src.save(fname, overwrite=True)
-    logger.info("sources: built %s", src)
-    return src
-
-
-def build_forward(head, sources, paths: dict, out: Path, progress: bool):
-    """Stage 3: EEG (FEM) + MEG (BEM) lead field of the recording's sensors (cached)."""
-    from deepesi.forward.api import make_forward
-    from deepesi.sensors import sensors_from_info
-
-    sensors = sensors_from_info(paths["evoked"], paths["trans"], head)
-    t0 = time.perf_counter()
-    lf = make_forward(head, sensors, sources, cache_dir=out / "cache", progress=progress)
-    logger.info("forward: %s (%.0f s, %s)", lf, time.perf_counter() - t0,
-                "from cache" if lf.meta.get("from_cache") else "computed")
-    return lf
-
-
 def train_or_load(lf_m, config, fname: Path, settings: Settings, progress: bool,
                   whiten: bool | None = None):
     """The net in ``fname`` if it exists, else one trained there on ``config`` with the example's
@@ -474,7 +157,7 @@ def train_networks(lf, cov, projs: list, out: Path, settings: Settings, progress
     """Stage 4: one 4LCNN per modality (cached in ``<out>/models``; interrupted runs resume).
 
     ``projs``: the recording's SSP projectors, applied to the simulated data as to the real."""
-    from deepesi.simulate import SimulationConfig
+    from deepesi.simulation import SimulationConfig
 
     suffix = "-quick" if settings.quick else ""
     # the net whitens its input with the recording's noise covariance (train_model's default
@@ -505,41 +188,36 @@ def run_methods(evoked, lf, models: dict, cov, labels: dict, settings: Settings,
     Returns
     -------
     rows : list of dict
-        One per modality × method (see :func:`score_map`), with ``seconds``.
+        One per modality × method (see :func:`deepesi.references.score_map`), with ``seconds``.
     deepesi_results : dict
-        Modality → the deepesi :class:`~deepesi.localize.LocalizationResult`.
+        Modality → the deepesi :class:`~deepesi.inverse.SourceMap`.
     """
-    from deepesi.baselines import CLASSICAL_METHODS, apply_classical
-    from deepesi.forward.io import leadfield_to_forward
-    from deepesi.localize import localize
+    from deepesi.inverse import CLASSICAL_METHODS, apply_classical, apply_network
 
     src = lf.source_space
     methods = settings.methods or CLASSICAL_METHODS
     rows, results = [], {}
     for name, types in MODALITIES.items():
         lf_m = lf.pick_types(list(types))
+        ev_m = evoked.copy().pick([ch for ch in evoked.ch_names if ch in set(lf_m.ch_names)])
         t0 = time.perf_counter()
-        res = localize(evoked, models[name], src, tmin=WINDOW[0], tmax=WINDOW[1])
+        res = apply_network(evoked, models[name], source_space=src, tmin=WINDOW[0],
+                            tmax=WINDOW[1])
         results[name] = res
         rows.append({"modality": name, "method": "deepesi",
                      **score_map(_window_map(res.amplitudes), src, labels),
                      "seconds": round(time.perf_counter() - t0, 2)})
-        fwd = leadfield_to_forward(lf_m)
-        ev_m = evoked.copy().pick([ch for ch in evoked.ch_names if ch in set(lf_m.ch_names)])
         for method in methods:
             t0 = time.perf_counter()
             try:
-                sr = apply_classical(method, ev_m, fwd, cov, tmin=WINDOW[0], tmax=WINDOW[1],
+                sr = apply_classical(ev_m, method, lf_m, cov, tmin=WINDOW[0], tmax=WINDOW[1],
                                      options=METHOD_OPTIONS.get(method))
             except Exception as err:  # one failing method must not lose the others
                 logger.warning("%s / %s failed: %s", name, method, err)
                 rows.append({"modality": name, "method": method, "error": str(err)})
                 continue
-            if sr.amplitude.shape[0] != src.n_sources:
-                raise RuntimeError(f"{method} returned {sr.amplitude.shape[0]} sources, "
-                                   f"expected {src.n_sources}.")
             rows.append({"modality": name, "method": sr.method,
-                         **score_map(_window_map(sr.amplitude), src, labels),
+                         **score_map(_window_map(sr.amplitudes), src, labels),
                          "seconds": round(time.perf_counter() - t0, 2)})
             if progress:
                 logger.info("%s / %s: lh %s mm, rh %s mm", name, sr.method,
@@ -617,18 +295,18 @@ def run(data_dir: str | Path, out: str | Path, settings: Settings, *, report: bo
     progress : bool
         Progress bars and log lines.
     """
-    from deepesi.report import make_report
+    from deepesi.viz import make_report
 
     paths = data_paths(data_dir)
     out = Path(out).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    head = build_head(paths, out, settings, progress)
-    sources = build_sources(head, out, settings)
+    head = build_head(paths, out, voxel_size=settings.voxel_size)
+    sources = build_sources(head, out, spacing=settings.spacing)
     timings["head_and_sources_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    lf = build_forward(head, sources, paths, out, progress)
+    lf = build_forward(head, sources, paths, out)
     timings["forward_s"] = time.perf_counter() - t0
     cov = mne.read_cov(paths["cov"], verbose=False)
     evoked = load_auditory_evoked(paths["evoked"])

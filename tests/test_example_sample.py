@@ -1,8 +1,9 @@
 """Building blocks of examples/sample_auditory.py (the real-data example on the MNE sample subject).
 
 The full example (FEM forward, three trained networks) takes tens of minutes; these tests check
-the pieces that decide its numbers: the label-distance score on known geometry, the hemisphere
-peaks, and the preparation of the combined auditory evoked response.
+the pieces that decide its numbers: the label-distance score on known geometry and the hemisphere
+peaks (:mod:`deepesi.references`), the preparation of the combined auditory evoked response
+(:mod:`deepesi.datasets.mne_sample`), and the example's table.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from deepesi import references as ref
+from deepesi.datasets import mne_sample as ms
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sample_auditory.py"
 
@@ -31,33 +35,33 @@ def _cube(edge_m: float = 0.01) -> np.ndarray:
     return np.array([[x, y, z] for x in (0, edge_m) for y in (0, edge_m) for z in (0, edge_m)])
 
 
-def test_label_distance_inside_is_zero(ex):
+def test_label_distance_inside_is_zero():
     cube = _cube()
     inside = np.array([[0.005, 0.005, 0.005], [0.001, 0.009, 0.002], [0.01, 0.005, 0.005]])
-    assert np.array_equal(ex.label_distance_mm(inside, cube), [0.0, 0.0, 0.0])
+    assert np.array_equal(ref.label_distance_mm(inside, cube), [0.0, 0.0, 0.0])
 
 
-def test_label_distance_outside_is_nearest_vertex(ex):
+def test_label_distance_outside_is_nearest_vertex():
     cube = _cube()
     pts = np.array([[0.02, 0.0, 0.0], [-0.003, -0.004, 0.0], [0.013, 0.014, 0.01]])
     # nearest vertices (0.01,0,0), (0,0,0), (0.01,0.01,0.01): 10, 5, 5 mm
-    np.testing.assert_allclose(ex.label_distance_mm(pts, cube), [10.0, 5.0, 5.0], atol=1e-9)
-    assert ex.label_distance_mm(np.array([0.0, 0.0, 0.03]), cube) == pytest.approx(20.0)
+    np.testing.assert_allclose(ref.label_distance_mm(pts, cube), [10.0, 5.0, 5.0], atol=1e-9)
+    assert ref.label_distance_mm(np.array([0.0, 0.0, 0.03]), cube) == pytest.approx(20.0)
 
 
-def test_label_distance_flat_label_and_nan(ex):
+def test_label_distance_flat_label_and_nan():
     flat = np.array([[0, 0, 0], [0.01, 0, 0], [0, 0.01, 0], [0.01, 0.01, 0]], float)
     # no volume: the distance to the nearest vertex only, even above the patch's middle
-    d = ex.label_distance_mm(np.array([[0.005, 0.005, 0.0], [np.nan, 0, 0]]), flat)
+    d = ref.label_distance_mm(np.array([[0.005, 0.005, 0.0], [np.nan, 0, 0]]), flat)
     assert d[0] == pytest.approx(np.hypot(5, 5))
     assert np.isnan(d[1])
 
 
-def test_label_distance_rejects_mm(ex):
+def test_label_distance_rejects_mm():
     with pytest.raises(ValueError, match="millimetres"):
-        ex.label_distance_mm(np.zeros(3), _cube(10.0))
+        ref.label_distance_mm(np.zeros(3), _cube(10.0))
     with pytest.raises(ValueError, match="label_pos"):
-        ex.label_distance_mm(np.zeros(3), np.zeros((0, 3)))
+        ref.label_distance_mm(np.zeros(3), np.zeros((0, 3)))
 
 
 def test_markdown_table_marks_missing_peaks(ex):
@@ -77,30 +81,30 @@ def test_markdown_table_marks_missing_peaks(ex):
     assert "| MEG | dipole_scan | n/a | 3.2 |" in warned
 
 
-def test_auditory_box_distance(ex):
-    box = ex.AUDITORY_MNI_BOX["rh"]
-    assert ex.box_distance_mm([50.0, -20.0, 5.0], box) == 0.0  # inside
-    assert ex.box_distance_mm([60.0, -15.0, 15.0], box) == 0.0  # on a corner
-    assert ex.box_distance_mm([65.0, -20.0, 5.0], box) == pytest.approx(5.0)  # off one face
-    assert ex.box_distance_mm([63.0, -11.0, 5.0], box) == pytest.approx(5.0)  # off an edge: 3-4-5
-    assert ex.box_distance_mm([-50.0, -20.0, 5.0], box) == pytest.approx(90.0)  # other side
-    assert ex.box_distance_mm([-50.0, -20.0, 5.0], ex.AUDITORY_MNI_BOX["lh"]) == 0.0
+def test_auditory_box_distance():
+    box = ref.AUDITORY_MNI_BOX["rh"]
+    assert ref.box_distance_mm([50.0, -20.0, 5.0], box) == 0.0  # inside
+    assert ref.box_distance_mm([60.0, -15.0, 15.0], box) == 0.0  # on a corner
+    assert ref.box_distance_mm([65.0, -20.0, 5.0], box) == pytest.approx(5.0)  # off one face
+    assert ref.box_distance_mm([63.0, -11.0, 5.0], box) == pytest.approx(5.0)  # off an edge: 3-4-5
+    assert ref.box_distance_mm([-50.0, -20.0, 5.0], box) == pytest.approx(90.0)  # other side
+    assert ref.box_distance_mm([-50.0, -20.0, 5.0], ref.AUDITORY_MNI_BOX["lh"]) == 0.0
     with pytest.raises(ValueError, match="3-vector"):
-        ex.box_distance_mm([1.0, 2.0], box)
+        ref.box_distance_mm([1.0, 2.0], box)
 
 
 def test_missing_data_folder(ex, tmp_path):
     with pytest.raises(FileNotFoundError, match="MNE sample data"):
-        ex.data_paths(tmp_path)
+        ms.data_paths(tmp_path)
     assert ex.main(["--data", str(tmp_path), "-o", str(tmp_path / "out"), "--quick"]) == 2
 
 
 # ---------------------------------------------------------------- shared sample data
-def test_auditory_evoked(ex, sample_dir):
+def test_auditory_evoked(sample_dir):
     import mne
 
-    paths = ex.data_paths(sample_dir)
-    ev = ex.load_auditory_evoked(paths["evoked"])
+    paths = ms.data_paths(sample_dir)
+    ev = ms.load_auditory_evoked(paths["evoked"])
     left, right = mne.read_evokeds(paths["evoked"], condition=["Left Auditory", "Right Auditory"],
                                    verbose=False)
     assert ev.nave == left.nave + right.nave == 9
@@ -113,7 +117,7 @@ def test_auditory_evoked(ex, sample_dir):
     want = want - want[base].mean()  # baseline-corrected on the pre-stimulus interval
     np.testing.assert_allclose(ev.get_data(picks=[name])[0], want, rtol=1e-6, atol=1e-16)
     assert np.abs(ev.get_data(picks="eeg")[:, base].mean(axis=1)).max() < 1e-12
-    win = ex.load_auditory_evoked(paths["evoked"], ex.WINDOW)
+    win = ms.load_auditory_evoked(paths["evoked"], ms.WINDOW)
     assert win.times[0] >= 0.09 - 1e-3 and win.times[-1] <= 0.11 + 1e-3
     assert 10 <= len(win.times) <= 14  # 600.6 Hz
     # the N100m: magnetometer field power in the window well above the baseline's (low SNR:
@@ -123,21 +127,21 @@ def test_auditory_evoked(ex, sample_dir):
         rms = np.sqrt((ev.get_data(picks=kind) ** 2).mean(axis=0))
         assert rms[in_win].mean() > ratio * rms[base].mean(), kind
     with pytest.raises(ValueError, match="window"):
-        ex.load_auditory_evoked(paths["evoked"], (0.11, 0.09))
+        ms.load_auditory_evoked(paths["evoked"], (0.11, 0.09))
 
 
-def test_hemisphere_peaks_and_scores_on_sample(ex, sample_dir):
+def test_hemisphere_peaks_and_scores_on_sample(sample_dir):
     import mne
 
     from deepesi.anatomy.freesurfer import read_freesurfer_subject
     from deepesi.sources import make_source_space
 
-    paths = ex.data_paths(sample_dir)
+    paths = ms.data_paths(sample_dir)
     head = read_freesurfer_subject("sample", paths["subjects_dir"], voxel_size=3.0,
                                    progress=False)
     src = make_source_space(head, 10e-3)
     labels = {h: mne.read_label(paths[f"label_{h}"]).pos for h in ("lh", "rh")}
-    masks = ex.hemisphere_masks(src)
+    masks = ref.hemisphere_masks(src)
     assert not (masks["lh"] & masks["rh"]).any()
     cortex = ~src.is_subcortical
     # region-based hemispheres agree with the side of the midline for cortical points
@@ -148,25 +152,25 @@ def test_hemisphere_peaks_and_scores_on_sample(ex, sample_dir):
             for h in ("lh", "rh")}
     amp = np.full(src.n_sources, 0.1)
     amp[near["lh"]], amp[near["rh"]] = 1.0, 0.5
-    assert ex.hemisphere_peaks(amp, src) == near
-    row = ex.score_map(amp, src, labels)
+    assert ref.hemisphere_peaks(amp, src) == near
+    row = ref.score_map(amp, src, labels)
     assert row["peak_lh_rel"] == 1.0 and row["peak_rh_rel"] == 0.5
     for h in ("lh", "rh"):
-        expected = ex.label_distance_mm(src.pos[near[h]], labels[h])
+        expected = ref.label_distance_mm(src.pos[near[h]], labels[h])
         assert row[f"dist_{h}_mm"] == pytest.approx(expected, abs=0.05)
         assert row[f"dist_{h}_mm"] < 10.0  # within one grid step of auditory cortex
     # the left peak scored against the right label: across the head
-    assert ex.label_distance_mm(src.pos[near["lh"]], labels["rh"]) > 40.0
+    assert ref.label_distance_mm(src.pos[near["lh"]], labels["rh"]) > 40.0
     # a map that is zero in one hemisphere has no peak there
     only_rh = np.where(masks["rh"], amp, 0.0)
-    assert ex.hemisphere_peaks(only_rh, src)["lh"] is None
-    assert ex.score_map(only_rh, src, labels)["dist_lh_mm"] is None
-    assert ex.score_map(only_rh, src, labels)["aud_mni_lh_mm"] is None
+    assert ref.hemisphere_peaks(only_rh, src)["lh"] is None
+    assert ref.score_map(only_rh, src, labels)["dist_lh_mm"] is None
+    assert ref.score_map(only_rh, src, labels)["aud_mni_lh_mm"] is None
     for h in ("lh", "rh"):  # the MNI box distance is that of the peak's MNI position
-        expected = ex.box_distance_mm(src.pos_mni()[near[h]], ex.AUDITORY_MNI_BOX[h])
+        expected = ref.box_distance_mm(src.pos_mni()[near[h]], ref.AUDITORY_MNI_BOX[h])
         assert row[f"aud_mni_{h}_mm"] == pytest.approx(expected, abs=0.05)
     with pytest.raises(ValueError, match="expected"):
-        ex.hemisphere_peaks(amp[:-1], src)
+        ref.hemisphere_peaks(amp[:-1], src)
 
 
 def test_label_check_and_positions(ex, sample_dir, tmp_path):
@@ -175,23 +179,23 @@ def test_label_check_and_positions(ex, sample_dir, tmp_path):
     from deepesi.anatomy.freesurfer import read_freesurfer_subject
     from deepesi.sources import make_source_space
 
-    paths = ex.data_paths(sample_dir)
+    paths = ms.data_paths(sample_dir)
     head = read_freesurfer_subject("sample", paths["subjects_dir"], voxel_size=3.0,
                                    progress=False)
     src = make_source_space(head, 10e-3)
-    masks = ex.hemisphere_masks(src)
+    masks = ref.hemisphere_masks(src)
     cortex = np.isin(src.region_ids, [1101, 1102, 1103, 1104, 1105, 1106, 3])
     # positive control: points of the left cerebral cortex are on it, not on the right one
     lh_pts = src.pos[masks["lh"] & cortex]
-    assert ex.label_in_brain_fraction(lh_pts, head, "lh") == 1.0
-    assert ex.label_in_brain_fraction(lh_pts, head, "rh") < 0.2
+    assert ref.label_in_brain_fraction(lh_pts, head, "lh") == 1.0
+    assert ref.label_in_brain_fraction(lh_pts, head, "rh") < 0.2
     # the shared data's labels carry coordinates that are not on this subject's cortex
     for h in ("lh", "rh"):
-        pos, where = ex.label_positions(paths[f"label_{h}"], paths["subjects_dir"])
+        pos, where = ref.label_positions(paths[f"label_{h}"], paths["subjects_dir"])
         assert where == "label file" and pos.shape[1] == 3
-        assert ex.label_in_brain_fraction(pos, head, h) < ex.MIN_LABEL_IN_BRAIN
+        assert ref.label_in_brain_fraction(pos, head, h) < ex.MIN_LABEL_IN_BRAIN
     with pytest.raises(ValueError, match="hemi"):
-        ex.label_in_brain_fraction(lh_pts, head, "left")
+        ref.label_in_brain_fraction(lh_pts, head, "left")
     # with a white surface, positions come from it by vertex number
     surf = tmp_path / "sample" / "surf"
     surf.mkdir(parents=True)
@@ -199,6 +203,6 @@ def test_label_check_and_positions(ex, sample_dir, tmp_path):
     mne.write_surface(surf / "lh.white", rr, np.array([[0, 1, 2]]), overwrite=True)
     label = mne.Label(vertices=np.array([2, 5]), pos=np.zeros((2, 3)), hemi="lh")
     label.save(tmp_path / "test-lh.label")
-    pos, where = ex.label_positions(tmp_path / "test-lh.label", tmp_path)
+    pos, where = ref.label_positions(tmp_path / "test-lh.label", tmp_path)
     assert where == "white surface"
     np.testing.assert_allclose(pos, rr[[2, 5]] / 1000.0)
