@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,13 +31,12 @@ import numpy as np
 import torch
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests"))
 
 
 def main() -> None:
-    from deepesi.simulate import SimulationConfig, simulate_batch
+    from deepesi.simulation import SimulationConfig, read_work_leadfield, simulate_batch
+    from deepesi.simulation.sphere import make_sphere_leadfield
     from deepesi.training import train_model
-    from sphere_leadfield import make_sphere_leadfield
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--forward", choices=("sphere", "template"), default="sphere")
@@ -53,11 +51,8 @@ def main() -> None:
     if args.forward == "sphere":
         lf = lf_test = make_sphere_leadfield(spacing=args.spacing * 1e-3)
     else:
-        sys.path.insert(0, str(HERE.parent / "scripts"))
-        from build_pretrained import load_leadfield
-
-        lf = load_leadfield(Path(args.work), "train")
-        lf_test = load_leadfield(Path(args.work), "test")
+        lf = read_work_leadfield(args.work, "train")
+        lf_test = read_work_leadfield(args.work, "test")
     w = args.window
     test = simulate_batch(
         lf_test,
@@ -93,7 +88,7 @@ def main() -> None:
                 batch_size=256,
                 max_minutes=args.minutes,
                 patience=100,
-                progress=False,
+                verbose=False,
                 num_workers=1,
             )
             dt = time.perf_counter() - t0

@@ -6,7 +6,7 @@ Usage::
                                           [--n N] [--threads T]
 
 Model forward: MNE 4-shell sphere, 64 EEG channels, grid source space (cortical shell with radial
-fixed orientations, deep ball with free orientations; ``tests/sphere_leadfield.py``). A 4LCNN is
+fixed orientations, deep ball with free orientations; :mod:`deepesi.simulation.sphere`). A 4LCNN is
 trained on it for ``--train-minutes`` (or loaded with ``--model``). Test forward: brain/scalp-to-
 skull conductivity ratio changed by 20 % and every source moved off the grid (Gaussian jitter,
 σ = 2 mm). Runs :func:`deepesi.benchmark.run_benchmark` over 1–3 sources × cortical/subcortical/
@@ -18,24 +18,20 @@ mixed × 0/5/10/20 dB × extents 0–20 mm and writes ``benchmarks/results/bench
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests"))
-
 
 def main() -> None:
     from benchmark_output import write_and_print
 
     from deepesi.benchmark import BenchmarkConfig, run_benchmark
-    from deepesi.simulate import SimulationConfig
-    from deepesi.training import load_model, train_model
-    from sphere_leadfield import make_sphere_leadfield
+    from deepesi.simulation import SimulationConfig
+    from deepesi.simulation.sphere import make_sphere_leadfield
+    from deepesi.training import read_model, train_model
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--spacing", type=float, default=10.0, help="grid spacing in mm")
@@ -50,16 +46,16 @@ def main() -> None:
                                     jitter=0.002)
     t0 = time.perf_counter()
     if args.model:
-        model = load_model(args.model, lf)
+        model = read_model(args.model, lf)
     else:
         out = Path(tempfile.gettempdir()) / f"deepesi_bench_sphere_{args.spacing:g}mm.pt"
         model = train_model(lf, SimulationConfig(), out, epochs=100, batch_size=256,
                             batches_per_epoch=100, seed=0, max_minutes=args.train_minutes,
-                            patience=8, overwrite=True, progress=False)
+                            patience=8, overwrite=True, verbose=False)
     train_s = time.perf_counter() - t0
     cfg = BenchmarkConfig(n_samples=args.n, seed=0)
     t0 = time.perf_counter()
-    res = run_benchmark(model, lf_test, cfg, model_leadfields=lf, progress=True)
+    res = run_benchmark(model, lf_test, cfg, model_leadfields=lf, verbose=True)
     run_s = time.perf_counter() - t0
     res.meta.update(train_seconds=train_s, run_seconds=run_s, spacing_mm=args.spacing,
                     model_epochs=model.meta.get("epochs_run"),

@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
@@ -24,7 +23,6 @@ import numpy as np
 import torch
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests"))
 
 
 def best_rate(fn, n: int, repeats: int = 5) -> float:
@@ -54,7 +52,7 @@ def main() -> None:
 
         lf = read_forward(args.forward)
     else:
-        from sphere_leadfield import make_sphere_leadfield
+        from deepesi.simulation.sphere import make_sphere_leadfield
 
         lf = make_sphere_leadfield(spacing=args.spacing * 1e-3)
     positions = np.array([ch["loc"][:3] for ch in lf.info["chs"]])

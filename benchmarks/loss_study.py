@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -25,15 +24,14 @@ import numpy as np
 import torch
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "scripts"))
 
 
 def main() -> None:
-    from build_pretrained import load_leadfield
-
     from deepesi.nets import build_net, type_scales
-    from deepesi.simulate import SimulatedDataset, SimulationConfig, Simulator, smoothing_kernel
-    from deepesi.training import LOSSES, _lr_factor, normalise_input, normalise_target
+    from deepesi.simulation import SimulationConfig, Simulator, read_work_leadfield
+    from deepesi.training import LOSSES, SimulatedDataset, normalise_input, normalise_target
+    from deepesi.training.dataset import smoothing_kernel
+    from deepesi.training.losses import _lr_factor
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--loss", choices=sorted(LOSSES), default="ce")
@@ -46,8 +44,8 @@ def main() -> None:
     p.add_argument("--work", default="out/pretrained")
     args = p.parse_args()
     torch.manual_seed(0)
-    lf = load_leadfield(Path(args.work), "train")
-    lf_test = load_leadfield(Path(args.work), "test")
+    lf = read_work_leadfield(args.work, "train")
+    lf_test = read_work_leadfield(args.work, "test")
     net = build_net("4lcnn", lf, hidden=args.hidden)
     scales = type_scales(lf)
     ch_scale = torch.tensor([scales[t] for t in lf.ch_types], dtype=torch.float32)

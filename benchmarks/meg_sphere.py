@@ -12,23 +12,19 @@ Run: OMP_NUM_THREADS=1 .venv/bin/python benchmarks/meg_sphere.py
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
 
 def main() -> list[dict]:
     import mne
 
-    from conftest import make_sphere_labels
     from deepesi.anatomy import HeadModel
     from deepesi.forward.meg import compute_meg_leadfield, discrete_source_space
     from deepesi.sensors import sensors_from_info
-    from helpers_meg import helmet_info
+    from deepesi.simulation.sphere import helmet_info, make_sphere_labels
 
     vol, aff = make_sphere_labels(shape=64, voxel_mm=2.5, radii_mm=(90, 84, 78, 70))
     head = HeadModel(vol, aff, name="sphere-2.5mm")

@@ -15,14 +15,12 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
 import torch
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests"))
 
 
 def get_leadfield(args):
@@ -30,13 +28,14 @@ def get_leadfield(args):
         from deepesi.forward.io import read_forward
 
         return read_forward(args.forward)
-    from sphere_leadfield import make_sphere_leadfield
+    from deepesi.simulation.sphere import make_sphere_leadfield
 
     return make_sphere_leadfield(spacing=args.spacing * 1e-3)
 
 
 def main() -> None:
-    from deepesi.simulate import SimulatedDataset, SimulationConfig
+    from deepesi.simulation import SimulationConfig
+    from deepesi.training import SimulatedDataset
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--forward")

@@ -6,7 +6,7 @@ Usage::
 
 Training: MNE 4-shell sphere, 64 EEG channels, grid source space at ``--spacing`` mm (cortical
 shell with radial fixed orientations, deep ball with free orientations; see
-``tests/sphere_leadfield.py``), default :class:`~deepesi.simulate.SimulationConfig`.
+:mod:`deepesi.simulation.sphere`), default :class:`~deepesi.simulation.SimulationConfig`.
 Test: single point sources at 10 dB simulated on another forward: brain/scalp-to-skull
 conductivity ratio changed by 20 % and every source moved off the grid (Gaussian jitter, σ = 2 mm).
 Reports training time and the median peak localization error for cortical and deep sources
@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,7 +27,6 @@ import numpy as np
 import torch
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests"))
 
 
 def peak_errors(model, lf_train, batch, pos_true):
@@ -38,9 +36,9 @@ def peak_errors(model, lf_train, batch, pos_true):
 
 
 def main() -> None:
-    from deepesi.simulate import SimulationConfig, simulate_batch
+    from deepesi.simulation import SimulationConfig, simulate_batch
+    from deepesi.simulation.sphere import make_sphere_leadfield
     from deepesi.training import train_model
-    from sphere_leadfield import make_sphere_leadfield
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--spacing", type=float, default=8.0)

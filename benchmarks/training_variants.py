@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,7 +25,6 @@ import numpy as np
 import torch
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "scripts"))
 
 BASE = {"precision": "float32", "num_workers": 0, "hidden": 256, "image_size": 16,
         "channels": [16, 32], "target_smoothing_mm": None}
@@ -42,10 +40,8 @@ VARIANTS = {
 
 
 def main() -> None:
-    from build_pretrained import evaluate_single_sources, load_leadfield
-
-    from deepesi.simulate import SimulationConfig
-    from deepesi.training import train_model
+    from deepesi.simulation import SimulationConfig, read_work_leadfield
+    from deepesi.training import evaluate_single_sources, train_model
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--work", default="out/pretrained", help="build_pretrained.py work folder")
@@ -55,7 +51,7 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     work = Path(args.work)
-    train_lf, test_lf = load_leadfield(work, "train"), load_leadfield(work, "test")
+    train_lf, test_lf = read_work_leadfield(work, "train"), read_work_leadfield(work, "test")
     rows = []
     for name in args.variants:
         v = {**BASE, **VARIANTS[name]}
@@ -66,7 +62,7 @@ def main() -> None:
                 batches_per_epoch=args.batches // 4, lr=3e-3, n_val=1024, patience=10,
                 net_kwargs={k: v[k] for k in ("hidden", "image_size", "channels")},
                 precision=v["precision"], num_workers=v["num_workers"],
-                target_smoothing_mm=v["target_smoothing_mm"], progress=False,
+                target_smoothing_mm=v["target_smoothing_mm"], verbose=False,
             )
             seconds = time.perf_counter() - t0
         ev = evaluate_single_sources(model, train_lf, test_lf, 1000, 1)

@@ -5,10 +5,13 @@ Stages (each cached in the work folder, so the script can be rerun and resumed):
 1. ``forward``: the training lead field, FEM on the template resampled to ``--train-voxel`` mm,
    over the template's 5 mm cortical + subcortical source space; and the *test* lead field, FEM on a
    finer mesh (``--test-voxel`` mm) with every tissue conductivity perturbed by up to ±20 % and
-   sources moved off the training grid. Training never sees the test forward.
+   sources moved off the training grid (:mod:`deepesi.simulation.mismatch`). Training never sees
+   the test forward; :func:`deepesi.simulation.read_work_leadfield` reads either back.
 2. ``train``: the 4LCNN on data simulated with the training lead field.
-3. ``evaluate``: held-out single sources simulated with the test lead field at 10 dB.
-4. ``ship``: copy the model into ``src/deepesi/data/models/``.
+3. ``evaluate``: held-out single sources simulated with the test lead field at 10 dB
+   (:func:`deepesi.training.evaluate_single_sources`).
+4. ``ship``: copy the model (with its source space, sensor Info and head → MRI transform) and the
+   float16 training gain into ``src/deepesi/data/models/``.
 
 Usage: ``python scripts/build_pretrained.py --stage forward`` (then train, evaluate, ship).
 """
@@ -18,63 +21,29 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from deepesi import set_log_level
 from deepesi.anatomy.template import load_template
-from deepesi.forward.leadfield import LeadField
 from deepesi.sensors import make_eeg_sensors
+from deepesi.simulation import (
+    SOURCE_TISSUES,
+    SimulationConfig,
+    off_grid_sources,
+    perturbed_conductivities,
+    read_work_leadfield,
+    snap_into_tissue,
+)
 from deepesi.sources import SourceSpace, make_source_space
+from deepesi.training import evaluate_single_sources, read_model, train_model
 
 LAYOUT = "standard_1010_64"
 SPACING = 5e-3
 
 
-def perturbed_conductivities(head, rng: np.random.Generator, max_rel: float = 0.2) -> dict:
-    """Every tissue's conductivity times a factor drawn uniformly in [1 - max_rel, 1 + max_rel]."""
-    return {t.name: t.conductivity * rng.uniform(1 - max_rel, 1 + max_rel) for t in head.tissues}
-
-
-def off_grid_sources(src: SourceSpace, head, rng: np.random.Generator) -> SourceSpace:
-    """Move every source by up to half a grid step, keeping it in the same tissue and region."""
-    lab = head.labels
-    reg = head.regions
-    new = src.pos.copy()
-    ijk0 = np.round(head.mri_to_voxel(src.pos)).astype(int)
-    for _ in range(20):
-        trial = src.pos + rng.uniform(-0.5, 0.5, size=src.pos.shape) * src.spacing
-        ijk = np.round(head.mri_to_voxel(trial)).astype(int)
-        ijk = np.clip(ijk, 0, np.array(head.shape) - 1)
-        ok = (lab[tuple(ijk.T)] == lab[tuple(ijk0.T)]) & (reg[tuple(ijk.T)] == reg[tuple(ijk0.T)])
-        todo = np.all(new == src.pos, axis=1) & ok
-        new[todo] = trial[todo]
-    moved = float(np.mean(np.any(new != src.pos, axis=1)))
-    return replace(src, pos=new, name=f"{src.name}-offgrid", meta={"moved_fraction": moved})
-
-
-SOURCE_TISSUES = ("WM", "GM", "CSF")
-
-
-def snap_into_tissue(head, pos: np.ndarray, tissues=SOURCE_TISSUES) -> tuple[np.ndarray, int]:
-    """Move positions whose voxel (on ``head``'s grid) is not in ``tissues`` to the nearest voxel
-    centre that is. A coarser FEM grid can put a thin-gyrus source in a neighbouring tissue."""
-    from scipy.spatial import cKDTree
-
-    allowed = head.tissue_mask(*tissues)
-    idx = np.clip(np.floor(head.mri_to_voxel(pos) + 0.5).astype(int), 0, np.array(head.shape) - 1)
-    bad = ~allowed[tuple(idx.T)]
-    if not bad.any():
-        return pos, 0
-    centres = head.voxel_to_mri(np.argwhere(allowed))
-    _, nearest = cKDTree(centres).query(pos[bad])
-    out = pos.copy()
-    out[bad] = centres[nearest]
-    return out, int(bad.sum())
-
-
-def fem_leadfield(head, sensors, src: SourceSpace, voxel_mm: float, progress: bool) -> tuple:
+def fem_leadfield(head, sensors, src: SourceSpace, voxel_mm: float) -> tuple:
     """EEG lead field of ``src`` on ``head`` resampled to ``voxel_mm`` (FEM, average reference)."""
     from deepesi.forward.eeg import make_eeg_transfer
 
@@ -82,7 +51,7 @@ def fem_leadfield(head, sensors, src: SourceSpace, voxel_mm: float, progress: bo
     pos, n_moved = snap_into_tissue(fem_head, src.pos)
     t0 = time.perf_counter()
     transfer = make_eeg_transfer(
-        fem_head, sensors.eeg_pos_mri, ch_names=sensors.eeg_names, progress=progress,
+        fem_head, sensors.eeg_pos_mri, ch_names=sensors.eeg_names,
         source_tissues=SOURCE_TISSUES, max_snap_mm=max(5.0, 3 * voxel_mm),
     )
     gain = transfer.leadfield(pos)
@@ -110,7 +79,7 @@ def stage_forward(work: Path, args) -> None:
         if out.exists():
             print(f"{name}: exists, skipped")
             continue
-        gain, secs = fem_leadfield(h, sensors, s, vox, progress=not args.quiet)
+        gain, secs = fem_leadfield(h, sensors, s, vox)
         np.save(out, gain.astype(np.float32))
         info = {
             "layout": args.layout, "voxel_mm": vox, "seconds": secs, "n_sources": s.n_sources,
@@ -121,25 +90,8 @@ def stage_forward(work: Path, args) -> None:
         print(f"{name}: {gain.shape} in {secs:.0f} s at {vox} mm")
 
 
-def load_leadfield(work: Path, name: str) -> LeadField:
-    """A lead field written by the forward stage."""
-    info = json.loads((work / f"{name}-gain.json").read_text())
-    src = SourceSpace.load(work / f"{name}-src.npz")
-    gain = np.load(work / f"{name}-gain.npy").astype(float)
-    layout = info.get("layout", LAYOUT)
-    sensors = make_eeg_sensors(load_template(), layout)
-    if sensors.eeg_names != info["ch_names"]:
-        raise ValueError(f"{name}-gain.json channels differ from {layout}; rerun the forward.")
-    return LeadField(gain, info["ch_names"], ["eeg"] * len(info["ch_names"]), src,
-                     info=sensors.info, trans=sensors.trans,
-                     meta={"fem_voxel_mm": info["voxel_mm"]})
-
-
 def stage_train(work: Path, args) -> None:
-    from deepesi.simulate import SimulationConfig
-    from deepesi.training import train_model
-
-    lf = load_leadfield(work, "train")
+    lf = read_work_leadfield(work, "train")
     model = train_model(
         lf, SimulationConfig(n_times=args.n_times), work / model_file(args), net="4lcnn",
         epochs=args.epochs,
@@ -147,52 +99,19 @@ def stage_train(work: Path, args) -> None:
         schedule="cosine",
         batch_size=256, batches_per_epoch=args.batches_per_epoch, seed=0, patience=args.epochs,
         num_workers=args.workers, max_minutes=args.train_minutes, precision=args.precision,
-        progress=not args.quiet, resume=True, overwrite=True,
+        resume=True, overwrite=True,
     )
     print(model)
 
 
-def evaluate_single_sources(model, train_lf: LeadField, test_lf: LeadField, n: int, seed: int,
-                            snr_db: float = 10.0, n_times: int = 1) -> dict:
-    """Median peak localization error of single focal sources simulated with ``test_lf``.
-
-    Sources are drawn half in deep structures, half cortical; the true position is the test
-    (off-grid) position, the estimate the training-grid point with the largest predicted value.
-    ``n_times > 1``: each sample is an evoked-like window of that many samples at 250 Hz (SNR over
-    the window) and the estimate is the model's map at the window's centre sample: a window net
-    of that length sees exactly the window, a single-sample net the centre sample.
-    """
-    from deepesi.simulate import SimulationConfig, Simulator
-
-    config = SimulationConfig(n_sources=(1, 1), extent_mm=(0.0, 0.0), snr_db=(snr_db, snr_db),
-                              deep_fraction=0.5, n_times=n_times, waveforms=("evoked",))
-    batch = Simulator(test_lf, config).simulate(n, seed=seed)
-    # samples end to end in time: the window centred on a sample's centre is that sample
-    data = batch.data.transpose(1, 0, 2).reshape(len(batch.ch_names), n * n_times)
-    maps = model.predict(data, ch_names=batch.ch_names)[:, n_times // 2 :: n_times]  # (n_src, n)
-    est = train_lf.source_space.pos[np.argmax(maps, axis=0)]
-    true = test_lf.source_space.pos[batch.centres[:, 0]]
-    err_mm = np.linalg.norm(est - true, axis=1) * 1e3
-    deep = test_lf.source_space.is_subcortical[batch.centres[:, 0]]
-    out = {"n": n, "snr_db": snr_db}
-    for name, mask in (("subcortical", deep), ("cortical", ~deep), ("all", np.ones_like(deep))):
-        e = err_mm[mask]
-        out[name] = {"n": int(mask.sum()), "median_mm": float(np.median(e)),
-                     "p25_mm": float(np.percentile(e, 25)), "p75_mm": float(np.percentile(e, 75)),
-                     "within_10mm": float(np.mean(e <= 10))}
-    return out
-
-
 def stage_evaluate(work: Path, args) -> None:
-    from deepesi.training import load_model
-
-    train_lf = load_leadfield(work, "train")
-    model = load_model(work / model_file(args), leadfield=train_lf)
+    train_lf = read_work_leadfield(work, "train")
+    model = read_model(work / model_file(args), leadfield=train_lf)
     results = {}
     for name in ("train", "test"):
         if not (work / f"{name}-gain.npy").exists():
             continue
-        lf = train_lf if name == "train" else load_leadfield(work, name)
+        lf = train_lf if name == "train" else read_work_leadfield(work, name)
         t0 = time.perf_counter()
         results[f"{name}_forward"] = evaluate_single_sources(
             model, train_lf, lf, args.n_eval, 1, n_times=model.net.n_times)
@@ -226,17 +145,21 @@ def stage_ship(work: Path, args) -> None:
     import shutil
 
     from deepesi.pretrained import PRETRAINED, save_leadfield_npz
-    from deepesi.training import load_model
 
     dest = Path(__file__).resolve().parents[1] / "src/deepesi/data/models"
     dest.mkdir(parents=True, exist_ok=True)
     if args.name not in PRETRAINED:
         raise SystemExit(f"register {args.name!r} in deepesi.pretrained.PRETRAINED first.")
-    lf = load_leadfield(work, "train")
-    load_model(work / model_file(args), leadfield=lf).save(dest / f"{args.name}.pt",
-                                                          overwrite=True, int8=True)
-    if "shares" not in PRETRAINED[args.name]:  # a variant reuses its base's source space/forward
-        lf.source_space.save(dest / f"{args.name}-src.npz", overwrite=True)
+    lf = read_work_leadfield(work, "train")
+    model = read_model(work / model_file(args), leadfield=lf)
+    # the model carries what it was trained for (models trained by deepesi before it stored
+    # them get them from the training forward here)
+    if model.source_space is None:
+        model.source_space = lf.source_space
+    if model.info is None or model.trans is None:
+        model.info, model.trans = lf.info, lf.trans  # saved as a 4x4 head -> MRI matrix
+    model.save(dest / f"{args.name}.pt", overwrite=True, int8=True)
+    if "shares" not in PRETRAINED[args.name]:  # a variant reuses its base's forward
         save_leadfield_npz(lf, dest / f"{args.name}-fwd.npz")
     if (work / evaluation_file(args)).exists():
         shutil.copyfile(work / evaluation_file(args), dest / f"{args.name}-evaluation.json")
@@ -286,6 +209,8 @@ def main() -> None:
                         help="shipped name (a key of deepesi.pretrained.PRETRAINED)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
+    if args.quiet:  # no progress bars or info messages
+        set_log_level("WARNING")
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     stages = {"forward": stage_forward, "train": stage_train, "evaluate": stage_evaluate,

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from deepesi.simulation.sphere import make_sphere_labels
+
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
@@ -35,21 +37,6 @@ def shared_data() -> Path:
 def sample_dir(shared_data: Path) -> Path:
     """The MNE 'sample' subject folder of the development data."""
     return shared_data / "mne-sample"
-
-
-def make_sphere_labels(
-    shape: int = 40, voxel_mm: float = 4.0, radii_mm=(72.0, 66.0, 60.0, 56.0), labels=(5, 4, 3, 2)
-) -> tuple[np.ndarray, np.ndarray]:
-    """Concentric spheres of labels (outermost first) on a cubic grid; returns labels, affine."""
-    ijk = np.indices((shape,) * 3).reshape(3, -1).T
-    centre = (shape - 1) / 2.0
-    r = np.linalg.norm((ijk - centre) * voxel_mm, axis=1).reshape((shape,) * 3)
-    vol = np.zeros((shape,) * 3, np.uint8)
-    for rad, lab in zip(radii_mm, labels, strict=True):
-        vol[r <= rad] = lab
-    affine = np.diag([voxel_mm, voxel_mm, voxel_mm, 1.0])
-    affine[:3, 3] = -centre * voxel_mm
-    return vol, affine
 
 
 @pytest.fixture

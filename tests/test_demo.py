@@ -45,14 +45,14 @@ def test_pretrained_variant_shares_its_base_files(monkeypatch, tmp_path):
     monkeypatch.setattr(pretrained, "MODELS_DIR", tmp_path)
     monkeypatch.setitem(pretrained.PRETRAINED, "base", spec)
     monkeypatch.setitem(pretrained.PRETRAINED, "var", {**spec, "shares": "base"})
-    for f in ("base.pt", "base-src.npz", "base-fwd.npz"):
+    for f in ("base.pt", "base-fwd.npz"):
         (tmp_path / f).write_bytes(b"x")
     with pytest.raises(FileNotFoundError, match=r"var\.pt"):  # its own network is missing
         pretrained.pretrained_files("var")
     (tmp_path / "var.pt").write_bytes(b"x")
     files = pretrained.pretrained_files("var")
     assert files["model"].name == "var.pt" and files["evaluation"].name == "var-evaluation.json"
-    assert files["source_space"].name == "base-src.npz"
+    assert "source_space" not in files  # the model file carries its source space
     assert files["leadfield"].name == "base-fwd.npz"
     with pytest.raises(ValueError, match="unknown pretrained model"):
         pretrained.pretrained_files("no-such-model")
@@ -63,7 +63,7 @@ def test_shipped_models_localize_simulated_sources(name):
     import numpy as np
 
     from deepesi.pretrained import load_pretrained
-    from deepesi.simulate import SimulationConfig, Simulator
+    from deepesi.simulation import SimulationConfig, Simulator
 
     model, lf = load_pretrained(name)
     width = model.net.n_times

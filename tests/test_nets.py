@@ -8,9 +8,9 @@ import torch
 
 from deepesi.nets import NETS, FourLayerCNN, build_net, net_from_spec
 from deepesi.nets.topomap import interpolation_matrix, project_sensors, sensor_groups
-from deepesi.simulate import SimulationConfig, simulate_batch
+from deepesi.simulation import SimulationConfig, simulate_batch
+from deepesi.simulation.sphere import make_sphere_leadfield
 from deepesi.training import map_loss, normalise_input, normalise_target
-from sphere_leadfield import make_sphere_leadfield
 
 
 @pytest.fixture(scope="module")
@@ -113,3 +113,16 @@ def test_tiny_net_learns_toy_problem(lf):
     assert np.median(err) < 0.025, np.median(err)  # chance level is ~ 80 mm
     print(f"toy problem: median peak error {np.median(err) * 1e3:.1f} mm")
     assert chance > 0.06
+
+
+def test_baselines_module_is_a_deprecated_shim():
+    import importlib
+    import sys
+
+    from deepesi.nets import ablation
+
+    sys.modules.pop("deepesi.nets.baselines", None)
+    with pytest.warns(DeprecationWarning, match="deepesi.nets.ablation"):
+        old = importlib.import_module("deepesi.nets.baselines")
+    assert old.LinearNet is ablation.LinearNet and old.ConvDip is ablation.ConvDip
+    assert NETS["linear"] is ablation.LinearNet and NETS["convdip"] is ablation.ConvDip

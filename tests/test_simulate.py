@@ -7,16 +7,15 @@ import pytest
 import torch
 from scipy.sparse import csgraph
 
-from deepesi.simulate import (
-    SimulatedDataset,
+from deepesi.simulation import (
     SimulationConfig,
     Simulator,
-    load_simulation,
+    read_simulation,
     simulate_batch,
     simulate_to_hdf5,
-    smoothing_kernel,
 )
-from sphere_leadfield import make_sphere_leadfield
+from deepesi.simulation.sphere import make_sphere_leadfield
+from deepesi.training import SimulatedDataset, smoothing_kernel
 
 
 @pytest.fixture(scope="module")
@@ -192,19 +191,19 @@ def test_dataset_streams(lf):
 
 def test_hdf5_roundtrip(lf, tmp_path):
     cfg = SimulationConfig(n_times=3)
-    path = simulate_to_hdf5(lf, tmp_path / "sim.h5", 25, cfg, seed=1, chunk=10, progress=False)
-    batch, cfg2 = load_simulation(path)
+    path = simulate_to_hdf5(lf, tmp_path / "sim.h5", 25, cfg, seed=1, chunk=10, verbose=False)
+    batch, cfg2 = read_simulation(path)
     assert batch.data.shape == (25, 64, 3) and cfg2 == cfg
     assert batch.ch_names == lf.ch_names
-    again, _ = load_simulation(
-        simulate_to_hdf5(lf, tmp_path / "sim2.h5", 25, cfg, seed=1, chunk=10, progress=False)
+    again, _ = read_simulation(
+        simulate_to_hdf5(lf, tmp_path / "sim2.h5", 25, cfg, seed=1, chunk=10, verbose=False)
     )
     np.testing.assert_array_equal(batch.data, again.data)
     with pytest.raises(FileExistsError):
-        simulate_to_hdf5(lf, path, 5, cfg, progress=False)
+        simulate_to_hdf5(lf, path, 5, cfg, verbose=False)
     b = simulate_batch(lf, 5, cfg, seed=0)
     b.save(tmp_path / "b.h5")
-    back, _ = load_simulation(tmp_path / "b.h5")
+    back, _ = read_simulation(tmp_path / "b.h5")
     np.testing.assert_array_equal(back.sources, b.sources)
 
 
@@ -272,3 +271,29 @@ def test_map_samples_subset_of_the_full_maps(lf):
         sim.simulate(2, seed=0, map_samples=[4])
     with pytest.raises(ValueError, match="map_samples"):
         sim.simulate(2, seed=0, map_samples=[0.5])
+
+
+def test_simulation_package_needs_no_torch():
+    import subprocess
+    import sys
+
+    code = "import deepesi.simulation, sys; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_old_module_is_a_deprecated_shim():
+    import importlib
+    import sys
+
+    import deepesi.simulation as new
+    import deepesi.training as training
+
+    sys.modules.pop("deepesi.simulate", None)
+    with pytest.warns(DeprecationWarning, match="deepesi.simulation"):
+        old = importlib.import_module("deepesi.simulate")
+    for name in ("SimulationConfig", "SimulatedBatch", "Simulator", "simulate_batch",
+                 "batch_seed", "simulate_to_hdf5", "load_simulation", "read_simulation"):
+        assert getattr(old, name) is getattr(new, name)
+    for name in ("SimulatedDataset", "smoothing_kernel", "smooth_target"):
+        assert getattr(old, name) is getattr(training, name)
+    assert new.load_simulation is new.read_simulation

@@ -10,22 +10,24 @@ import pytest
 import torch
 
 from deepesi.forward.leadfield import LeadField
-from deepesi.simulate import SimulationConfig, simulate_batch, smooth_target, smoothing_kernel
+from deepesi.simulation import SimulationConfig, simulate_batch
+from deepesi.simulation.sphere import make_sphere_leadfield
 from deepesi.training import (
-    _lr_factor,
-    _scale_to_moment,
     cross_entropy_loss,
-    load_model,
+    read_model,
+    smooth_target,
+    smoothing_kernel,
     train_model,
 )
-from sphere_leadfield import make_sphere_leadfield
+from deepesi.training.losses import _lr_factor
+from deepesi.training.model import _scale_to_moment
 
 TINY = dict(
     net_kwargs={"image_size": 8, "channels": (4, 8), "hidden": 32},
     batch_size=16,
     batches_per_epoch=3,
     n_val=32,
-    progress=False,
+    verbose=False,
     seed=3,
 )
 CFG = SimulationConfig(n_sources=(1, 2), snr_db=(5, 15))
@@ -46,7 +48,7 @@ def test_train_save_load_predict(lf, tmp_path):
     model = train_model(lf, CFG, out, epochs=2, **TINY)
     assert out.exists() and (tmp_path / "m.pt.ckpt").exists()
     assert [h["epoch"] for h in model.history] == [1, 2]
-    back = load_model(out, lf)
+    back = read_model(out, lf)
     assert _states_equal(model.net.state_dict(), back.net.state_dict())
     data = simulate_batch(lf, 5, CFG, seed=0).data[:, :, 0].T  # (n_ch, 5)
     pred = back.predict(data)
@@ -117,7 +119,7 @@ def test_lr_schedule_warms_up_and_decays():
 def test_loss_sets_output_and_round_trips(lf, tmp_path, loss, output):
     model = train_model(lf, CFG, tmp_path / "m.pt", epochs=1, loss=loss, **TINY)
     assert model.net.output == output and model.meta["loss"] == loss
-    back = load_model(tmp_path / "m.pt", lf)
+    back = read_model(tmp_path / "m.pt", lf)
     assert back.net.output == output
     maps = back.predict(simulate_batch(lf, 4, CFG, seed=1).data[:, :, 0].T)
     assert (maps >= 0).all()
@@ -162,10 +164,10 @@ def test_resume_gives_identical_state(lf, tmp_path):
 def test_mismatch_errors(lf, tmp_path):
     out = tmp_path / "m.pt"
     train_model(lf, CFG, out, epochs=1, **TINY)
-    model = load_model(out)
+    model = read_model(out)
     other_src = make_sphere_leadfield(spacing=0.015)
     with pytest.raises(ValueError, match="another source space"):
-        load_model(out, other_src)
+        read_model(out, other_src)
     other_gain = make_sphere_leadfield(conductivity_scale=1.2)
     with pytest.raises(ValueError, match="different lead field"):
         model.check_leadfield(other_gain)
@@ -182,9 +184,9 @@ def test_mismatch_errors(lf, tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a model")
     with pytest.raises(ValueError, match="not a deepesi model"):
-        load_model(bad)
+        read_model(bad)
     with pytest.raises(FileNotFoundError):
-        load_model(tmp_path / "missing.pt")
+        read_model(tmp_path / "missing.pt")
 
 
 def test_window_model_predicts_every_sample(lf, tmp_path):
@@ -225,9 +227,19 @@ def test_ddp_two_processes_gloo(lf, tmp_path):
     s0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     s1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
     assert _states_equal(s0, s1)  # data-parallel replicas stay identical
-    model = load_model(tmp_path / "ddp.pt")
+    model = read_model(tmp_path / "ddp.pt")
     assert model.meta["world_size"] == 2
     assert _states_equal(model.net.state_dict(), s0)
+
+
+def test_read_model_names_and_progress_option():
+    import inspect
+
+    import deepesi.training as training
+
+    assert training.load_model is training.read_model  # the former name stays
+    params = inspect.signature(train_model).parameters
+    assert "verbose" in params and "progress" not in params
 
 
 def test_cli_train_and_simulate_need_a_forward(tmp_path, capsys):
@@ -259,7 +271,7 @@ def test_int8_and_half_model_files(lf, tmp_path):
     ref = model.predict(data)
     for kw in ({"half": True}, {"int8": True}):
         f = model.save(tmp_path / f"{next(iter(kw))}.pt", **kw)
-        back = load_model(f, lf)
+        back = read_model(f, lf)
         assert f.stat().st_size < (tmp_path / "m.pt").stat().st_size
         assert all(p.dtype == torch.float32 for p in back.net.parameters())
         pred = back.predict(data)

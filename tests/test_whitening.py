@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from deepesi.simulate import SimulationConfig, Simulator
-from deepesi.training import load_model, normalise_input, train_model
+from deepesi.simulation import SimulationConfig, Simulator
+from deepesi.simulation.sphere import make_sphere_leadfield
+from deepesi.training import normalise_input, read_model, train_model
 from deepesi.whitening import (
     make_whitener,
     noise_cov_matrix,
@@ -17,7 +18,6 @@ from deepesi.whitening import (
     ssp_projector,
     zca_whitener,
 )
-from sphere_leadfield import make_sphere_leadfield
 
 
 def _random_cov(n: int, seed: int, cond: float = 1e4) -> np.ndarray:
@@ -128,12 +128,12 @@ def test_whitened_net_round_trip_and_predict(lf, tmp_path):
     cfg = SimulationConfig(n_sources=(1, 1), snr_db=(5, 15), snr_space="whitened",
                            noise_cov=cov, colored_noise_fraction=(0.5, 1.0))
     tiny = dict(net_kwargs={"image_size": 8, "channels": (4, 8), "hidden": 32}, batch_size=16,
-                batches_per_epoch=3, n_val=32, progress=False, seed=3, epochs=1)
+                batches_per_epoch=3, n_val=32, verbose=False, seed=3, epochs=1)
     model = train_model(lf, cfg, tmp_path / "w.pt", **tiny)
     w = make_whitener(cov, lf.ch_names, lf.ch_types)
     np.testing.assert_allclose(model.whitener, w)
     assert "whitened input" in repr(model) and model.meta["whiten"] is True
-    back = load_model(tmp_path / "w.pt", lf)
+    back = read_model(tmp_path / "w.pt", lf)
     np.testing.assert_allclose(back.whitener, w)
     data = Simulator(lf, cfg).simulate(4, seed=1).data[:, :, 0].T  # (n_ch, 4)
     seen = []
@@ -172,13 +172,13 @@ def test_cli_train_with_noise_cov_whitens(lf, tmp_path, capsys):
               "--batch-size", "8", "--hidden", "16", "--workers", "0", "--quiet",
               "--noise-cov", str(cov_file)]
     assert main(["train", "-o", str(tmp_path / "w.pt"), *common]) == 0
-    model = load_model(tmp_path / "w.pt")
+    model = read_model(tmp_path / "w.pt")
     np.testing.assert_allclose(model.whitener, make_whitener(c, lf.ch_names, lf.ch_types))
     assert model.sim_config["snr_space"] == "whitened"
     assert model.sim_config["colored_noise_fraction"] == [0.5, 1.0]
     assert main(["train", "-o", str(tmp_path / "p.pt"), "--no-whiten", "--snr-space", "sensor",
                  *common]) == 0
-    plain = load_model(tmp_path / "p.pt")
+    plain = read_model(tmp_path / "p.pt")
     assert plain.whitener is None and plain.sim_config["snr_space"] == "sensor"
     bad = tmp_path / "bad-cov.fif"
     bad.write_text("not a covariance")
@@ -249,7 +249,7 @@ def test_simulator_and_whitener_apply_the_recordings_ssp(lf, tmp_path):
     assert cfg.to_dict()["projs"] == "given" and SimulationConfig().to_dict()["projs"] is None
     SimulationConfig.from_dict(cfg.to_dict())  # 'given' is not restored, and not an error
     tiny = dict(net_kwargs={"image_size": 8, "channels": (4, 8), "hidden": 32}, batch_size=16,
-                batches_per_epoch=2, n_val=16, progress=False, seed=3, epochs=1)
+                batches_per_epoch=2, n_val=16, verbose=False, seed=3, epochs=1)
     model = train_model(lf, cfg, tmp_path / "ssp.pt", **tiny)
     np.testing.assert_allclose(model.whitener, w, atol=1e-9 * np.abs(w).max())
 
@@ -269,7 +269,7 @@ def test_cli_train_with_projs(lf, tmp_path, capsys):
               "--batch-size", "8", "--hidden", "16", "--workers", "0", "--quiet",
               "--noise-cov", str(cov_file)]
     assert main(["train", "-o", str(tmp_path / "s.pt"), *common, "--projs", str(proj_file)]) == 0
-    model = load_model(tmp_path / "s.pt")
+    model = read_model(tmp_path / "s.pt")
     assert model.sim_config["projs"] == "given"
     # (the FIF stores the vector in float32)
     assert np.abs(model.whitener @ u).max() < 1e-6 * np.abs(model.whitener).max()

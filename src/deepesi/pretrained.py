@@ -1,10 +1,10 @@
 """Pretrained networks shipped inside the package (no download: they live in ``deepesi/data``).
 
-Each pretrained model is three files in ``deepesi/data/models``: the network (``<name>.pt``),
-the source space it predicts on (``<name>-src.npz``) and the training lead field
-(``<name>-fwd.npz``, float16, enough for simulation and the classical methods), built by
-``scripts/build_pretrained.py``. A variant trained on the same forward (e.g. a window model)
-names its base in ``"shares"`` and ships only its network and evaluation.
+Each pretrained model is two files in ``deepesi/data/models``: the network (``<name>.pt``, which
+carries its source space, the channels' ``mne.Info`` and the head → MRI transform) and the
+training lead field's gain (``<name>-fwd.npz``, float16, enough for simulation and the classical
+methods), built by ``scripts/build_pretrained.py``. A variant trained on the same forward (e.g. a
+window model) names its base in ``"shares"`` and ships only its network and evaluation.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+
+__all__ = ["MODELS_DIR", "PRETRAINED", "load_pretrained", "pretrained_files", "save_leadfield_npz"]
 
 #: The pretrained models and what each was trained for.
 PRETRAINED = {
@@ -39,13 +41,24 @@ MODELS_DIR = Path(__file__).parent / "data" / "models"
 
 
 def pretrained_files(name: str = "template-eeg64") -> dict[str, Path]:
-    """Paths of the files of pretrained model ``name`` (checked to exist)."""
+    """Paths of the files of pretrained model ``name`` (checked to exist).
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`PRETRAINED`.
+
+    Returns
+    -------
+    dict
+        ``'model'`` (the network, with its source space and sensor Info), ``'leadfield'`` (the
+        float16 gain of the base model) and ``'evaluation'`` (JSON; may be absent).
+    """
     if name not in PRETRAINED:
         raise ValueError(f"unknown pretrained model {name!r}; available: {sorted(PRETRAINED)}.")
-    base = PRETRAINED[name].get("shares", name)  # a variant reuses its base's source space/forward
+    base = PRETRAINED[name].get("shares", name)  # a variant reuses its base's forward
     files = {
         "model": MODELS_DIR / f"{name}.pt",
-        "source_space": MODELS_DIR / f"{base}-src.npz",
         "leadfield": MODELS_DIR / f"{base}-fwd.npz",
         "evaluation": MODELS_DIR / f"{name}-evaluation.json",
     }
@@ -68,32 +81,43 @@ def save_leadfield_npz(leadfield, path: Path) -> None:
 
 @lru_cache(maxsize=2)
 def load_pretrained(name: str = "template-eeg64"):
-    """Load a shipped pretrained model with its source space and training lead field.
+    """Load a shipped pretrained model with its training lead field.
+
+    The lead field is the shipped float16 gain on the source space, sensor Info and head → MRI
+    transform that the model file carries (no montage is registered again).
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`PRETRAINED`.
 
     Returns
     -------
     model : deepesi.training.TrainedModel
     leadfield : deepesi.forward.LeadField
-        The training lead field (float16 precision), with sensors registered to the template.
+        The training lead field (float16 precision), with the sensors as registered to the
+        template when the model was built.
     """
-    from .anatomy.template import load_template
+    from mne.transforms import Transform
+
     from .forward.leadfield import LeadField
-    from .sensors import make_eeg_sensors
-    from .sources import SourceSpace
-    from .training import load_model
+    from .training import read_model
 
     files = pretrained_files(name)
-    spec = PRETRAINED[name]
-    src = SourceSpace.load(files["source_space"])
+    model = read_model(files["model"])
+    missing = [a for a in ("source_space", "info", "trans") if getattr(model, a) is None]
+    if missing:
+        raise ValueError(
+            f"pretrained {name!r}: the model file lacks its {', '.join(missing)}; rebuild it "
+            "with scripts/build_pretrained.py --stage ship."
+        )
     with np.load(files["leadfield"], allow_pickle=False) as data:
         gain = data["gain"].astype(np.float64)
         ch_names = [str(c) for c in data["ch_names"]]
         ch_types = [str(c) for c in data["ch_types"]]
         meta = json.loads(str(data["meta"]))
-    sensors = make_eeg_sensors(load_template(), spec["layout"])
-    if sensors.eeg_names != ch_names:
-        raise ValueError(f"pretrained {name!r}: its channels differ from layout {spec['layout']}.")
-    lf = LeadField(gain, ch_names, ch_types, src, info=sensors.info, trans=sensors.trans,
-                   meta=meta)
-    model = load_model(files["model"])
+    if ch_names != list(model.ch_names) or model.info.ch_names != ch_names:
+        raise ValueError(f"pretrained {name!r}: the model's channels differ from its lead field.")
+    lf = LeadField(gain, ch_names, ch_types, model.source_space, info=model.info,
+                   trans=Transform("head", "mri", model.trans), meta=meta)
     return model, lf

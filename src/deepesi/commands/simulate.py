@@ -1,17 +1,15 @@
 """``deepesi simulate``: simulated training/test data → HDF5 (for sharing or offline training).
 
-Also holds the options shared with ``deepesi train`` (forward model, simulation). The forward-model
-modules are imported lazily, so these commands load even where those modules are missing.
+Also holds the options shared with ``deepesi train`` (forward model, simulation); the lead field
+itself comes from :func:`deepesi.simulation.load_leadfield`.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 
+from .._logging import logger
 from ..forward.leadfield import LeadField
-
-logger = logging.getLogger(__name__)
 
 
 def add_leadfield_options(parser: argparse.ArgumentParser) -> None:
@@ -34,32 +32,13 @@ def add_leadfield_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--cache-dir", help="lead-field cache folder for --head")
 
 
-def load_leadfield(args: argparse.Namespace) -> LeadField:
-    """The lead field the options describe (computed and cached for --head)."""
-    if args.forward and args.head:
-        raise ValueError("give either --forward or --head, not both.")
-    if args.forward:
-        from ..forward.io import read_forward  # lazy: written by another module
+def leadfield_from_args(args: argparse.Namespace) -> LeadField:
+    """The lead field the forward-model options describe
+    (:func:`deepesi.simulation.load_leadfield`: read, or computed and cached for --head)."""
+    from ..simulation import load_leadfield
 
-        lf = read_forward(args.forward)
-        if not isinstance(lf, LeadField):
-            raise TypeError(f"read_forward returned {type(lf).__name__}, expected a LeadField.")
-        return lf
-    if not args.head:
-        raise ValueError("no forward model: pass --forward FWD.fif or --head HEAD --montage NAME.")
-    if not args.spacing > 0:
-        raise ValueError(f"--spacing must be > 0 mm, got {args.spacing}.")
-    from ..anatomy.load import load_head
-    from ..forward.api import make_forward
-    from ..sensors import make_eeg_sensors
-    from ..sources import make_source_space
-
-    head = load_head(args.head, progress=not args.quiet)
-    sources = make_source_space(head, spacing=args.spacing * 1e-3)
-    sensors = make_eeg_sensors(head, args.montage)
-    return make_forward(
-        head, sensors, sources, meg=False, cache_dir=args.cache_dir, progress=not args.quiet
-    )
+    return load_leadfield(args.forward, head=args.head, montage=args.montage,
+                          spacing_mm=args.spacing, cache_dir=args.cache_dir)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -151,7 +130,7 @@ def sim_config(args: argparse.Namespace):
     import mne
 
     from .._validation import check_file
-    from ..simulate import SimulationConfig
+    from ..simulation import SimulationConfig
 
     cov = None
     if args.noise_cov is not None:
@@ -198,21 +177,15 @@ def sim_config(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     """Run ``deepesi simulate``."""
     from .._io import check_overwrite
-    from ..simulate import simulate_to_hdf5
+    from ..simulation import simulate_to_hdf5
 
     if args.n_samples < 1:
         raise ValueError(f"--n-samples must be >= 1, got {args.n_samples}.")
     check_overwrite(args.output, args.overwrite)
     config = sim_config(args)
-    lf = load_leadfield(args)
+    lf = leadfield_from_args(args)
     path = simulate_to_hdf5(
-        lf,
-        args.output,
-        args.n_samples,
-        config,
-        seed=args.seed,
-        overwrite=args.overwrite,
-        progress=not args.quiet,
+        lf, args.output, args.n_samples, config, seed=args.seed, overwrite=args.overwrite
     )
     logger.info("wrote %d samples to %s", args.n_samples, path)
     return 0

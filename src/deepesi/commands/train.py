@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import logging
 
-from .simulate import add_leadfield_options, add_sim_options, load_leadfield, sim_config
-
-logger = logging.getLogger(__name__)
+from .._logging import logger
+from .simulate import add_leadfield_options, add_sim_options, leadfield_from_args, sim_config
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -56,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from ..training import train_model
 
     config = sim_config(args)
-    lf = load_leadfield(args)
+    lf = leadfield_from_args(args)
     model = train_model(
         lf,
         config,
@@ -72,7 +70,6 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
         resume=args.resume,
-        progress=not args.quiet,
         num_workers=args.workers,
         max_minutes=args.max_minutes,
         precision=args.precision,

@@ -1,4 +1,5 @@
-"""Source-imaging networks: the 4LCNN and the ablation baselines, plus their construction.
+"""Source-imaging networks: the 4LCNN and the ablation nets (:mod:`~deepesi.nets.ablation`),
+plus their construction.
 
 Every net maps normalised sensor data ``(batch, n_channels, n_times)`` to a non-negative map
 ``(batch, n_sources)``; see ``docs/network.md`` for the input representation and normalisation.
@@ -9,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..forward.leadfield import LeadField
+from .ablation import ConvDip, LinearNet
 from .base import SourceNet, topo_kwargs, type_scales
-from .baselines import ConvDip, LinearNet
 from .fourlayer import FourLayerCNN
 
 #: Network name → class.

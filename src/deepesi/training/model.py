@@ -1,0 +1,413 @@
+"""The trained model: :class:`TrainedModel` (weights + what it takes to use them safely), its
+file (:meth:`TrainedModel.save`, :func:`read_model`) and prediction.
+
+:meth:`TrainedModel.predict` normalises the input as training did
+(:mod:`deepesi.training.losses`): the net predicts the *shape* of the map, and with the training
+lead field the maps are scaled to A·m by a small least-squares fit on the predicted support
+(:func:`_scale_to_moment`).
+
+A model file is a ``torch.save`` dict readable with ``torch.load(weights_only=True)``: the
+weights (optionally float16 or int8 with per-row scales), the channels, the input scaling or
+whitener, the hashes of the training lead field and source space, the simulation config, the
+history, and the source space, channel Info and head → MRI transform the net was trained for
+(:mod:`deepesi.training._modelfile`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .._io import atomic_path
+from .._validation import check_file
+from ..forward.leadfield import LeadField
+from ..nets import SourceNet, net_from_spec, type_scales
+from ..sources import SourceSpace
+from ._modelfile import (
+    info_from_state,
+    info_to_state,
+    source_space_from_state,
+    source_space_to_state,
+    trans_matrix,
+)
+
+__all__ = ["MODEL_FORMAT", "MODEL_VERSION", "TrainedModel", "load_model", "read_model"]
+
+MODEL_FORMAT = "deepesi-model"
+MODEL_VERSION = 1
+
+
+@dataclass
+class TrainedModel:
+    """A trained network with what it takes to use it safely.
+
+    Attributes
+    ----------
+    net : SourceNet
+        The network (eval mode).
+    ch_names, ch_types : list of str
+        Channels the net expects, in order.
+    channel_scale : ndarray, shape (n_ch,)
+        Per-channel input scale (RMS gain of the channel's type).
+    whitener : ndarray, shape (n_ch, n_ch) | None
+        Noise whitener applied to the input instead of ``channel_scale`` (nets trained with
+        ``whiten``; :mod:`deepesi.whitening`). None: the input is scaled per type.
+    leadfield_hash, source_space_hash : str
+        Hashes of the lead field and source space the net was trained for.
+    sim_config : dict
+        The :class:`~deepesi.simulation.SimulationConfig` used (as a dict).
+    history : list of dict
+        Per-epoch training/validation loss.
+    meta : dict
+        Training settings and timings.
+    source_space : SourceSpace | None
+        The source space the net predicts on (None in model files written before deepesi
+        stored it).
+    info : mne.Info | None
+        Measurement info of the model's channels (sensor positions, projectors), from the
+        training lead field.
+    trans : ndarray, shape (4, 4) | None
+        Head → MRI transform of the training lead field's sensors (an ``mne`` Transform given
+        here is stored as its head → MRI matrix).
+    """
+
+    net: SourceNet
+    ch_names: list[str]
+    ch_types: list[str]
+    channel_scale: np.ndarray
+    leadfield_hash: str
+    source_space_hash: str
+    sim_config: dict
+    history: list = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
+    whitener: np.ndarray | None = None
+    source_space: SourceSpace | None = None
+    info: Any = field(default=None, repr=False)
+    trans: np.ndarray | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.trans = trans_matrix(self.trans)
+
+    @property
+    def n_sources(self) -> int:
+        """Number of source points the net predicts."""
+        return self.net.n_sources
+
+    def check_leadfield(self, leadfield: LeadField) -> None:
+        """Raise ValueError unless ``leadfield`` is the one the model was trained for."""
+        if not isinstance(leadfield, LeadField):
+            raise TypeError(f"expected a LeadField, got {type(leadfield).__name__}.")
+        if leadfield.source_space.hash() != self.source_space_hash:
+            raise ValueError(
+                "this model was trained for another source space (hash "
+                f"{self.source_space_hash[:12]} vs {leadfield.source_space.hash()[:12]}, "
+                f"{self.n_sources} vs {leadfield.n_sources} points); train a model for this "
+                "source space (deepesi train) or use the matching forward."
+            )
+        if list(leadfield.ch_names) != self.ch_names:
+            self._channel_error(list(leadfield.ch_names))
+        if leadfield.hash() != self.leadfield_hash:
+            raise ValueError(
+                "this model was trained on a different lead field (same channels and sources, "
+                f"different gain: hash {self.leadfield_hash[:12]} vs {leadfield.hash()[:12]}); "
+                "retrain for this head model/conductivities."
+            )
+
+    def _channel_error(self, names: list[str]) -> None:
+        missing = [n for n in self.ch_names if n not in names]
+        extra = [n for n in names if n not in self.ch_names]
+        raise ValueError(
+            f"channel mismatch: the model expects {len(self.ch_names)} channels "
+            f"({', '.join(self.ch_names[:5])}{' ...' if len(self.ch_names) > 5 else ''}); "
+            f"missing {missing[:10]}{' ...' if len(missing) > 10 else ''}, "
+            f"not in the model {extra[:10]}{' ...' if len(extra) > 10 else ''}. Pick/reorder the "
+            "data channels to the model's ch_names (bad channels: pass them as zeros), or train a "
+            "model for this montage."
+        )
+
+    def predict(
+        self,
+        data: np.ndarray,
+        *,
+        ch_names: list[str] | None = None,
+        leadfield: LeadField | None = None,
+        batch_size: int = 4096,
+        precision: str | None = None,
+    ) -> np.ndarray:
+        """Source maps for sensor data.
+
+        Parameters
+        ----------
+        data : ndarray, shape (n_channels, n_times) or (n_channels,)
+            Sensor data in SI units (V, T, T/m), EEG average-referenced.
+        ch_names : list of str | None
+            Names of the rows of ``data``; they are reordered to the model's channels (extra rows
+            are dropped; a missing model channel is an error). None means the model's order.
+        leadfield : LeadField | None
+            The training lead field. If given (its hash is checked), each time sample's map is
+            scaled to A·m by a least-squares fit of the data on the predicted support; otherwise
+            each sample's map (maximum ≈ 1) is multiplied by the sample's max |data / RMS gain of
+            the channel type|, a rough A·m scale that keeps relative amplitudes over time.
+        batch_size : int
+            Time samples per forward pass.
+        precision : {'float32', 'bfloat16'} | None
+            Arithmetic of the forward pass; None (default): the precision the net was trained in
+            (``meta['precision']``), so a net trained under bfloat16 autocast runs as it learned,
+            about 1.3–1.5× faster on CPUs with AVX-512 BF16. The maps are float32 either way.
+
+        Returns
+        -------
+        ndarray, shape (n_sources, n_times)
+            Non-negative dipole-moment norm per source point.
+        """
+        x = np.asarray(data, dtype=np.float64)
+        squeeze = x.ndim == 1
+        if squeeze:
+            x = x[:, None]
+        if x.ndim != 2:
+            raise ValueError(f"data must have shape (n_channels, n_times), got {x.shape}.")
+        if ch_names is not None:
+            ch_names = list(ch_names)
+            if len(ch_names) != len(x):
+                raise ValueError(f"{len(ch_names)} ch_names for {len(x)} data rows.")
+            index = {n: i for i, n in enumerate(ch_names)}
+            if any(n not in index for n in self.ch_names):
+                self._channel_error(ch_names)
+            x = x[[index[n] for n in self.ch_names]]
+        elif len(x) != len(self.ch_names):
+            raise ValueError(
+                f"data has {len(x)} channels but the model expects {len(self.ch_names)}; pass "
+                "ch_names=... to match rows by name."
+            )
+        if not np.isfinite(x).all():
+            raise ValueError("data contains NaN/Inf; interpolate or zero bad channels first.")
+        if leadfield is not None:
+            self.check_leadfield(leadfield)
+        if precision is None:
+            precision = self.meta.get("precision", "float32")
+        if precision not in ("float32", "bfloat16"):
+            raise ValueError(f"precision must be 'float32' or 'bfloat16', got {precision!r}.")
+        device = next(self.net.parameters()).device
+        w = self.net.n_times
+        n_t = x.shape[1]
+        xs = (x / self.channel_scale[:, None]).astype(np.float32)  # per-type scaling, once
+        windows = _windows(xs, w)  # (n_t, ch, w), a view
+        # the net's input: the same windows, or whitened ones (amplitude still from xs)
+        net_windows = windows if self.whitener is None else _windows(
+            (self.whitener @ x).astype(np.float32), w
+        )
+        out_t = np.empty((n_t, self.n_sources), np.float32)  # filled row-wise, returned as .T
+        out_view = torch.from_numpy(out_t)
+        tiny = torch.finfo(torch.float32).tiny
+        self.net.eval()
+        with torch.inference_mode(), torch.autocast(
+            device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"
+        ):
+            for start in range(0, n_t, batch_size):
+                xb = torch.from_numpy(np.ascontiguousarray(windows[start : start + batch_size]))
+                peak = xb.abs().amax(dim=(1, 2))
+                if self.whitener is not None:
+                    xb = torch.from_numpy(
+                        np.ascontiguousarray(net_windows[start : start + batch_size])
+                    )
+                scale = xb.abs().amax(dim=(1, 2)) if self.whitener is not None else peak
+                maps = self.net(xb / torch.clamp(scale, min=tiny)[:, None, None])
+                dest = out_view[start : start + len(xb)]
+                if leadfield is None:
+                    torch.mul(maps, peak[:, None], out=dest)
+                else:
+                    dest.copy_(maps)
+        out = out_t.T
+        if leadfield is not None:
+            out = _scale_to_moment(out, x, leadfield)
+        return out[:, 0] if squeeze else out
+
+    def save(
+        self,
+        path: str | os.PathLike,
+        overwrite: bool = False,
+        *,
+        half: bool = False,
+        int8: bool = False,
+    ) -> Path:
+        """Write the model file (torch format, atomic).
+
+        ``half=True`` stores the large weight matrices (≥ 10,000 values) in float16, half the
+        file size; ``int8=True`` stores the large 2-D ones as int8 with one float32 scale per row
+        (max |row| / 127), a quarter of the size, e.g. for models shipped in the package. Both
+        are cast back to float32 when loaded.
+        """
+        d = self._to_dict()
+        large = {k for k, v in d["state_dict"].items()
+                 if v.is_floating_point() and v.numel() >= 10_000}
+        if int8:
+            scales = {}
+            for k in sorted(large):
+                v = d["state_dict"][k]
+                if v.ndim == 2:
+                    scale = torch.clamp(v.abs().amax(dim=1), min=1e-30) / 127.0
+                    d["state_dict"][k] = torch.round(v / scale[:, None]).to(torch.int8)
+                    scales[k] = scale.float()
+            d["int8_scales"] = scales
+            large -= set(scales)
+        if half or int8:
+            for k in large:
+                d["state_dict"][k] = d["state_dict"][k].half()
+        with atomic_path(path, overwrite=overwrite) as tmp:
+            torch.save(d, tmp)
+        return Path(path)
+
+    def _to_dict(self) -> dict:
+        return {
+            "format": MODEL_FORMAT,
+            "format_version": MODEL_VERSION,
+            "net_name": self.net.name,
+            "n_channels": self.net.n_channels,
+            "n_sources": self.net.n_sources,
+            "init_kwargs": self.net.init_kwargs,
+            "output": self.net.output,
+            "state_dict": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
+            "ch_names": list(self.ch_names),
+            "ch_types": list(self.ch_types),
+            "channel_scale": [float(s) for s in self.channel_scale],
+            "leadfield_hash": self.leadfield_hash,
+            "source_space_hash": self.source_space_hash,
+            "sim_config": self.sim_config,
+            "history": self.history,
+            "meta": self.meta,
+            "whitener": None if self.whitener is None else torch.from_numpy(
+                np.asarray(self.whitener, np.float64)
+            ),
+            "source_space": source_space_to_state(self.source_space),
+            "info": info_to_state(self.info),
+            "trans": None if self.trans is None else torch.from_numpy(trans_matrix(self.trans)),
+        }
+
+    @classmethod
+    def _from_dict(cls, d: dict) -> TrainedModel:
+        net = net_from_spec(d["net_name"], d["n_channels"], d["n_sources"], d["init_kwargs"])
+        state = dict(d["state_dict"])
+        for k, scale in d.get("int8_scales", {}).items():  # files saved with int8=True
+            state[k] = state[k].float() * scale[:, None]
+        net.load_state_dict(state)
+        output = d.get("output", "relu")  # files written before the 'ce' loss existed
+        if output not in net.OUTPUTS:
+            raise ValueError(f"model file has an unknown output activation {output!r}.")
+        net.output = output
+        net.eval()
+        return cls(
+            net,
+            list(d["ch_names"]),
+            list(d["ch_types"]),
+            np.asarray(d["channel_scale"], float),
+            d["leadfield_hash"],
+            d["source_space_hash"],
+            d["sim_config"],
+            list(d["history"]),
+            dict(d["meta"]),
+            None if d.get("whitener") is None else np.asarray(d["whitener"], float),
+            source_space_from_state(d.get("source_space")),  # absent in older files
+            info_from_state(d.get("info")),
+            None if d.get("trans") is None else d["trans"].numpy().astype(float),
+        )
+
+    def __repr__(self) -> str:
+        white = " | whitened input" if self.whitener is not None else ""
+        return (
+            f"<TrainedModel {self.net.name} | {len(self.ch_names)} channels → {self.n_sources} "
+            f"sources | {self.net.n_parameters():,} parameters{white}>"
+        )
+
+
+def _windows(x: np.ndarray, w: int) -> np.ndarray:
+    """(n_ch, n_t) → (n_t, n_ch, w) view: the window of ``w`` samples centred on every sample
+    (edges reflected; ``w = 1``: the samples themselves)."""
+    if w == 1:
+        return x.T[:, :, None]
+    n_t, half = x.shape[1], w // 2
+    xp = np.pad(x, ((0, 0), (half, w - 1 - half)), mode="reflect" if n_t > w else "edge")
+    return np.transpose(np.lib.stride_tricks.sliding_window_view(xp, w, axis=1), (1, 0, 2))
+
+
+def read_model(path: str | os.PathLike, leadfield: LeadField | None = None) -> TrainedModel:
+    """Read a model written by :func:`~deepesi.training.train_model` / :meth:`TrainedModel.save`.
+
+    Parameters
+    ----------
+    path : path-like
+        Model file (``.pt``).
+    leadfield : LeadField | None
+        If given, the model is checked against it (ValueError on any mismatch).
+
+    Returns
+    -------
+    TrainedModel
+        With its source space, channel Info and head → MRI transform when the file carries them
+        (files written before deepesi stored them give None).
+    """
+    path = check_file(path, "model file")
+    try:
+        d = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ValueError(f"{path} is not a deepesi model file: {err}") from err
+    if not isinstance(d, dict) or d.get("format") != MODEL_FORMAT:
+        raise ValueError(f"{path} is not a deepesi model file (is it a training checkpoint?).")
+    if d["format_version"] > MODEL_VERSION:
+        raise ValueError(f"{path} was written by a newer deepesi (format {d['format_version']}).")
+    model = TrainedModel._from_dict(d)
+    if leadfield is not None:
+        model.check_leadfield(leadfield)
+    return model
+
+
+#: Former name of :func:`read_model` (kept as an alias).
+load_model = read_model
+
+
+def _scale_to_moment(
+    maps: np.ndarray,
+    x: np.ndarray,
+    leadfield: LeadField,
+    rel_threshold: float = 0.5,
+    max_points: int = 32,
+) -> np.ndarray:
+    """Scale each column of ``maps`` to A·m by fitting the data with dipoles on its support."""
+    src = leadfield.source_space
+    gain = leadfield.gain
+    types = np.asarray(leadfield.ch_types)
+    eeg = types == "eeg"
+    if eeg.any() and leadfield.eeg_reference != "average":
+        gain = gain.copy()
+        gain[eeg] -= gain[eeg].mean(axis=0, keepdims=True)
+    w = np.ones(len(types))
+    for t, s in type_scales(leadfield).items():
+        w[types == t] = 1.0 / s
+    out = np.zeros_like(maps)
+    for t in range(maps.shape[1]):
+        p = maps[:, t]
+        if p.max() <= 0:
+            continue
+        sup = np.flatnonzero(p >= rel_threshold * p.max())
+        sup = sup[np.argsort(-p[sup])][:max_points]
+        cols, owner = [], []
+        for i in sup:
+            if src.free_ori[i]:
+                cols.extend(gain[:, i, k] for k in range(3))
+                owner.extend([i] * 3)
+            else:
+                cols.append(gain[:, i, :] @ src.normals[i])
+                owner.append(i)
+        a = np.stack(cols, 1) * w[:, None]
+        b = x[:, t] * w
+        lam = 1e-6 * np.trace(a.T @ a) / a.shape[1]
+        q = np.linalg.solve(a.T @ a + lam * np.eye(a.shape[1]), a.T @ b)
+        owner = np.asarray(owner)
+        amp = np.array([np.linalg.norm(q[owner == i]) for i in sup])
+        s = amp.sum() / p[sup].sum()
+        out[:, t] = p * s
+    return out
