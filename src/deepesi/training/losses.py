@@ -18,16 +18,38 @@ __all__ = ["LOSSES", "cross_entropy_loss", "map_loss", "normalise_input", "norma
 
 
 def normalise_input(x: torch.Tensor, transform: torch.Tensor) -> torch.Tensor:
-    """(batch, n_ch, n_times) SI data → the net's input: per-type scaled (``transform`` a vector
-    of channel scales) or whitened (``transform`` an (n_ch, n_ch) whitener), then divided by each
-    sample's max |value|."""
+    """(batch, n_ch, n_times) SI data → the net's input.
+
+    Parameters
+    ----------
+    x : Tensor, shape (batch, n_ch, n_times)
+        Sensor data (V, T, T/m).
+    transform : Tensor, shape (n_ch,) or (n_ch, n_ch)
+        Channel scales (the data are divided by them) or a whitener (applied to them).
+
+    Returns
+    -------
+    Tensor
+        Scaled or whitened data, each sample divided by its maximum absolute value.
+    """
     x = x / transform[None, :, None] if transform.ndim == 1 else torch.matmul(transform, x)
     peak = x.abs().amax(dim=(1, 2), keepdim=True)
     return x / torch.clamp(peak, min=torch.finfo(x.dtype).tiny)
 
 
 def normalise_target(y: torch.Tensor) -> torch.Tensor:
-    """(batch, n_src) moment norms → divided by each sample's maximum (0..1)."""
+    """(batch, n_src) moment norms → divided by each sample's maximum (0..1).
+
+    Parameters
+    ----------
+    y : Tensor, shape (batch, n_src)
+        Target maps (A·m, ≥ 0).
+
+    Returns
+    -------
+    Tensor
+        The maps scaled to a peak of 1 (all-zero maps stay zero).
+    """
     peak = y.amax(dim=1, keepdim=True)
     return y / torch.clamp(peak, min=torch.finfo(y.dtype).tiny)
 

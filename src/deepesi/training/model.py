@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from .._io import atomic_path
-from .._validation import check_file
+from .._validation import check_file, validate_type
 from ..forward.leadfield import LeadField
 from ..nets import SourceNet, net_from_spec, type_scales
 from ..sources import SourceSpace
@@ -99,9 +99,9 @@ class TrainedModel:
         return self.net.n_sources
 
     def check_leadfield(self, leadfield: LeadField) -> None:
-        """Raise ValueError unless ``leadfield`` is the one the model was trained for."""
-        if not isinstance(leadfield, LeadField):
-            raise TypeError(f"expected a LeadField, got {type(leadfield).__name__}.")
+        """Raise ValueError unless ``leadfield`` is the one the model was trained for (same
+        source space, channels in order and gain, by hash)."""
+        validate_type(leadfield, LeadField, "leadfield", "a LeadField")
         if leadfield.source_space.hash() != self.source_space_hash:
             raise ValueError(
                 "this model was trained for another source space (hash "
@@ -235,12 +235,26 @@ class TrainedModel:
         half: bool = False,
         int8: bool = False,
     ) -> Path:
-        """Write the model file (torch format, atomic).
+        """Write the model file (torch format, atomic); :func:`read_model` reads it back.
 
-        ``half=True`` stores the large weight matrices (≥ 10,000 values) in float16, half the
-        file size; ``int8=True`` stores the large 2-D ones as int8 with one float32 scale per row
-        (max |row| / 127), a quarter of the size, e.g. for models shipped in the package. Both
-        are cast back to float32 when loaded.
+        Parameters
+        ----------
+        path : path-like
+            Destination (``.pt``).
+        overwrite : bool
+            Replace an existing file (otherwise FileExistsError).
+        half : bool
+            Store the large weight matrices (≥ 10,000 values) in float16, half the file size.
+        int8 : bool
+            Store the large 2-D ones as int8 with one float32 scale per row (max |row| / 127), a
+            quarter of the size, e.g. for models shipped in the package (the other large ones in
+            float16). Both are cast back to float32 when loaded, and re-saving weights that were
+            read from such a file in the same form gives the same file weights.
+
+        Returns
+        -------
+        Path
+            The written file.
         """
         d = self._to_dict()
         large = {k for k, v in d["state_dict"].items()
