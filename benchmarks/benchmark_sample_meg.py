@@ -5,18 +5,19 @@ Usage::
     python benchmarks/benchmark_sample_meg.py --data ../shared/data/mne-sample [--out out/sample]
         [--train-minutes 15] [--n N] [--methods deepesi MNE ...] [--threads T]
 
-Model forward: deepesi's forward for the subject, built and cached by the stages of
-``examples/sample_auditory.py`` (head model from FreeSurfer, 5 mm cortical + subcortical source
-space, the recording's 306 Neuromag sensors and trans; MEG = one-layer BEM on the inner skull
-segmented from our head model). The 4LCNN is trained on it (``<out>/models/meg-benchmark.pt``,
-cached). The net **whitens its input** with the recording's noise covariance and is trained on
-noise drawn from that covariance at whitened SNRs 0-20 dB, the benchmark's own definition (an
-earlier net without whitening lost to LCMV: at a whitened 10 dB the raw gradiometer SNR is -3 dB).
-Test forward: MNE's **three-layer** BEM on the subject's own FreeSurfer watershed surfaces
-(``bem/*.surf``, ico-4, 5120 triangles per layer), with the brain, skull and scalp conductivities
-each perturbed by up to ±20 %, and every source moved off the grid by up to half a grid step
-(within its tissue and region). A different surface, a different mesh, a different number of
-layers and off-grid sources: every method inverts with the model forward.
+Model forward: deepesi's forward for the subject, built and cached by
+:mod:`deepesi.datasets.mne_sample` as in ``examples/sample_auditory.py`` (head model from
+FreeSurfer, 5 mm cortical + subcortical source space, the recording's 306 Neuromag sensors and
+trans; MEG = one-layer BEM on the inner skull segmented from our head model). The 4LCNN is trained
+on it (``<out>/models/meg-benchmark.pt``, cached). The net **whitens its input** with the
+recording's noise covariance and is trained on noise drawn from that covariance at whitened SNRs
+0-20 dB, the benchmark's own definition (an earlier net without whitening lost to LCMV: at a
+whitened 10 dB the raw gradiometer SNR is -3 dB). Test forward: MNE's **three-layer** BEM on the
+subject's own FreeSurfer watershed surfaces (``bem/*.surf``, ico-4, 5120 triangles per layer), with
+the brain, skull and scalp conductivities each perturbed by up to ±20 %, and every source moved off
+the grid by up to half a grid step (within its tissue and region). A different surface, a different
+mesh, a different number of layers and off-grid sources: every method inverts with the model
+forward.
 
 Runs :func:`deepesi.benchmark.run_benchmark` over 1–3 sources × cortical/subcortical/mixed ×
 0/5/10/20 dB × extents 0–20 mm with the recording's noise covariance, and writes
@@ -27,17 +28,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "scripts"))
-sys.path.insert(0, str(HERE.parent / "examples"))
 
 #: Conductivities (S/m) of MNE's default three-layer BEM: brain, skull, scalp.
 BEM_CONDUCTIVITY = (0.3, 0.006, 0.3)
@@ -69,9 +64,9 @@ def _meg_info(lf_meg):
 def _compute_test_leadfield(paths, head, src, lf_meg, cache: Path, src_file: Path, seed: int):
     """Compute the test lead field of :func:`test_leadfield` and write its cache files."""
     import mne
-    from build_pretrained import off_grid_sources
 
     from deepesi.forward.meg import discrete_source_space
+    from deepesi.simulation import off_grid_sources
 
     rng = np.random.default_rng(seed)
     moved = off_grid_sources(src, head, rng)
@@ -129,18 +124,13 @@ def noise_covariance(fname, lf_meg):
 
 def main() -> None:
     from benchmark_output import write_and_print
-    from sample_auditory import (
-        Settings,
-        build_forward,
-        build_head,
-        build_sources,
-        data_paths,
-    )
 
-    from deepesi.baselines import CLASSICAL_METHODS
+    from deepesi import set_log_level
     from deepesi.benchmark import BenchmarkConfig, run_benchmark
-    from deepesi.simulate import SimulationConfig
-    from deepesi.training import load_model, train_model
+    from deepesi.datasets.mne_sample import build_forward, build_head, build_sources, data_paths
+    from deepesi.inverse import CLASSICAL_METHODS
+    from deepesi.simulation import SimulationConfig
+    from deepesi.training import read_model, train_model
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", required=True, help="MNE sample data folder")
@@ -155,15 +145,14 @@ def main() -> None:
                    "MNE's default runs to tol 1e-4, ~20 s per sample on these forwards)")
     p.add_argument("--seed", type=int, default=20241104)
     args = p.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    set_log_level("INFO")
     torch.set_num_threads(args.threads)
 
     out = Path(args.out)
     paths = data_paths(args.data)
-    settings = Settings()
-    head = build_head(paths, out, settings, progress=True)
-    src = build_sources(head, out, settings)
-    lf = build_forward(head, src, paths, out, progress=True)
+    head = build_head(paths, out)
+    src = build_sources(head, out)
+    lf = build_forward(head, src, paths, out)
     lf_meg = lf.pick_types("meg")
     cov = noise_covariance(paths["cov"], lf_meg)
     lf_test = test_leadfield(paths, head, src, lf_meg, out, args.seed)
@@ -172,7 +161,7 @@ def main() -> None:
           f"dropped {lf_test.meta['dropped_outside_inner_skull']})")
     model_file = out / "models" / "meg-benchmark.pt"
     if model_file.is_file():
-        model = load_model(model_file, lf_meg)
+        model = read_model(model_file, lf_meg)
     else:
         # the net whitens its input with ``cov`` (already regularised: noise_reg=0) and learns
         # at whitened SNRs, the benchmark's definition, on noise drawn from ``cov`` itself
@@ -188,7 +177,7 @@ def main() -> None:
                           if args.gamma_maxit else {})
     t0 = time.perf_counter()
     res = run_benchmark({"MEG306": model}, {"MEG306": lf_test}, cfg,
-                        model_leadfields={"MEG306": lf_meg}, noise_cov=cov, progress=True)
+                        model_leadfields={"MEG306": lf_meg}, noise_cov=cov)
     run_s = time.perf_counter() - t0
     res.meta.update(run_seconds=run_s, model=str(model_file),
                     model_epochs=model.meta.get("epochs_run"),

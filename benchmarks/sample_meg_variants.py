@@ -5,9 +5,10 @@ Usage::
     python benchmarks/sample_meg_variants.py --data ../shared/data/mne-sample --out out/sample \\
         [--variants white-ssp white-nossp scaled-ssp]
 
-Reuses the cached head, sources and forward of ``examples/sample_auditory.py`` (run it first),
-trains one MEG net per variant with the example's settings (8-min budget, early stopping; cached
-in ``<out>/models/variants/``), localizes the 90–110 ms window and scores each hemisphere's
+Reuses the cached head, sources and forward of ``examples/sample_auditory.py``
+(:mod:`deepesi.datasets.mne_sample`; run the example first), trains one MEG net per variant with
+the example's settings (``mne_sample.TRAINING``: 8-min budget, early stopping; cached in
+``<out>/models/variants/``), localizes the 90–110 ms window and scores each hemisphere's
 strongest peak by its distance to the MNI auditory box of the example. Prints a table and writes
 ``benchmarks/results/sample_meg_variants.json``.
 """
@@ -16,13 +17,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "examples"))
 
 #: variant → (SimulationConfig options besides noise_cov, whiten the net's input)
 VARIANTS = {
@@ -36,10 +35,12 @@ VARIANTS = {
 
 def main() -> None:
     import mne
-    import sample_auditory as ex
 
-    from deepesi.localize import localize
-    from deepesi.simulate import SimulationConfig
+    from deepesi.datasets import mne_sample as ms
+    from deepesi.inverse import apply_network
+    from deepesi.references import score_map
+    from deepesi.simulation import SimulationConfig
+    from deepesi.training import train_or_load
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", required=True, help="MNE sample data folder")
@@ -47,13 +48,12 @@ def main() -> None:
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     args = p.parse_args()
     out = Path(args.out)
-    paths = ex.data_paths(args.data)
-    settings = ex.Settings()
-    head = ex.build_head(paths, out, settings, False)
-    src = ex.build_sources(head, out, settings)
-    lf = ex.build_forward(head, src, paths, out, False).pick_types(["mag", "grad"])
+    paths = ms.data_paths(args.data)
+    head = ms.build_head(paths, out, verbose=False)
+    src = ms.build_sources(head, out)
+    lf = ms.build_forward(head, src, paths, out, verbose=False).pick_types(["mag", "grad"])
     cov = mne.read_cov(paths["cov"], verbose=False)
-    evoked = ex.load_auditory_evoked(paths["evoked"])
+    evoked = ms.load_auditory_evoked(paths["evoked"])
     no_labels = {h: np.zeros((1, 3)) for h in ("lh", "rh")}  # only the MNI box is scored
     rows = []
     for name in args.variants:
@@ -61,10 +61,11 @@ def main() -> None:
         opts = dict(opts)
         projs = evoked.info["projs"] if opts.pop("ssp", False) else None
         config = SimulationConfig(noise_cov=cov, projs=projs, **opts)
-        model = ex.train_or_load(lf, config, out / "models" / "variants" / f"meg-{name}.pt",
-                                 settings, progress=True, whiten=whiten)
-        res = localize(evoked, model, src, tmin=ex.WINDOW[0], tmax=ex.WINDOW[1])
-        score = ex.score_map(ex._window_map(res.amplitudes), src, no_labels)
+        model = train_or_load(lf, config, out / "models" / "variants" / f"meg-{name}.pt",
+                              whiten=whiten, **ms.TRAINING)
+        res = apply_network(evoked, model, source_space=src, tmin=ms.WINDOW[0],
+                            tmax=ms.WINDOW[1])
+        score = score_map(res.amplitudes.mean(axis=1), src, no_labels)
         rows.append({"variant": name, "whiten": whiten, "ssp": projs is not None, **opts,
                      "epochs": model.meta.get("epochs_run"),
                      "train_s": model.meta.get("train_time_s"),

@@ -60,8 +60,10 @@ from pathlib import Path
 import mne
 import numpy as np
 
+import deepesi
 from deepesi._io import atomic_path
 from deepesi.datasets.mne_sample import (
+    TRAINING,
     WINDOW,
     build_forward,
     build_head,
@@ -105,7 +107,7 @@ class Settings:
     epochs, batch_size, batches_per_epoch, n_val : int
         Training settings (see :func:`deepesi.training.train_model`).
     methods : tuple of str
-        Classical methods to compare (names of :data:`deepesi.baselines.CLASSICAL_METHODS`).
+        Classical methods to compare (names of :data:`deepesi.inverse.CLASSICAL_METHODS`).
     seed : int
         Seeds the networks' weights and the simulated training data.
     quick : bool
@@ -114,13 +116,13 @@ class Settings:
 
     voxel_size: float = 2.0
     spacing: float = 5e-3
-    train_minutes: float = 8.0
-    epochs: int = 200
-    batch_size: int = 256
-    batches_per_epoch: int = 50
-    n_val: int = 1024
+    train_minutes: float = TRAINING["max_minutes"]
+    epochs: int = TRAINING["epochs"]
+    batch_size: int = TRAINING["batch_size"]
+    batches_per_epoch: int = TRAINING["batches_per_epoch"]
+    n_val: int = TRAINING["n_val"]
     methods: tuple[str, ...] = ()
-    seed: int = 0
+    seed: int = TRAINING["seed"]
     quick: bool = False
 
     @classmethod
@@ -133,27 +135,19 @@ class Settings:
 
 
 # ============================================================================ cached stages
-def train_or_load(lf_m, config, fname: Path, settings: Settings, progress: bool,
-                  whiten: bool | None = None):
+def train_or_load(lf_m, config, fname: Path, settings: Settings, whiten: bool | None = None):
     """The net in ``fname`` if it exists, else one trained there on ``config`` with the example's
     settings (budget, batches, seed; ``whiten`` as :func:`deepesi.training.train_model`)."""
-    from deepesi.training import load_model, train_model
+    from deepesi.training import train_or_load as _train_or_load
 
-    if fname.is_file():
-        logger.info("model: loaded %s", fname)
-        return load_model(fname, lf_m)
-    fname.parent.mkdir(parents=True, exist_ok=True)
-    logger.info("model %s: training on %d channels, budget %.1f min", fname.name,
-                lf_m.n_channels, settings.train_minutes)
-    return train_model(
+    return _train_or_load(
         lf_m, config, fname, epochs=settings.epochs, batch_size=settings.batch_size,
         batches_per_epoch=settings.batches_per_epoch, n_val=settings.n_val,
-        seed=settings.seed, resume=True, progress=progress,
-        max_minutes=settings.train_minutes, whiten=whiten,
+        seed=settings.seed, max_minutes=settings.train_minutes, whiten=whiten,
     )
 
 
-def train_networks(lf, cov, projs: list, out: Path, settings: Settings, progress: bool) -> dict:
+def train_networks(lf, cov, projs: list, out: Path, settings: Settings) -> dict:
     """Stage 4: one 4LCNN per modality (cached in ``<out>/models``; interrupted runs resume).
 
     ``projs``: the recording's SSP projectors, applied to the simulated data as to the real."""
@@ -170,8 +164,7 @@ def train_networks(lf, cov, projs: list, out: Path, settings: Settings, progress
     models = {}
     for name, types in MODALITIES.items():
         fname = out / "models" / f"{name.replace('+', '-').lower()}{suffix}.pt"
-        models[name] = train_or_load(lf.pick_types(list(types)), config, fname, settings,
-                                     progress)
+        models[name] = train_or_load(lf.pick_types(list(types)), config, fname, settings)
     return models
 
 
@@ -311,7 +304,7 @@ def run(data_dir: str | Path, out: str | Path, settings: Settings, *, report: bo
     cov = mne.read_cov(paths["cov"], verbose=False)
     evoked = load_auditory_evoked(paths["evoked"])
     t0 = time.perf_counter()
-    models = train_networks(lf, cov, evoked.info["projs"], out, settings, progress)
+    models = train_networks(lf, cov, evoked.info["projs"], out, settings)
     timings["training_s"] = time.perf_counter() - t0
     labels, label_info = {}, {}
     for h in ("lh", "rh"):
@@ -378,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    deepesi.set_log_level("WARNING" if args.quiet else "INFO")  # messages and progress bars
     kw: dict = {"seed": args.seed}
     if args.train_minutes is not None:
         if not args.train_minutes > 0:

@@ -24,6 +24,7 @@ __all__ = [
     "EVOKED_FILE",
     "LABEL_FILES",
     "SUBJECT",
+    "TRAINING",
     "TRANS_FILE",
     "WINDOW",
     "build_forward",
@@ -42,6 +43,12 @@ XFIT_DIPOLE_FILE = "MEG/sample/sample_audvis-ave_xfit.dip"
 
 #: Window of the N100 / N100m (s).
 WINDOW = (0.090, 0.110)
+
+#: Training settings of the sample subject's networks (``examples/sample_auditory.py`` and the
+#: sample benchmarks): keyword arguments of :func:`deepesi.training.train_model`. The 8-minute
+#: wall-clock budget makes the nets depend on the machine's speed (docs/example-sample.md).
+TRAINING: dict = {"epochs": 200, "batch_size": 256, "batches_per_epoch": 50, "n_val": 1024,
+                  "seed": 0, "max_minutes": 8.0}
 
 
 def data_paths(data_dir: str | os.PathLike) -> dict[str, Path]:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from .dataset import SimulatedDataset, smooth_target, smoothing_kernel
 from .evaluate import evaluate_single_sources
-from .loop import train_model
+from .loop import train_model, train_or_load
 from .losses import LOSSES, cross_entropy_loss, map_loss, normalise_input, normalise_target
 from .model import MODEL_FORMAT, MODEL_VERSION, TrainedModel, load_model, read_model
 
@@ -46,4 +46,5 @@ __all__ = [
     "smooth_target",
     "smoothing_kernel",
     "train_model",
+    "train_or_load",
 ]

@@ -33,7 +33,7 @@ from .dataset import SimulatedDataset, smooth_target, smoothing_kernel
 from .losses import LOSSES, _lr_factor, normalise_input, normalise_target
 from .model import TrainedModel
 
-__all__ = ["train_model"]
+__all__ = ["train_model", "train_or_load"]
 
 _VAL_EPOCH = 1_000_000  # epoch index of the validation stream (never a training epoch)
 _VAL_CHUNK = 1024  # validation samples per forward pass
@@ -498,3 +498,27 @@ def _version() -> str:
     from .. import __version__
 
     return __version__
+
+
+@verbose
+def train_or_load(
+    leadfield: LeadField,
+    config: SimulationConfig | None,
+    out_path: str | os.PathLike,
+    *,
+    verbose: bool | str | int | None = None,
+    **train_kwargs: Any,
+) -> TrainedModel:
+    """The model in ``out_path`` when it exists (checked against ``leadfield``), else one trained
+    there: ``train_model(leadfield, config, out_path, resume=True, **train_kwargs)``, so an
+    interrupted training continues from its checkpoint. For pipelines that cache their networks
+    (the sample example, the sample-subject benchmarks)."""
+    from .model import read_model
+
+    out_path = Path(out_path)
+    if out_path.is_file():
+        logger.info("model: loaded %s", out_path)
+        return read_model(out_path, leadfield)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    logger.info("model %s: training on %d channels", out_path.name, leadfield.n_channels)
+    return train_model(leadfield, config, out_path, resume=True, **train_kwargs)
