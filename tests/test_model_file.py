@@ -47,7 +47,10 @@ def _same_source_space(a, b) -> None:
 
 def test_model_file_carries_source_space_info_trans(lf, trained):
     model, path = trained
-    assert model.source_space is lf.source_space and model.info is lf.info
+    assert model.source_space is lf.source_space
+    # the sensors' Info: the lead field's channels, without acquisition records (HPI fits)
+    assert model.info["ch_names"] == list(lf.ch_names)
+    assert mne.utils.object_diff(model.info, lf.info) == ""  # nothing to drop in this one
     np.testing.assert_array_equal(model.trans, lf.trans["trans"])
     raw = torch.load(path, weights_only=True)  # stored in weights_only-safe types
     assert {"source_space", "info", "trans"} <= set(raw)
@@ -166,3 +169,29 @@ def test_load_leadfield(lf, tmp_path):
         load_leadfield()
     with pytest.raises(ValueError, match="spacing"):
         load_leadfield(head="template", spacing_mm=0)
+
+
+def test_model_info_leaves_out_acquisition_records(lf, sample_dir):
+    """A Neuromag recording's Info holds ~3 MB of HPI fits; the model keeps the sensors only."""
+    from deepesi.forward.leadfield import LeadField
+    from deepesi.training.loop import _sensor_info
+
+    info = mne.io.read_info(sample_dir / "MEG" / "sample" / "sample_audvis-auditory-ave.fif",
+                            verbose=False)
+    picks = mne.pick_types(info, meg=True, eeg=False)
+    names = [info["ch_names"][i] for i in picks]
+    gain = np.random.default_rng(0).standard_normal((len(names), lf.n_sources, 3))
+    meg = LeadField(gain, names, [mne.channel_type(info, i) for i in picks], lf.source_space,
+                    info=info, trans=lf.trans)
+    lean = _sensor_info(meg)
+    assert lean["ch_names"] == names and lean["hpi_results"] == [] and lean["hpi_meas"] == []
+    np.testing.assert_array_equal(lean["dev_head_t"]["trans"], info["dev_head_t"]["trans"])
+    for a, b in zip(lean["chs"], [info["chs"][i] for i in picks], strict=True):
+        np.testing.assert_array_equal(a["loc"], b["loc"])
+        assert a["coil_type"] == b["coil_type"]
+    sizes = []
+    for i in (info, lean):
+        buf = io.BytesIO()
+        torch.save(info_to_state(i), buf)
+        sizes.append(len(buf.getvalue()))
+    assert sizes[0] > 2_000_000 and sizes[1] < 200_000
