@@ -18,24 +18,20 @@ forward. Writes ``benchmarks/results/benchmark_template.json`` (records + summar
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "scripts"))
-
 
 def main() -> None:
     from benchmark_output import write_and_print
-    from build_pretrained import load_leadfield
 
-    from deepesi.baselines import CLASSICAL_METHODS
     from deepesi.benchmark import BenchmarkConfig, run_benchmark
+    from deepesi.inverse import CLASSICAL_METHODS
     from deepesi.pretrained import pretrained_files
-    from deepesi.training import load_model
+    from deepesi.simulation import read_work_leadfield
+    from deepesi.training import read_model
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--work", default="out/pretrained", help="build_pretrained.py work folder")
@@ -54,16 +50,16 @@ def main() -> None:
         if not (work / f"{stem}-gain.npy").exists():
             raise SystemExit(f"{work}/{stem}-gain.npy missing: run "
                              "`python scripts/build_pretrained.py --stage forward` first.")
-    lf = load_leadfield(work, "train")
-    lf_test = load_leadfield(work, "test")
+    lf = read_work_leadfield(work, "train")
+    lf_test = read_work_leadfield(work, "test")
     model_path = args.model or pretrained_files("template-eeg64")["model"]
-    model = load_model(model_path)
+    model = read_model(model_path)
     cfg = BenchmarkConfig(n_samples=args.n, seed=0, methods=tuple(args.methods),
                           emd_max_support=None if args.no_emd else 200,
                           classical_options={"gamma_map": {"maxit": args.gamma_maxit}}
                           if args.gamma_maxit else {})
     t0 = time.perf_counter()
-    res = run_benchmark(model, lf_test, cfg, model_leadfields=lf, progress=True)
+    res = run_benchmark(model, lf_test, cfg, model_leadfields=lf)
     run_s = time.perf_counter() - t0
     res.meta.update(run_seconds=run_s, model=str(model_path),
                     model_epochs=model.meta.get("epochs_run"),

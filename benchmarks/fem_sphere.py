@@ -54,7 +54,7 @@ def run_one(voxel_mm: float, config: str, n_el: int, n_dir: int, tol: float, shi
     head = make_sphere_head(voxel_mm)
     electrodes = fibonacci_sphere_points(n_el, FOUR_SHELL_RADII_M[0], upper_only=True)
     t0 = time.perf_counter()
-    tm = make_eeg_transfer(head, electrodes, tol=tol, shift=shift, progress=True, **CONFIGS[config])
+    tm = make_eeg_transfer(head, electrodes, tol=tol, shift=shift, verbose=True, **CONFIGS[config])
     build_s = time.perf_counter() - t0
     rng = np.random.default_rng(0)
     dirs = rng.normal(size=(n_dir, 3))

@@ -152,7 +152,7 @@ def run(voxel_mm: float, spacing_mm: float, mindist_mm: float, tol: float) -> di
                                           voxel_size=voxel_mm, name="sample-3layer")
     head_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    tm = make_eeg_transfer(head, s["el"], ch_names=s["names"], tol=tol, progress=True)
+    tm = make_eeg_transfer(head, s["el"], ch_names=s["names"], tol=tol, verbose=True)
     fem_s = time.perf_counter() - t0
     g_fem = tm.leadfield(s["src"])
     res = compare_leadfields(g_fem, g_bem)

@@ -167,7 +167,7 @@ def fem_timing(
     n_run = len(el128) if full else n_solves + 1  # electrode 0 is the reference: no solve
     t0 = time.perf_counter()
     tm = make_eeg_transfer(
-        head, el128[:n_run], progress=False, tol=tol, n_jobs=n_jobs, solver=solver,
+        head, el128[:n_run], verbose=False, tol=tol, n_jobs=n_jobs, solver=solver,
         block_size=block_size,
     )
     total = time.perf_counter() - t0

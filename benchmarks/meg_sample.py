@@ -34,7 +34,7 @@ def main() -> dict:
     subjects = root / "subjects"
     meg_dir = root / "MEG" / "sample"
     t0 = time.perf_counter()
-    head = load_head(subjects / "sample", progress=False)
+    head = load_head(subjects / "sample", verbose=False)
     t_head = time.perf_counter() - t0
     src = make_source_space(head, 0.008)
     sensors = sensors_from_info(meg_dir / "sample_audvis-auditory-ave.fif",
@@ -43,7 +43,7 @@ def main() -> dict:
     for grade in (3, 4):
         t0 = time.perf_counter()
         gain, names, _, _ = compute_meg_leadfield(head, sensors, src.pos, grade=grade,
-                                                         progress=False)
+                                                         verbose=False)
         rows[grade] = (gain, time.perf_counter() - t0)
     # MNE reference: FreeSurfer inner skull at ico-4 (5120 triangles)
     model = mne.make_bem_model("sample", ico=4, conductivity=(0.3,), subjects_dir=subjects,

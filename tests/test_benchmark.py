@@ -11,16 +11,14 @@ from deepesi.benchmark import (
     DEEPESI,
     BenchmarkConfig,
     BenchmarkResult,
-    _add_noise,
-    _Geometry,
-    _make_set,
-    _prepare_classical,
-    _run_classical,
-    _score,
     bootstrap_median,
+    read_benchmark,
     run_benchmark,
 )
-from sphere_leadfield import make_sphere_leadfield
+from deepesi.benchmark.data import _add_noise, _make_set
+from deepesi.benchmark.run import _prepare_classical, _run_classical
+from deepesi.benchmark.scoring import _Geometry, _score
+from deepesi.simulation.sphere import make_sphere_leadfield
 
 SPACING = 0.012
 
@@ -60,7 +58,7 @@ def _cfg(**kw):
 
 @pytest.fixture(scope="module")
 def matched(lf):
-    return run_benchmark(ScanModel(lf), lf, _cfg(), model_leadfields=lf, progress=False)
+    return run_benchmark(ScanModel(lf), lf, _cfg(), model_leadfields=lf, verbose=False)
 
 
 def test_oracle_on_matched_forward_is_exact(matched):
@@ -143,10 +141,10 @@ def test_bootstrap_median_known_answers():
 
 def test_seeded_reproducibility(lf):
     cfg = _cfg(methods=("dipole_scan",), snr_db=(0.0,), n_samples=3)
-    a = run_benchmark(None, lf, cfg, model_leadfields=lf, progress=False)
-    b = run_benchmark(None, lf, cfg, model_leadfields=lf, progress=False)
+    a = run_benchmark(None, lf, cfg, model_leadfields=lf, verbose=False)
+    b = run_benchmark(None, lf, cfg, model_leadfields=lf, verbose=False)
     c = run_benchmark(None, lf, _cfg(methods=("dipole_scan",), snr_db=(0.0,), n_samples=3,
-                                     seed=4), model_leadfields=lf, progress=False)
+                                     seed=4), model_leadfields=lf, verbose=False)
     assert a.column("le_mm").tolist() == b.column("le_mm").tolist()
     assert a.summary() == b.summary()
     assert a.column("depth_mm").tolist() != c.column("depth_mm").tolist()
@@ -156,7 +154,7 @@ def test_mismatched_forward_and_placements(lf, lf_test):
     """Off-grid sources on a perturbed forward: small but non-zero error; mixed has both."""
     cfg = _cfg(n_sources=(2,), placements=("mixed",), methods=("dipole_scan", "MNE"),
                extents_mm=((0.0, 12.0),), n_samples=3)
-    res = run_benchmark(None, lf_test, cfg, model_leadfields=lf, progress=False)
+    res = run_benchmark(None, lf_test, cfg, model_leadfields=lf, verbose=False)
     assert res.meta["sets"]["eeg64"]["same_forward"] is False
     for r in res.records:
         assert sorted(r["source_class"]) == ["cortical", "subcortical"]
@@ -181,10 +179,10 @@ def test_snr_is_whitened_power_ratio(lf):
 
 
 def test_cached_minimum_norm_equals_apply_classical(lf):
-    """The benchmark's cached operators give exactly what deepesi.baselines gives per call."""
+    """The benchmark's cached operators give exactly what deepesi.inverse gives per call."""
     import mne
 
-    from deepesi.baselines import apply_classical
+    from deepesi.inverse import apply_classical
 
     cfg = _cfg(methods=("MNE", "sLORETA", "eLORETA"))
     s = _make_set("eeg64", None, lf, lf, None, cfg)
@@ -192,18 +190,18 @@ def test_cached_minimum_norm_equals_apply_classical(lf):
     x = np.random.default_rng(0).standard_normal((lf.n_channels, 3)) * 1e-6
     evoked = mne.EvokedArray(x, s.info, nave=1, verbose=False)
     for method in cfg.methods:
-        ref = apply_classical(method, evoked, s.forward, s.noise_cov).amplitude
+        ref = apply_classical(evoked, method, s.forward, s.noise_cov).amplitudes
         assert np.allclose(_run_classical(s, method, x, cfg), ref, rtol=1e-10, atol=0)
 
 
 def test_clear_errors(lf):
     short = lf.pick(lf.ch_names[:-1])
     with pytest.raises(ValueError, match="test forward lacks 1 channel"):
-        run_benchmark(ScanModel(lf), short, _cfg(), model_leadfields=lf, progress=False)
+        run_benchmark(ScanModel(lf), short, _cfg(), model_leadfields=lf, verbose=False)
     with pytest.raises(ValueError, match="model's channels differ"):
-        run_benchmark(ScanModel(short), lf, _cfg(), model_leadfields=lf, progress=False)
+        run_benchmark(ScanModel(short), lf, _cfg(), model_leadfields=lf, verbose=False)
     with pytest.raises(ValueError, match="no model for sensor set"):
-        run_benchmark(None, lf, _cfg(), model_leadfields=lf, progress=False)
+        run_benchmark(None, lf, _cfg(), model_leadfields=lf, verbose=False)
     with pytest.raises(ValueError, match="unknown method"):
         BenchmarkConfig(methods=("deepesi", "magic"))
     with pytest.raises(ValueError, match="placements"):
@@ -215,7 +213,7 @@ def test_clear_errors(lf):
     lf_c = LeadField(lf.gain[:, idx], lf.ch_names, lf.ch_types, cortical_only, lf.info, lf.trans)
     with pytest.raises(ValueError, match="no subcortical points"):
         run_benchmark(None, lf_c, _cfg(methods=("MNE",)), model_leadfields=lf_c,
-                      progress=False)
+                      verbose=False)
 
 
 def test_save_load_plot(matched, tmp_path):
@@ -224,7 +222,8 @@ def test_save_load_plot(matched, tmp_path):
     assert doc["format"] == "deepesi-benchmark" and len(doc["records"]) == len(matched)
     with pytest.raises(FileExistsError):
         matched.save(path)
-    back = BenchmarkResult.load(path)
+    back = read_benchmark(path)
+    assert BenchmarkResult.load(path).records == back.records
     assert back.config == matched.config
     assert back.column("le_mm").tolist() == matched.column("le_mm").tolist()
     pngs = matched.plot(tmp_path / "plots")

@@ -11,11 +11,11 @@ import pytest
 from deepesi.anatomy import brainweb
 from deepesi.anatomy.brainweb import (
     BRAINWEB_TO_CHARM,
-    _read_minc_classes,
     downsample_majority,
     find_eyes,
     map_brainweb_classes,
     read_brainweb,
+    read_minc_classes,
 )
 from deepesi.anatomy.regions import SUBCORTICAL_REGIONS
 
@@ -144,20 +144,20 @@ def test_read_brainweb_bad_inputs(tmp_path):
     garbage = tmp_path / "fake_crisp_v.mnc"
     garbage.write_text("this is not a MINC file\n")
     with pytest.raises(ValueError, match="MINC"):
-        read_brainweb(garbage, regions=False, progress=False)
+        read_brainweb(garbage, regions=False, verbose=False)
     notgz = tmp_path / "fake_crisp_v.mnc.gz"
     notgz.write_bytes(b"plain bytes, not gzip")
     with pytest.raises(ValueError, match="gzip"):
-        read_brainweb(notgz, regions=False, progress=False)
+        read_brainweb(notgz, regions=False, verbose=False)
     gz_garbage = tmp_path / "fake2_crisp_v.mnc.gz"
     with gzip.open(gz_garbage, "wb") as f:
         f.write(b"CDF\x01 truncated")
     with pytest.raises(ValueError, match="MINC"):
-        read_brainweb(gz_garbage, regions=False, progress=False)
+        read_brainweb(gz_garbage, regions=False, verbose=False)
     with pytest.raises(ValueError, match="voxel_size"):
-        read_brainweb(garbage, voxel_size=-1.0, progress=False)
+        read_brainweb(garbage, voxel_size=-1.0, verbose=False)
     with pytest.raises(KeyError):
-        read_brainweb(garbage, conductivities={"kidney": 0.2}, progress=False)
+        read_brainweb(garbage, conductivities={"kidney": 0.2}, verbose=False)
 
 
 # ---------------------------------------------------------------- the real file
@@ -166,7 +166,7 @@ def native(shared_data):
     path = shared_data / BRAINWEB_FILE
     if not path.is_file():
         pytest.skip(f"{path} not available")
-    return _read_minc_classes(path)
+    return read_minc_classes(path)
 
 
 def test_real_file_grid_and_classes(native):
@@ -216,10 +216,10 @@ def test_read_brainweb_real_2mm(native, shared_data, monkeypatch):
             check_header(affine)
         return classes, affine
 
-    monkeypatch.setattr(brainweb, "_read_minc_classes", read_once)
+    monkeypatch.setattr(brainweb, "read_minc_classes", read_once)
     with pytest.raises(ValueError, match="integer multiple"):
-        read_brainweb(path, voxel_size=0.7, regions=False, progress=False)
-    head = read_brainweb(path, voxel_size=2.0, regions=True, progress=False)
+        read_brainweb(path, voxel_size=0.7, regions=False, verbose=False)
+    head = read_brainweb(path, voxel_size=2.0, regions=True, verbose=False)
     assert np.allclose(head.voxel_size, 2.0)
     assert np.allclose(head.mri_to_mni, np.eye(4))
     # block centres: voxel (0,0,0) covers native voxels 0..3 -> centre -90.25 + 0.75

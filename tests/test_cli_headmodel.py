@@ -149,7 +149,7 @@ def test_load_head_dispatch(fake_readers, tmp_path):
     ]
     for args, kwargs, expected in cases:
         fake_readers.clear()
-        load_head(*args, progress=False, **kwargs)
+        load_head(*args, verbose=False, **kwargs)
         if not fake_readers:  # that reader module does not exist in this build
             continue
         module, func, call_args, call_kwargs = fake_readers[0]
@@ -159,7 +159,7 @@ def test_load_head_dispatch(fake_readers, tmp_path):
         if module == "charm":
             assert call_args == (m2m,)
         if module == "brainweb":
-            assert call_kwargs["voxel_size"] == 2.0 and call_kwargs["progress"] is False
+            assert call_kwargs["voxel_size"] == 2.0 and call_kwargs["verbose"] is False
         if module == "nifti":
             assert call_kwargs["label_map"] == {"1": "GM"}
     with pytest.raises(ValueError, match="label map"):

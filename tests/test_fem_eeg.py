@@ -43,7 +43,7 @@ def electrodes() -> np.ndarray:
 @pytest.fixture(scope="module")
 def homog_transfer(electrodes):
     head = make_sphere_head(VOXEL_MM, sigmas=[0.33] * 4)
-    return make_eeg_transfer(head, electrodes, progress=False, tol=1e-10)
+    return make_eeg_transfer(head, electrodes, verbose=False, tol=1e-10)
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def shell_head():
 
 @pytest.fixture(scope="module")
 def shell_transfer(shell_head, electrodes):
-    return make_eeg_transfer(shell_head, electrodes, progress=False, tol=1e-8)
+    return make_eeg_transfer(shell_head, electrodes, verbose=False, tol=1e-8)
 
 
 # ---------------------------------------------------------------------- mesh and assembly
@@ -145,7 +145,7 @@ def test_four_shell_accuracy_coarse(shell_transfer):
 
 def test_partial_integration_agrees_with_venant(shell_head, electrodes, shell_transfer):
     pi = make_eeg_transfer(
-        shell_head, electrodes, progress=False, source_model="partial_integration", tol=1e-6
+        shell_head, electrodes, verbose=False, source_model="partial_integration", tol=1e-6
     )
     ven = shell_transfer
     pos = _dirs(6, 3) * 0.4 * FOUR_SHELL_RADII_M[-1]
@@ -178,7 +178,7 @@ def test_reciprocity_matches_direct_solve(shell_transfer):
 def test_more_conductive_skull_raises_scalp_potentials(shell_head, shell_transfer, electrodes):
     sig_hi = [0.43, 0.03, 1.79, 0.33]
     hi = make_eeg_transfer(
-        shell_head.with_conductivities({"skull": sig_hi[1]}), electrodes, progress=False, tol=1e-6
+        shell_head.with_conductivities({"skull": sig_hi[1]}), electrodes, verbose=False, tol=1e-6
     )
     dirs = _dirs(5, 4)
     dirs[:, 2] = np.abs(dirs[:, 2]) + 0.5  # radial dipoles under the electrode cap
@@ -211,17 +211,17 @@ def test_leadfield_shape_reference_and_wrapper(shell_head, shell_transfer, elect
 # ---------------------------------------------------------------------- bad input
 def test_bad_inputs(shell_head, shell_transfer, electrodes):
     with pytest.raises(ValueError, match="from the scalp"):
-        make_eeg_transfer(shell_head, electrodes * 1.2, progress=False)
+        make_eeg_transfer(shell_head, electrodes * 1.2, verbose=False)
     bad = electrodes.copy()
     bad[3, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
-        make_eeg_transfer(shell_head, bad, progress=False)
+        make_eeg_transfer(shell_head, bad, verbose=False)
     with pytest.raises(ValueError, match="millimetres"):
-        make_eeg_transfer(shell_head, electrodes * 1e3, progress=False)
+        make_eeg_transfer(shell_head, electrodes * 1e3, verbose=False)
     with pytest.raises(ValueError, match="source_model"):
-        make_eeg_transfer(shell_head, electrodes, progress=False, source_model="dipole")
+        make_eeg_transfer(shell_head, electrodes, verbose=False, source_model="dipole")
     with pytest.raises(TypeError):
-        make_eeg_transfer(shell_head.labels, electrodes, progress=False)
+        make_eeg_transfer(shell_head.labels, electrodes, verbose=False)
     with pytest.raises(ValueError, match="not in source tissue"):
         shell_transfer.leadfield([[0.0, 0.0, 0.0795]])  # CSF
     with pytest.raises(ValueError, match="outside the head"):
@@ -233,7 +233,7 @@ def test_bad_inputs(shell_head, shell_transfer, electrodes):
     no_skull = shell_head.labels.copy()
     no_skull[no_skull == 4] = 5
     with pytest.raises(ValueError, match="skull"):
-        make_eeg_transfer(HeadModel(no_skull, shell_head.affine), electrodes, progress=False)
+        make_eeg_transfer(HeadModel(no_skull, shell_head.affine), electrodes, verbose=False)
     mesh = make_hex_mesh(shell_head)
     lut = shell_head.tissues.conductivity_lut()
     lut[4] = 0.0
@@ -246,7 +246,7 @@ def test_bad_inputs(shell_head, shell_transfer, electrodes):
 def test_compute_eeg_leadfield_wrapper(electrodes):
     head = make_sphere_head(VOXEL_MM, sigmas=[0.33] * 4)
     pos = np.array([[0.0, 0.02, 0.03]])
-    gain = compute_eeg_leadfield(head, electrodes, pos, progress=False, geometry_adapted=False)
+    gain = compute_eeg_leadfield(head, electrodes, pos, verbose=False, geometry_adapted=False)
     ana = np.stack([sphere_potential(pos, [np.eye(3)[k]], electrodes, sigmas=[0.33] * 4)[:, 0]
                     for k in range(3)], axis=1)
     ana -= ana.mean(axis=0)
@@ -258,22 +258,22 @@ def test_parallel_solves_match_serial(electrodes):
     head = make_sphere_head(VOXEL_MM, sigmas=[0.33] * 4)
     pos = np.array([[0.0, 0.02, 0.03], [0.01, -0.02, 0.0]])
     ser = make_eeg_transfer(
-        head, electrodes[:6], progress=False, geometry_adapted=False, block_size=2, tol=1e-8
+        head, electrodes[:6], verbose=False, geometry_adapted=False, block_size=2, tol=1e-8
     )
     par = make_eeg_transfer(
-        head, electrodes[:6], progress=False, geometry_adapted=False, n_jobs=2, block_size=2,
+        head, electrodes[:6], verbose=False, geometry_adapted=False, n_jobs=2, block_size=2,
         tol=1e-8,
     )
     np.testing.assert_allclose(par.leadfield(pos), ser.leadfield(pos), rtol=1e-12, atol=0)
     assert len(par.meta["cg_iterations"]) == 5
     par1 = make_eeg_transfer(
-        head, electrodes[:6], progress=False, geometry_adapted=False, n_jobs=2, solver="single",
+        head, electrodes[:6], verbose=False, geometry_adapted=False, n_jobs=2, solver="single",
         tol=1e-8,
     )
     ref = ser.leadfield(pos)
     np.testing.assert_allclose(par1.leadfield(pos), ref, rtol=0, atol=1e-6 * np.abs(ref).max())
     with pytest.raises(ValueError, match="n_jobs"):
-        make_eeg_transfer(head, electrodes, progress=False, n_jobs=0)
+        make_eeg_transfer(head, electrodes, verbose=False, n_jobs=0)
 
 
 # ---------------------------------------------------------------------- block (multi-RHS) solver
@@ -332,7 +332,7 @@ def test_block_cg_equals_single_solves(shell_system):
 def test_block_transfer_equals_single_transfer(shell_head, electrodes):
     """The default block solver gives the lead field of the one-electrode-at-a-time solver
     (same tolerance) to 1e-6, for any block size."""
-    kw = dict(progress=False, tol=1e-10)
+    kw = dict(verbose=False, tol=1e-10)
     single = make_eeg_transfer(shell_head, electrodes, solver="single", **kw)
     block = make_eeg_transfer(shell_head, electrodes, **kw)
     small = make_eeg_transfer(shell_head, electrodes, block_size=4, **kw)
@@ -344,8 +344,8 @@ def test_block_transfer_equals_single_transfer(shell_head, electrodes):
         gain = tm.leadfield(pos)
         assert np.abs(gain - ref).max() < 1e-6 * np.abs(ref).max()
     with pytest.raises(ValueError, match="solver"):
-        make_eeg_transfer(shell_head, electrodes, progress=False, solver="gmres")
+        make_eeg_transfer(shell_head, electrodes, verbose=False, solver="gmres")
     with pytest.raises(ValueError, match="block_size"):
-        make_eeg_transfer(shell_head, electrodes, progress=False, block_size=0)
+        make_eeg_transfer(shell_head, electrodes, verbose=False, block_size=0)
     with pytest.raises(TypeError, match="block_size"):
-        make_eeg_transfer(shell_head, electrodes, progress=False, block_size=4.0)
+        make_eeg_transfer(shell_head, electrodes, verbose=False, block_size=4.0)

@@ -127,7 +127,7 @@ def test_fem_agrees_with_mne_bem_on_three_spheres(spheres, tmp_path):
 
     head = three_layer_head_from_surfaces(*(bem_dir / f"{n}.surf" for n in (
         "inner_skull", "outer_skull", "outer_skin")), voxel_size=4.0, conductivities=SIGMA)
-    g_fem = make_eeg_transfer(head, el, tol=1e-6, progress=False).leadfield(src)
+    g_fem = make_eeg_transfer(head, el, tol=1e-6, verbose=False).leadfield(src)
     g_ana = np.stack([sphere_potential(src, np.tile(e, (len(src), 1)), el,
                                        radii=[r / 1000 for r in RADII_MM[::-1]], sigmas=SIGMA)
                       for e in np.eye(3)], axis=-1)
@@ -181,7 +181,7 @@ def test_fem_agrees_with_mne_bem_sample(sample_dir):
     head = three_layer_head_from_surfaces(*((s["rr"] * 1e3, s["tris"]) for s in (inner, outer,
                                                                                  skin)),
                                           voxel_size=4.0)
-    g_fem = make_eeg_transfer(head, el, tol=1e-6, progress=False).leadfield(src)
+    g_fem = make_eeg_transfer(head, el, tol=1e-6, verbose=False).leadfield(src)
     res = compare_leadfields(g_fem, g_bem)["summary"]["all"]
     assert res["cc"]["p50"] > 0.95  # measured 0.987
     assert res["cc"]["min"] > 0.85  # measured 0.922

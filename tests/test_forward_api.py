@@ -38,12 +38,12 @@ class _Fake:
         self.eeg = 0
         self.meg = 0
 
-    def compute_eeg(self, head, sensors, sources, eeg_kw, progress):
+    def compute_eeg(self, head, sensors, sources, eeg_kw):
         self.eeg += 1
         g = np.random.default_rng(0).normal(size=(sensors.n_eeg, sources.n_sources, 3))
         return (g - g.mean(axis=0)) * head.tissues["Scalp"].conductivity
 
-    def compute_meg(self, head, sensors, sources, meg_kw, progress):
+    def compute_meg(self, head, sensors, sources, meg_kw):
         self.meg += 1
         g = np.random.default_rng(1).normal(size=(sensors.n_meg, sources.n_sources, 3)) * 1e-13
         return g, {"method": "fake"}
@@ -59,34 +59,34 @@ def fake(monkeypatch):
 
 def test_stacks_rows_in_sensor_order(setup, fake, tmp_path):
     head, src, _, both = setup
-    lf = api.make_forward(head, both, src, cache_dir=tmp_path, progress=False)
+    lf = api.make_forward(head, both, src, cache_dir=tmp_path, verbose=False)
     assert lf.ch_names == both.ch_names and lf.ch_types == both.ch_types
     assert lf.gain.shape == (len(both.ch_names), src.n_sources, 3)
     assert lf.info["ch_names"] == lf.ch_names
     np.testing.assert_allclose(lf.gain[: both.n_eeg].sum(axis=0), 0.0, atol=1e-12)
     assert lf.meta["head_hash"] == head.hash() and lf.meta["sensors_hash"] == both.hash()
     assert lf.meta["source_space_hash"] == src.hash() and lf.meta["from_cache"] is None
-    no_meg = api.make_forward(head, both, src, meg=False, cache_dir=False, progress=False)
+    no_meg = api.make_forward(head, both, src, meg=False, cache_dir=False, verbose=False)
     assert no_meg.ch_names == EEG_NAMES
 
 
 def test_cache_hit_returns_same_without_recomputing(setup, fake, tmp_path):
     head, src, eeg, _ = setup
-    first = api.make_forward(head, eeg, src, cache_dir=tmp_path, progress=False)
+    first = api.make_forward(head, eeg, src, cache_dir=tmp_path, verbose=False)
     assert fake.eeg == 1 and len(list((tmp_path / "forward").glob("*.npz"))) == 1
-    second = api.make_forward(head, eeg, src, cache_dir=tmp_path, progress=False)
+    second = api.make_forward(head, eeg, src, cache_dir=tmp_path, verbose=False)
     assert fake.eeg == 1  # no recomputation
     np.testing.assert_array_equal(second.gain, first.gain)
     assert second.ch_names == first.ch_names and second.meta["from_cache"]
     assert second.meta["cache_key"] == first.meta["cache_key"]
     # anything the lead field depends on changes the key
     skull = head.with_conductivities({"skull": 0.006})
-    third = api.make_forward(skull, eeg, src, cache_dir=tmp_path, progress=False)
+    third = api.make_forward(skull, eeg, src, cache_dir=tmp_path, verbose=False)
     assert fake.eeg == 2 and third.meta["cache_key"] != first.meta["cache_key"]
-    api.make_forward(head, eeg, src, eeg_kw={"tol": 1e-6}, cache_dir=tmp_path, progress=False)
+    api.make_forward(head, eeg, src, eeg_kw={"tol": 1e-6}, cache_dir=tmp_path, verbose=False)
     assert fake.eeg == 3
     fewer = make_eeg_sensors(head, "standard_1020", ch_names=EEG_NAMES[:4], mri_fiducials=FID)
-    api.make_forward(head, fewer, src, cache_dir=tmp_path, progress=False)
+    api.make_forward(head, fewer, src, cache_dir=tmp_path, verbose=False)
     assert fake.eeg == 4
 
 
@@ -94,10 +94,10 @@ def test_cache_location_and_switch(setup, fake, tmp_path, monkeypatch):
     head, src, eeg, _ = setup
     monkeypatch.setenv("DEEPESI_CACHE", str(tmp_path / "env-cache"))
     assert api.default_cache_dir() == tmp_path / "env-cache"
-    api.make_forward(head, eeg, src, progress=False)
+    api.make_forward(head, eeg, src, verbose=False)
     assert len(list((tmp_path / "env-cache" / "forward").glob("*.npz"))) == 1
-    api.make_forward(head, eeg, src, cache_dir=False, progress=False)
-    api.make_forward(head, eeg, src, cache_dir=False, progress=False)
+    api.make_forward(head, eeg, src, cache_dir=False, verbose=False)
+    api.make_forward(head, eeg, src, cache_dir=False, verbose=False)
     assert fake.eeg == 3  # no cache: computed each time
     monkeypatch.delenv("DEEPESI_CACHE")
     assert str(api.default_cache_dir()).endswith(".cache/deepesi")
@@ -105,10 +105,10 @@ def test_cache_location_and_switch(setup, fake, tmp_path, monkeypatch):
 
 def test_corrupt_cache_entry_is_recomputed(setup, fake, tmp_path):
     head, src, eeg, _ = setup
-    lf = api.make_forward(head, eeg, src, cache_dir=tmp_path, progress=False)
+    lf = api.make_forward(head, eeg, src, cache_dir=tmp_path, verbose=False)
     path = tmp_path / "forward" / f"{lf.meta['cache_key']}.npz"
     path.write_bytes(b"not a cache file")
-    again = api.make_forward(head, eeg, src, cache_dir=tmp_path, progress=False)
+    again = api.make_forward(head, eeg, src, cache_dir=tmp_path, verbose=False)
     assert fake.eeg == 2
     np.testing.assert_array_equal(again.gain, lf.gain)
 
@@ -138,7 +138,7 @@ def test_real_solvers_end_to_end(setup, tmp_path):
 
     head, src, _, both = setup
     lf = api.make_forward(head, both, src, eeg_kw={"source_tissues": ("GM", "CSF")},
-                          meg_kw={"grade": 3}, cache_dir=tmp_path, progress=False)
+                          meg_kw={"grade": 3}, cache_dir=tmp_path, verbose=False)
     eeg = lf.pick_types("eeg").gain
     assert np.abs(eeg.sum(axis=0)).max() < 1e-9 * np.abs(eeg).max()  # average reference
     # a superficial radial dipole is seen most by the electrode right above it
@@ -149,7 +149,7 @@ def test_real_solvers_end_to_end(setup, tmp_path):
         radial = src.pos[s] / np.linalg.norm(src.pos[s])
         nearest = int(np.argmax(el @ radial))
         assert np.argmax(np.abs(eeg[:, s] @ radial)) == nearest
-    meg, _, _, _ = compute_meg_leadfield(head, both, src.pos, grade=3, progress=False)
+    meg, _, _, _ = compute_meg_leadfield(head, both, src.pos, grade=3, verbose=False)
     np.testing.assert_allclose(lf.pick_types("meg").gain, meg, rtol=1e-10, atol=0)
 
 

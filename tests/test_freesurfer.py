@@ -81,7 +81,7 @@ def fake_subject(tmp_path):
 
 
 def test_synthetic_subject_volumes_and_frame(fake_subject):
-    head = read_freesurfer_subject("fake", fake_subject.parent, voxel_size=2.0, progress=False)
+    head = read_freesurfer_subject("fake", fake_subject.parent, voxel_size=2.0, verbose=False)
     vols = head.volumes_ml()
     sphere = lambda r: 4 / 3 * np.pi * r**3 / 1000  # noqa: E731
     intracranial = vols["WM"] + vols["GM"] + vols["CSF"]
@@ -130,7 +130,7 @@ def test_ribbon_used_when_it_matches_and_refused_when_not(tmp_path):
     aff = _conformed_affine(size, vox)
     for hemi, sel in (("lh", xyz[..., 0] < 0), ("rh", xyz[..., 0] >= 0)):
         nib.save(nib.MGHImage(ribbon * sel, aff), subj / "mri" / f"{hemi}.ribbon.mgz")
-    head = read_freesurfer_subject("fake", tmp_path, voxel_size=2.0, progress=False)
+    head = read_freesurfer_subject("fake", tmp_path, voxel_size=2.0, verbose=False)
     assert head.meta["cortex_method"] == "ribbon"
     gm = head.tissue_mask("GM") & ~np.isin(head.regions, (10, 49))
     rr = np.linalg.norm(head.voxel_to_mri(np.argwhere(gm)) * 1000, axis=1)
@@ -140,7 +140,7 @@ def test_ribbon_used_when_it_matches_and_refused_when_not(tmp_path):
     for hemi in ("lh", "rh"):
         nib.save(nib.MGHImage(shifted, aff), subj / "mri" / f"{hemi}.ribbon.mgz")
     with pytest.warns(UserWarning, match="do not match aseg"):
-        head = read_freesurfer_subject("fake", tmp_path, voxel_size=2.0, progress=False)
+        head = read_freesurfer_subject("fake", tmp_path, voxel_size=2.0, verbose=False)
     assert head.meta["cortex_method"] == "aseg"
 
 
@@ -155,7 +155,7 @@ def test_ribbon_used_when_it_matches_and_refused_when_not(tmp_path):
 def test_missing_inputs(tmp_path, drop, match):
     _make_subject(tmp_path, drop=drop)
     with pytest.raises(FileNotFoundError, match=match):
-        read_freesurfer_subject("fake", tmp_path, voxel_size=3.0, progress=False)
+        read_freesurfer_subject("fake", tmp_path, voxel_size=3.0, verbose=False)
 
 
 def test_bad_inputs(tmp_path, monkeypatch):
@@ -164,23 +164,23 @@ def test_bad_inputs(tmp_path, monkeypatch):
 
     _make_subject(tmp_path, aseg_extra=add_unknown)
     with pytest.raises(ValueError, match=r"label\(s\) \[99\]"):
-        read_freesurfer_subject("fake", tmp_path, progress=False)
+        read_freesurfer_subject("fake", tmp_path, verbose=False)
     with pytest.raises(FileNotFoundError, match="subject folder"):
-        read_freesurfer_subject("nobody", tmp_path, progress=False)
+        read_freesurfer_subject("nobody", tmp_path, verbose=False)
     monkeypatch.delenv("SUBJECTS_DIR", raising=False)
     with pytest.raises(ValueError, match="SUBJECTS_DIR"):
-        read_freesurfer_subject("fake", progress=False)
+        read_freesurfer_subject("fake", verbose=False)
     with pytest.raises(ValueError, match="voxel_size"):
-        read_freesurfer_subject("fake", tmp_path, voxel_size=0.0, progress=False)
+        read_freesurfer_subject("fake", tmp_path, voxel_size=0.0, verbose=False)
 
 
 def test_too_fine_grid_and_unreadable_aseg(fake_subject):
     root = fake_subject.parent
     with pytest.raises(ValueError, match="larger voxel_size"):
-        read_freesurfer_subject("fake", root, voxel_size=0.2, progress=False)
+        read_freesurfer_subject("fake", root, voxel_size=0.2, verbose=False)
     (fake_subject / "mri" / "aseg.mgz").write_bytes(b"not an mgz file")
     with pytest.raises(ValueError, match="cannot read aseg"):
-        read_freesurfer_subject("fake", root, progress=False)
+        read_freesurfer_subject("fake", root, verbose=False)
 
 
 def test_open_and_damaged_surfaces(tmp_path):
@@ -188,20 +188,20 @@ def test_open_and_damaged_surfaces(tmp_path):
     v, f = _sphere_surface(R_OSKULL)
     nib.freesurfer.write_geometry(str(subj / "bem" / "outer_skull.surf"), v, f[:-2])
     with pytest.raises(ValueError, match="not a closed surface"):
-        read_freesurfer_subject("fake", tmp_path, voxel_size=3.0, progress=False)
+        read_freesurfer_subject("fake", tmp_path, voxel_size=3.0, verbose=False)
     (subj / "bem" / "outer_skull.surf").write_bytes(b"nonsense")
     with pytest.raises(ValueError, match="cannot read"):
-        read_freesurfer_subject("fake", tmp_path, voxel_size=3.0, progress=False)
+        read_freesurfer_subject("fake", tmp_path, voxel_size=3.0, verbose=False)
     aseg = subj / "mri" / "aseg.mgz"
     aseg.unlink()
     nib.save(nib.MGHImage(np.full((8, 8, 8), 0.5, np.float32), np.eye(4)), aseg)
     with pytest.raises(ValueError, match="non-integer"):
-        read_freesurfer_subject("fake", tmp_path, voxel_size=3.0, progress=False)
+        read_freesurfer_subject("fake", tmp_path, voxel_size=3.0, verbose=False)
 
 
 def test_no_talairach_means_no_lobes(tmp_path):
     _make_subject(tmp_path, xfm=False)
-    head = read_freesurfer_subject("fake", tmp_path, voxel_size=3.0, progress=False)
+    head = read_freesurfer_subject("fake", tmp_path, voxel_size=3.0, verbose=False)
     assert head.mri_to_mni is None
     cortical = set(np.unique(head.regions).tolist()) - {0, 10, 49}
     assert cortical == {3, 42}
@@ -223,7 +223,7 @@ def test_sample_subject(sample_dir, tmp_path):
     subjects_dir = sample_dir / "subjects"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # its ribbons do not match its aseg
-        head = read_freesurfer_subject("sample", subjects_dir, voxel_size=3.0, progress=False)
+        head = read_freesurfer_subject("sample", subjects_dir, voxel_size=3.0, verbose=False)
     head.check_forward_ready()
     deep = head.subcortical_regions_present()
     assert len(deep) == 15 and min(deep.values()) >= 5
@@ -251,4 +251,4 @@ def test_sample_missing_surface(sample_dir, tmp_path):
     (dst / "bem").mkdir()
     shutil.copy(src / "bem" / "inner_skull.surf", dst / "bem")
     with pytest.raises(FileNotFoundError, match="outer_skull"):
-        read_freesurfer_subject("sample", tmp_path, voxel_size=3.0, progress=False)
+        read_freesurfer_subject("sample", tmp_path, voxel_size=3.0, verbose=False)

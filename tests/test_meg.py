@@ -49,7 +49,7 @@ def test_meg_gain_matches_sphere_model(sphere_setup, trans):
     info = helmet_info(trans)  # same sensors in the MRI frame, described in a rotated head frame
     sensors = sensors_from_info(info, trans, head, picks=("meg",))
     gain, ch_names, ch_types, meta = compute_meg_leadfield(head, sensors, pos, grade=3,
-                                                           progress=False)
+                                                           verbose=False)
     assert ch_names == names and gain.shape == (len(names), len(pos), 3)
     assert set(ch_types) == {"mag", "grad"} and meta["bem_triangles"] == 1280
     corr = [np.corrcoef(gain[:, i].ravel(), ref[:, i].ravel())[0, 1] for i in range(len(pos))]
@@ -64,7 +64,7 @@ def test_radial_dipole_is_silent(sphere_setup):
     info = helmet_info(np.eye(4))
     sensors = sensors_from_info(info, np.eye(4), head, picks=("meg",))
     pos = np.array([[0.0, 0.02, 0.03]])
-    gain, _, types, _ = compute_meg_leadfield(head, sensors, pos, grade=3, progress=False)
+    gain, _, types, _ = compute_meg_leadfield(head, sensors, pos, grade=3, verbose=False)
     mags = np.array(types) == "mag"
     radial = gain[mags, 0] @ (pos[0] / np.linalg.norm(pos[0]))
     tangential = gain[mags, 0] @ np.array([1.0, 0.0, 0.0])
@@ -78,4 +78,4 @@ def test_meg_needs_meg_channels(sphere_head):
     eeg = make_eeg_sensors(sphere_head, "standard_1020", ch_names=["Cz", "Fz"],
                            mri_fiducials=fid)
     with pytest.raises(ValueError, match="no MEG channels"):
-        compute_meg_leadfield(sphere_head, eeg, np.zeros((1, 3)), progress=False)
+        compute_meg_leadfield(sphere_head, eeg, np.zeros((1, 3)), verbose=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deepesi.forward.surfaces import boundary_distance, head_mask
+from deepesi.anatomy.masks import boundary_distance, head_mask
 from deepesi.sensors import (
     EEG_LAYOUTS,
     MNI_FIDUCIALS,

@@ -10,18 +10,16 @@ AAL. ``scripts/build_template.py`` builds it; ``data/ATTRIBUTION.md`` gives the 
 from __future__ import annotations
 
 import functools
-import logging
 from importlib import resources
 
 import nibabel as nib
 import numpy as np
 from scipy.spatial import cKDTree
 
+from .._logging import logger
 from .._validation import check_affine
 from .regions import CEREBELLAR_REGIONS, CORTICAL_REGIONS, SUBCORTICAL_REGIONS, hemisphere
 from .tissues import TissueTable
-
-logger = logging.getLogger(__name__)
 
 #: Package-relative location of the shipped atlas.
 ATLAS_RESOURCE = ("deepesi", "data/atlas/mni_regions.nii.gz")

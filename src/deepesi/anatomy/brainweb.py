@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import gzip
 import itertools
-import logging
 import os
 import shutil
 import tempfile
@@ -25,13 +24,13 @@ import numpy as np
 from nibabel import orientations
 from scipy import ndimage
 
+from .._deprecate import progress_to_verbose
+from .._logging import logger, verbose
 from .._progress import progress as _progress_bar
 from .._validation import check_file, check_voxel_size
 from .atlas import label_regions_from_mni
 from .headmodel import HeadModel
 from .tissues import TissueTable
-
-logger = logging.getLogger(__name__)
 
 #: BrainWeb crisp model classes (label → name), as in the BrainWeb documentation.
 BRAINWEB_CLASSES: dict[int, str] = {
@@ -286,14 +285,27 @@ def find_eyes(
     return mask, eyes
 
 
-def _read_minc_classes(
-    path: Path, check_header: Callable[[np.ndarray], object] | None = None
+def read_minc_classes(
+    path: str | os.PathLike, check_header: Callable[[np.ndarray], object] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Read a (possibly gzipped) MINC crisp volume; return RAS-oriented classes and affine.
+    """Read a (possibly gzipped) MINC crisp volume: its classes on RAS voxel axes, and its affine.
 
-    ``check_header(affine)``, if given, runs on the header's affine before the voxels are read
-    (so that a bad request fails fast).
+    Parameters
+    ----------
+    path : path-like
+        A BrainWeb crisp model, ``*_crisp_v.mnc`` or ``*_crisp_v.mnc.gz`` (MINC1/MINC2).
+    check_header : callable | None
+        ``check_header(affine)`` runs on the header's affine before the voxels are read (so
+        that a bad request fails fast).
+
+    Returns
+    -------
+    classes : ndarray of int, shape (nx, ny, nz)
+        The BrainWeb classes (:data:`BRAINWEB_CLASSES`), voxel axes reoriented to RAS.
+    affine : ndarray, shape (4, 4)
+        Voxel → world (MNI, mm) affine of ``classes``.
     """
+    path = Path(path)
     tmpdir = None
     try:
         src = path
@@ -356,13 +368,15 @@ def _read_minc_classes(
     return np.ascontiguousarray(data), affine
 
 
+@progress_to_verbose
+@verbose
 def read_brainweb(
     path: str | os.PathLike,
     *,
     voxel_size: float | None = None,
     regions: bool = True,
     conductivities: Mapping[str | int, float] | None = None,
-    progress: bool = True,
+    verbose: bool | str | int | None = None,
 ) -> HeadModel:
     """Read a BrainWeb crisp anatomical model as a 10-tissue :class:`HeadModel`.
 
@@ -379,8 +393,9 @@ def read_brainweb(
         region atlas shipped with deepesi (BrainWeb is registered to MNI space).
     conductivities : dict | None
         Overrides of the standard SimNIBS conductivities (S/m), e.g. ``{'skull': 0.006}``.
-    progress : bool
-        Show progress bars.
+    verbose : bool | str | int | None
+        Log level for the call (:func:`deepesi.set_log_level`); the progress bar is shown at
+        INFO.
 
     Returns
     -------
@@ -397,7 +412,7 @@ def read_brainweb(
     tissues = TissueTable.charm(conductivities)  # validates the overrides early
     if voxel_size is not None:
         voxel_size = check_voxel_size(voxel_size)
-    with _progress_bar(total=5, enabled=progress, unit="step") as bar:
+    with _progress_bar(total=5, unit="step") as bar:
         return _read_brainweb_steps(path, voxel_size, tissues, regions, bar)
 
 
@@ -422,7 +437,7 @@ def _read_brainweb_steps(
 ) -> HeadModel:
     """The steps of :func:`read_brainweb`, reporting to the progress bar ``bar``."""
     bar.set_description("BrainWeb: reading MINC")
-    classes, affine = _read_minc_classes(path, lambda aff: _block_factor(voxel_size, aff))
+    classes, affine = read_minc_classes(path, lambda aff: _block_factor(voxel_size, aff))
     factor = _block_factor(voxel_size, affine)
     bar.update()
     bar.set_description("BrainWeb: mapping classes")

@@ -28,7 +28,9 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
+from .._deprecate import progress_to_verbose
 from .._io import load_image
+from .._logging import verbose
 from .._progress import progress as _progress
 from .._validation import check_dir, check_file, check_integer_labels
 from .headmodel import HeadModel
@@ -76,13 +78,15 @@ _CEREBRAL = (2, 3, 41, 42)
 _BEM = ("inner_skull", "outer_skull", "outer_skin")
 
 
+@progress_to_verbose
+@verbose
 def read_freesurfer_subject(
     subject: str,
     subjects_dir: str | os.PathLike | None = None,
     *,
     voxel_size: float = 1.0,
     conductivities: Mapping[str | int, float] | None = None,
-    progress: bool = True,
+    verbose: bool | str | int | None = None,
 ) -> HeadModel:
     """Build a head model from a FreeSurfer subject folder and its BEM surfaces.
 
@@ -96,8 +100,9 @@ def read_freesurfer_subject(
         Edge of the isotropic output voxels, mm (1.0: the FreeSurfer resolution).
     conductivities : dict | None
         Conductivity overrides in S/m, by tissue name or label, e.g. ``{'skull': 0.006}``.
-    progress : bool
-        Show a progress bar.
+    verbose : bool | str | int | None
+        Log level for the call (:func:`deepesi.set_log_level`); the progress bar is shown at
+        INFO.
 
     Returns
     -------
@@ -133,7 +138,7 @@ def read_freesurfer_subject(
     if not np.isfinite(voxel_size) or not 0.1 <= voxel_size <= 10:
         raise ValueError(f"voxel_size must be between 0.1 and 10 mm, got {voxel_size}.")
     tissues = TissueTable.charm(conductivities)
-    with _progress(total=7, enabled=progress, desc=f"head model {subject}") as steps:
+    with _progress(total=7, desc=f"head model {subject}") as steps:
         return _build_head(subject, subject_dir, voxel_size, tissues, steps, t0)
 
 

@@ -22,6 +22,8 @@ import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from .._deprecate import progress_to_verbose
+from .._logging import verbose as _verbose
 from .._validation import check_voxel_size
 from .headmodel import HeadModel
 
@@ -64,6 +66,8 @@ def _is_freesurfer_subject(path: Path) -> bool:
     return (path / "mri" / "aseg.mgz").is_file()
 
 
+@progress_to_verbose
+@_verbose
 def load_head(
     spec: str | os.PathLike | HeadModel,
     *,
@@ -71,7 +75,7 @@ def load_head(
     subjects_dir: str | os.PathLike | None = None,
     conductivities: Mapping[str | int, float] | None = None,
     voxel_size: float | None = None,
-    progress: bool = True,
+    verbose: bool | str | int | None = None,
 ) -> HeadModel:
     """Load a head model from whatever describes it (see the module docstring for the table).
 
@@ -92,8 +96,9 @@ def load_head(
         Voxel edge in **mm** of the returned head. Readers that can merge voxels themselves
         (e.g. BrainWeb, by majority vote) do so; otherwise the head is resampled with
         :meth:`HeadModel.resample` (nearest neighbour).
-    progress : bool
-        Show progress bars in readers that have them.
+    verbose : bool | str | int | None
+        Log level for the call (:func:`deepesi.set_log_level`), passed on to the reader;
+        progress bars are shown at INFO.
 
     Returns
     -------
@@ -115,7 +120,7 @@ def load_head(
             raise TypeError(
                 f"head must be a HeadModel, a path or 'template', got {type(spec).__name__}."
             )
-        head, used = _load_spec(spec, label_map, subjects_dir, conductivities, voxel_size, progress)
+        head, used = _load_spec(spec, label_map, subjects_dir, conductivities, voxel_size, verbose)
     if conductivities and "conductivities" not in used:
         head = head.with_conductivities(conductivities)
     if voxel_size is not None and "voxel_size" not in used:
@@ -134,9 +139,9 @@ def _load_spec(
     subjects_dir,
     conductivities,
     voxel_size,
-    progress: bool,
+    verbose: bool | str | int | None,
 ) -> tuple[HeadModel, set[str]]:
-    opts = dict(conductivities=conductivities, voxel_size=voxel_size, progress=progress)
+    opts = dict(conductivities=conductivities, voxel_size=voxel_size, verbose=verbose)
     if isinstance(spec, str) and spec.strip().lower() == TEMPLATE_SPEC:
         return _call(_reader("template", "load_template"), **opts)
     path = Path(spec).expanduser()

@@ -43,6 +43,8 @@ TISSUE_ALIASES: dict[str, str] = {
 SKULL_TISSUES = ("Bone", "Compact_bone", "Spongy_bone")
 #: Tissue names that belong to the brain (sources live in GM).
 BRAIN_TISSUES = ("WM", "GM")
+#: Tissue names inside the skull (the inner-skull compartment): brain and CSF.
+INTRACRANIAL_TISSUES = ("WM", "GM", "CSF")
 
 
 @dataclass(frozen=True)

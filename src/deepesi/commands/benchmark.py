@@ -20,9 +20,9 @@ OUTPUTS = (
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``deepesi benchmark``."""
-    from ..baselines import CLASSICAL_METHODS
     from ..benchmark import DEEPESI, PLACEMENTS
     from ..cli import add_common_options
+    from ..inverse import CLASSICAL_METHODS
 
     p = subparsers.add_parser(
         "benchmark",
@@ -99,9 +99,9 @@ def run(args: argparse.Namespace) -> int:
     if DEEPESI in config.methods:
         if not args.model:
             raise ValueError("method 'deepesi' needs --model MODEL.pt (or drop it from --methods).")
-        from ..training import load_model
+        from ..training import read_model
 
-        model = load_model(args.model, lf)
+        model = read_model(args.model, lf)
     noise_cov = None
     if args.noise_cov:
         import mne
@@ -115,7 +115,6 @@ def run(args: argparse.Namespace) -> int:
         config,
         model_leadfields={name: lf},
         noise_cov=noise_cov,
-        progress=not args.quiet,
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     result.save(out_dir / "benchmark.json", overwrite=args.overwrite)

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
-
-logger = logging.getLogger(__name__)
 
 
 def _conductivity(text: str) -> tuple[str, float]:
@@ -77,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     from .._io import check_overwrite
     from ..anatomy.load import load_head
     from ..forward.api import make_forward
-    from ..forward.io import sidecar_path, write_forward
+    from ..forward.io import sidecar_path
     from ..sensors import make_eeg_sensors, sensors_from_info
     from ..sources import make_source_space
 
@@ -90,8 +87,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--meg needs --trans (the head->MRI transform of the subject).")
     if args.trans is not None and args.meg is None:
         raise ValueError("--trans is only used with --meg INFO_FIF.")
-    progress = not args.quiet
-    head = load_head(args.head, voxel_size=args.voxel_size, progress=progress)
+    head = load_head(args.head, voxel_size=args.voxel_size)
     sources = make_source_space(head, spacing=args.spacing / 1000.0)
     if args.conductivity:
         head = head.with_conductivities(dict(args.conductivity))
@@ -99,8 +95,8 @@ def run(args: argparse.Namespace) -> int:
         sensors = sensors_from_info(args.meg, args.trans, head)
     else:
         sensors = make_eeg_sensors(head, args.montage)
-    lf = make_forward(head, sensors, sources, cache_dir=args.cache_dir, progress=progress)
-    write_forward(lf, out, overwrite=args.overwrite)
-    if progress:
+    lf = make_forward(head, sensors, sources, cache_dir=args.cache_dir)
+    lf.save(out, overwrite=args.overwrite)
+    if not args.quiet:
         print(f"wrote {out}: {lf!r}")
     return 0

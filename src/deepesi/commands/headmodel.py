@@ -61,7 +61,6 @@ def head_from_args(spec: str, args: argparse.Namespace):
         subjects_dir=args.subjects_dir,
         conductivities=parse_conductivities(args.conductivity) or None,
         voxel_size=args.voxel_size,
-        progress=not getattr(args, "quiet", False),
     )
 
 

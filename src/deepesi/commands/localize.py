@@ -69,9 +69,9 @@ def _model_and_source_space(args: argparse.Namespace) -> tuple[Any, Any]:
         model, leadfield = load_pretrained(args.model)
         return model, leadfield.source_space
     from .._validation import check_file
-    from ..training import load_model
+    from ..training import read_model
 
-    model = load_model(check_file(args.model, "model file"))
+    model = read_model(check_file(args.model, "model file"))
     if args.source_space is not None:
         return model, SourceSpace.load(args.source_space)
     return model, None  # the one the model carries (apply_network says if there is none)

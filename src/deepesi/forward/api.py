@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import time
 from pathlib import Path
@@ -12,11 +11,13 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
+from .._deprecate import progress_to_verbose
 from .._io import atomic_path
+from .._logging import logger, verbose
+from ..anatomy.headmodel import HeadModel
+from ..sensors.container import Sensors
 from ..sources import SourceSpace
 from .leadfield import LeadField
-
-logger = logging.getLogger(__name__)
 
 #: Bump when the numerical method changes in a way that invalidates cached lead fields.
 CACHE_FORMAT = 1
@@ -28,12 +29,13 @@ def default_cache_dir() -> Path:
     return Path(env).expanduser() if env else Path("~/.cache/deepesi").expanduser()
 
 
-def _jsonable(obj):
-    """Settings in a canonical, JSON-serialisable form (for hashing)."""
+def _canonical_settings(obj):
+    """Settings in a canonical, JSON-serialisable form for hashing (arrays by their sha256)."""
     if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
+        items = sorted(obj.items(), key=lambda kv: str(kv[0]))
+        return {str(k): _canonical_settings(v) for k, v in items}
     if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
+        return [_canonical_settings(v) for v in obj]
     if isinstance(obj, np.ndarray):
         return hashlib.sha256(np.ascontiguousarray(obj).tobytes()).hexdigest()
     if isinstance(obj, np.generic):
@@ -55,8 +57,8 @@ def forward_key(head, sensors, sources: SourceSpace, *, eeg_kw: dict, meg: bool,
         "conductivities": head.tissues.hash(),
         "sensors": sensors.hash(),
         "sources": sources.hash(),
-        "eeg": _jsonable(eeg_kw) if sensors.n_eeg else None,
-        "meg": _jsonable(meg_kw) if (meg and sensors.n_meg) else None,
+        "eeg": _canonical_settings(eeg_kw) if sensors.n_eeg else None,
+        "meg": _canonical_settings(meg_kw) if (meg and sensors.n_meg) else None,
         "mne": mne.__version__ if (meg and sensors.n_meg) else None,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
@@ -84,23 +86,23 @@ def _load_cache(path: Path) -> tuple[np.ndarray, list[str], list[str], dict] | N
         return None
 
 
-def _compute_eeg(head, sensors, sources: SourceSpace, eeg_kw: dict, progress: bool):
+def _compute_eeg(head, sensors, sources: SourceSpace, eeg_kw: dict):
     from .eeg import make_eeg_transfer  # lazy: the FEM stack is heavy
 
-    kw = dict(eeg_kw)
-    kw.setdefault("progress", progress)
-    transfer = make_eeg_transfer(head, sensors.eeg_pos_mri, ch_names=sensors.eeg_names, **kw)
+    transfer = make_eeg_transfer(head, sensors.eeg_pos_mri, ch_names=sensors.eeg_names,
+                                 **eeg_kw)
     return np.asarray(transfer.leadfield(sources.pos), float)
 
 
-def _compute_meg(head, sensors, sources: SourceSpace, meg_kw: dict, progress: bool):
+def _compute_meg(head, sensors, sources: SourceSpace, meg_kw: dict):
     from .meg import compute_meg_leadfield
 
-    gain, _, _, meta = compute_meg_leadfield(head, sensors, sources.pos, progress=progress,
-                                             **meg_kw)
+    gain, _, _, meta = compute_meg_leadfield(head, sensors, sources.pos, **meg_kw)
     return gain, meta
 
 
+@progress_to_verbose
+@verbose
 def make_forward(
     head,
     sensors,
@@ -110,7 +112,7 @@ def make_forward(
     meg: bool = True,
     meg_kw: dict | None = None,
     cache_dir: str | os.PathLike | bool | None = None,
-    progress: bool = True,
+    verbose: bool | str | int | None = None,
 ) -> LeadField:
     """Lead field of a head model for a sensor layout and a source space.
 
@@ -137,17 +139,15 @@ def make_forward(
         Where lead fields are cached, keyed by a content hash of head, conductivities,
         sensors, sources, solver settings and deepesi version. None: ``$DEEPESI_CACHE`` or
         ``~/.cache/deepesi``; False: no cache.
-    progress : bool
-        Show progress and timings.
+    verbose : bool | str | int | None
+        Log level for the call (:func:`deepesi.set_log_level`): steps and timings are logged,
+        and progress bars shown, at INFO.
 
     Returns
     -------
     LeadField
         ``meta`` records the hashes, settings, timings and whether it came from the cache.
     """
-    from ..anatomy import HeadModel
-    from ..sensors import Sensors
-
     if not isinstance(head, HeadModel):
         raise TypeError(f"head must be a HeadModel, got {type(head).__name__}.")
     if not isinstance(sensors, Sensors):
@@ -187,21 +187,20 @@ def make_forward(
     if cached is not None and cached[1] == names:
         gain, _, _, meta = cached
         meta["from_cache"] = str(cache_path)
-        if progress:
-            logger.info("forward: loaded from cache %s", cache_path)
+        logger.info("forward: loaded from cache %s", cache_path)
     else:
         t0 = time.perf_counter()
         blocks, meta = [], {}
         if sensors.n_eeg:
             t1 = time.perf_counter()
-            blocks.append(_compute_eeg(head, sensors, sources, eeg_kw, progress))
+            blocks.append(_compute_eeg(head, sensors, sources, eeg_kw))
             meta["eeg_seconds"] = time.perf_counter() - t1
-            meta["eeg_settings"] = _jsonable(eeg_kw)
+            meta["eeg_settings"] = _canonical_settings(eeg_kw)
         if do_meg:
-            g_meg, meg_meta = _compute_meg(head, sensors, sources, meg_kw, progress)
+            g_meg, meg_meta = _compute_meg(head, sensors, sources, meg_kw)
             blocks.append(g_meg)
             meta["meg"] = meg_meta
-            meta["meg_settings"] = _jsonable(meg_kw)
+            meta["meg_settings"] = _canonical_settings(meg_kw)
         gain = np.concatenate(blocks, axis=0)
         meta.update(
             seconds=time.perf_counter() - t0,

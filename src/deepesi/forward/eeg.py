@@ -26,6 +26,8 @@ import numpy as np
 from scipy import sparse
 from scipy.spatial import cKDTree
 
+from .._deprecate import progress_to_verbose
+from .._logging import verbose as _verbose
 from .._progress import progress as _progress
 from .._validation import check_finite
 from ..anatomy.headmodel import HeadModel
@@ -335,6 +337,70 @@ def _shape_derivatives(val: np.ndarray) -> np.ndarray:
     return out
 
 
+def _solve_transfer(
+    amg: AMGSolver, mat_solve, vcycle, el_nodes: np.ndarray, ref_node: int,
+    src_nodes: np.ndarray, n_nodes: int, *, solver: str, tol: float, n_jobs: int,
+    block_size: int,
+) -> tuple[np.ndarray, list[int]]:
+    """One solve per electrode node (block CG or single pyamg CG, optionally in workers).
+
+    Returns the transfer matrix on the source nodes, shape (n_src_nodes, n_electrodes) (zero
+    for electrodes on the reference node), and the CG iterations of the solves.
+    """
+    transfer = np.zeros((src_nodes.size, len(el_nodes)))
+    todo = sorted({int(n) for n in el_nodes} - {ref_node})
+    columns_of = {node: np.flatnonzero(el_nodes == node) for node in todo}
+    iters: list[int] = []
+    bar = _progress(total=len(todo), desc="FEM transfer", unit="electrode")
+    if solver == "block":
+        blocks = [todo[i : i + block_size] for i in range(0, len(todo), block_size)]
+        if n_jobs > 1 and len(blocks) > 1:
+            _WORKER.update(mat=mat_solve, vcycle=vcycle, tol=tol, src_nodes=src_nodes)
+            try:
+                ctx = multiprocessing.get_context("fork")
+                with ctx.Pool(min(n_jobs, len(blocks))) as pool:
+                    for nodes, cols, its in pool.imap_unordered(_solve_block, blocks):
+                        for j, node in enumerate(nodes):
+                            transfer[:, columns_of[node]] = cols[:, j : j + 1]
+                        iters.extend(its)
+                        bar.update(len(nodes))
+            finally:
+                _WORKER.clear()
+        else:
+            for nodes in blocks:
+                x, its = _block_transfer(mat_solve, vcycle, nodes, tol)
+                for j, node in enumerate(nodes):
+                    transfer[:, columns_of[node]] = x[src_nodes, j][:, None]
+                del x
+                iters.extend(its.tolist())
+                bar.update(len(nodes))
+    elif n_jobs > 1 and len(todo) > 1:
+        # fork: the workers share the matrix and the AMG hierarchy copy-on-write
+        _WORKER.update(solver=amg, src_nodes=src_nodes)
+        try:
+            ctx = multiprocessing.get_context("fork")
+            with ctx.Pool(min(n_jobs, len(todo))) as pool:
+                for node, col, n_it in pool.imap_unordered(_solve_node, todo):
+                    transfer[:, columns_of[node]] = col[:, None]
+                    iters.append(n_it)
+                    bar.update()
+        finally:
+            _WORKER.clear()
+    else:
+        rhs = np.zeros(n_nodes)
+        for node in todo:
+            rhs[node] = 1.0
+            x = amg.solve(rhs)
+            rhs[node] = 0.0
+            transfer[:, columns_of[node]] = x[src_nodes][:, None]
+            iters.append(amg.stats.iterations[-1])
+            bar.update()
+    bar.close()
+    return transfer, iters
+
+
+@progress_to_verbose
+@_verbose
 def make_eeg_transfer(
     head: HeadModel,
     electrodes_m: np.ndarray,
@@ -343,13 +409,13 @@ def make_eeg_transfer(
     geometry_adapted: bool = True,
     source_model: str = "venant",
     tol: float = 1e-5,
-    progress: bool = True,
     shift: float = 0.45,
     max_snap_mm: float | None = None,
     source_tissues: Sequence[str] | None = None,
     n_jobs: int = 1,
     solver: str = "block",
     block_size: int = 32,
+    verbose: bool | str | int | None = None,
 ) -> EEGTransferMatrix:
     """Build the FEM EEG transfer matrix of a head model (one AMG-CG solve per electrode).
 
@@ -373,8 +439,6 @@ def make_eeg_transfer(
         Relative residual of the CG solves. The default 1e-5 changes the lead field by < 0.01 %
         RDM against tol 1e-10 on the 3 mm sphere, and a transfer column on the brain nodes by
         2.4e-7 relative against tol 1e-8 at 1.5 mm (``docs/forward.md``).
-    progress : bool
-        Show a progress bar over the electrodes.
     shift : float
         Node-shift factor of the geometry adaptation.
     max_snap_mm : float | None
@@ -394,6 +458,9 @@ def make_eeg_transfer(
     block_size : int
         Right-hand sides per block (``solver='block'``); memory grows by about
         ``100 x block_size`` bytes per node.
+    verbose : bool | str | int | None
+        Log level for the call (:func:`deepesi.set_log_level`); the progress bar over the
+        electrodes is shown at INFO.
 
     Returns
     -------
@@ -462,60 +529,16 @@ def make_eeg_transfer(
 
     t0 = time.perf_counter()
     amg = AMGSolver(mat, tol=tol)
+    vcycle = mat_solve = None
     if solver == "block":
         vcycle = BlockVCycle(amg.ml)
         mat_solve = as_solver_csr(mat)
     timings["amg_setup_s"] = time.perf_counter() - t0
-    transfer = np.zeros((src_nodes.size, len(el)))
-    todo = sorted({int(n) for n in el_nodes} - {ref_node})
-    columns_of = {node: np.flatnonzero(el_nodes == node) for node in todo}
-    iters: list[int] = []
     t0 = time.perf_counter()
-    bar = _progress(total=len(todo), enabled=progress, desc="FEM transfer", unit="electrode")
-    if solver == "block":
-        blocks = [todo[i : i + block_size] for i in range(0, len(todo), block_size)]
-        if n_jobs > 1 and len(blocks) > 1:
-            _WORKER.update(mat=mat_solve, vcycle=vcycle, tol=tol, src_nodes=src_nodes)
-            try:
-                ctx = multiprocessing.get_context("fork")
-                with ctx.Pool(min(n_jobs, len(blocks))) as pool:
-                    for nodes, cols, its in pool.imap_unordered(_solve_block, blocks):
-                        for j, node in enumerate(nodes):
-                            transfer[:, columns_of[node]] = cols[:, j : j + 1]
-                        iters.extend(its)
-                        bar.update(len(nodes))
-            finally:
-                _WORKER.clear()
-        else:
-            for nodes in blocks:
-                x, its = _block_transfer(mat_solve, vcycle, nodes, tol)
-                for j, node in enumerate(nodes):
-                    transfer[:, columns_of[node]] = x[src_nodes, j][:, None]
-                del x
-                iters.extend(its.tolist())
-                bar.update(len(nodes))
-    elif n_jobs > 1 and len(todo) > 1:
-        # fork: the workers share the matrix and the AMG hierarchy copy-on-write
-        _WORKER.update(solver=amg, src_nodes=src_nodes)
-        try:
-            ctx = multiprocessing.get_context("fork")
-            with ctx.Pool(min(n_jobs, len(todo))) as pool:
-                for node, col, n_it in pool.imap_unordered(_solve_node, todo):
-                    transfer[:, columns_of[node]] = col[:, None]
-                    iters.append(n_it)
-                    bar.update()
-        finally:
-            _WORKER.clear()
-    else:
-        rhs = np.zeros(mesh.n_nodes)
-        for node in todo:
-            rhs[node] = 1.0
-            x = amg.solve(rhs)
-            rhs[node] = 0.0
-            transfer[:, columns_of[node]] = x[src_nodes][:, None]
-            iters.append(amg.stats.iterations[-1])
-            bar.update()
-    bar.close()
+    transfer, iters = _solve_transfer(
+        amg, mat_solve, vcycle, el_nodes, ref_node, src_nodes, mesh.n_nodes, solver=solver,
+        tol=tol, n_jobs=n_jobs, block_size=block_size,
+    )
     timings["solve_s"] = time.perf_counter() - t0
     meta = {
         "head_hash": head.hash(),

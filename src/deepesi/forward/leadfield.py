@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from .._validation import check_finite
 from ..sources import SourceSpace
+from .fiff import write_forward
 
 #: Channel types a lead field may hold, and their physical units per unit dipole moment.
 CHANNEL_UNITS = {"eeg": "V/(A·m)", "mag": "T/(A·m)", "grad": "T/m/(A·m)"}
@@ -136,6 +139,26 @@ class LeadField:
         h.update(self.source_space.hash().encode())
         h.update(self.eeg_reference.encode())
         return h.hexdigest()
+
+    def save(self, fname: str | os.PathLike, overwrite: bool = False) -> Path:
+        """Write as an MNE ``-fwd.fif`` file plus its deepesi source-space sidecar (atomically).
+
+        Same as :func:`deepesi.forward.write_forward`; :func:`deepesi.forward.read_forward`
+        reads it back.
+
+        Parameters
+        ----------
+        fname : path-like
+            Must end with ``-fwd.fif`` or ``_fwd.fif`` (MNE's naming convention).
+        overwrite : bool
+            Replace existing files (otherwise FileExistsError).
+
+        Returns
+        -------
+        Path
+            ``fname``. The gain is stored in float32 (MNE's format): relative error ~1e-7.
+        """
+        return write_forward(self, fname, overwrite=overwrite)
 
     def __repr__(self) -> str:
         kinds = {t: self.ch_types.count(t) for t in sorted(set(self.ch_types))}

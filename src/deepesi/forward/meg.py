@@ -26,16 +26,16 @@ matter little for MEG); the outer tissues (irrelevant for MEG to the same approx
 
 from __future__ import annotations
 
-import logging
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from .surfaces import enclose_points, head_centre, intracranial_mask, mask_surface
-
-logger = logging.getLogger(__name__)
+from .._deprecate import progress_to_verbose
+from .._logging import logger, verbose
+from ..anatomy.masks import head_centre, intracranial_mask
+from .surfaces import enclose_points, mask_surface
 
 #: Conductivity used for the single BEM compartment (S/m); MEG does not depend on it.
 _BEM_CONDUCTIVITY = 0.3
@@ -93,9 +93,11 @@ def make_inner_skull_bem(head, source_pos_m: np.ndarray | None = None, *, grade:
     return bem, surf
 
 
+@progress_to_verbose
+@verbose
 def compute_meg_leadfield(
     head, sensors, source_pos_m: np.ndarray, *, grade: int = 4, margin: float = 0.002,
-    progress: bool = True,
+    verbose: bool | str | int | None = None,
 ) -> tuple[np.ndarray, list[str], list[str], dict]:
     """MEG gain of the source points, dipoles along the MRI x, y, z axes.
 
@@ -111,8 +113,8 @@ def compute_meg_leadfield(
         Icosahedron subdivision of the inner-skull BEM surface.
     margin : float
         Minimum distance (m) of every source point to the inner-skull surface.
-    progress : bool
-        Log the steps.
+    verbose : bool | str | int | None
+        Log level for the call (:func:`deepesi.set_log_level`); the steps are logged at INFO.
 
     Returns
     -------
@@ -132,9 +134,8 @@ def compute_meg_leadfield(
         raise ValueError(f"source positions must have shape (n, 3), got {pos.shape}.")
     t0 = time.perf_counter()
     bem, surf = make_inner_skull_bem(head, pos, grade=grade, margin=margin)
-    if progress:
-        logger.info("MEG: one-layer BEM on the inner skull (%d triangles) in %.1f s",
-                    len(surf.tris), time.perf_counter() - t0)
+    logger.info("MEG: one-layer BEM on the inner skull (%d triangles) in %.1f s",
+                len(surf.tris), time.perf_counter() - t0)
     info = sensors.info
     meg = mne.pick_types(info, meg=True, ref_meg=True, exclude=())
     info = mne.pick_info(info, meg, verbose=False)
@@ -159,7 +160,6 @@ def compute_meg_leadfield(
         "seconds": time.perf_counter() - t0,
         "mne_version": mne.__version__,
     }
-    if progress:
-        logger.info("MEG: %d channels x %d sources in %.1f s", len(order), len(pos),
-                    meta["seconds"])
+    logger.info("MEG: %d channels x %d sources in %.1f s", len(order), len(pos),
+                meta["seconds"])
     return gain, list(sensors.meg_names), types, meta
