@@ -138,7 +138,7 @@ def test_hemisphere_peaks_and_scores_on_sample(sample_dir):
 
     paths = ms.data_paths(sample_dir)
     head = read_freesurfer_subject("sample", paths["subjects_dir"], voxel_size=3.0,
-                                   progress=False)
+                                   verbose=False)
     src = make_source_space(head, 10e-3)
     labels = {h: mne.read_label(paths[f"label_{h}"]).pos for h in ("lh", "rh")}
     masks = ref.hemisphere_masks(src)
@@ -181,7 +181,7 @@ def test_label_check_and_positions(ex, sample_dir, tmp_path):
 
     paths = ms.data_paths(sample_dir)
     head = read_freesurfer_subject("sample", paths["subjects_dir"], voxel_size=3.0,
-                                   progress=False)
+                                   verbose=False)
     src = make_source_space(head, 10e-3)
     masks = ref.hemisphere_masks(src)
     cortex = np.isin(src.region_ids, [1101, 1102, 1103, 1104, 1105, 1106, 3])

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import warnings
 
-from .inverse import CLASSICAL_METHODS, METHOD_UNITS, SourceMap, check_method, dipole_scan
+from .inverse import CLASSICAL_METHODS, METHOD_UNITS, SourceMap, dipole_scan
 from .inverse import apply_classical as _apply_classical
 
 warnings.warn("deepesi.baselines is deprecated; use deepesi.inverse (apply_classical, "
               "make_classical, SourceMap)", DeprecationWarning, stacklevel=2)
 
 SourceResult = SourceMap
-_check_method = check_method  # TEMPORARY: until deepesi.benchmark imports deepesi.inverse
 
 
 def apply_classical(method, evoked, forward, noise_cov, **kwargs) -> SourceMap:

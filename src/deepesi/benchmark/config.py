@@ -74,7 +74,7 @@ class BenchmarkConfig:
     seed : int
         Seed of the simulation, the noise and the bootstrap.
     methods : tuple of str
-        ``'deepesi'`` and any of :data:`deepesi.baselines.CLASSICAL_METHODS` (their aliases, e.g.
+        ``'deepesi'`` and any of :data:`deepesi.inverse.CLASSICAL_METHODS` (their aliases, e.g.
         ``'mixed_norm'``, are accepted and stored under the canonical name).
     n_times : int
         Samples per simulated window. Every method sees the whole window and is scored on the RMS
@@ -90,7 +90,7 @@ class BenchmarkConfig:
         Per-method extra options passed to MNE, e.g. ``{'MxNE': {'alpha': 40}}``; for the
         minimum-norm methods only ``'method_params'`` (e.g. eLORETA's).
     simulation : dict
-        Overrides for :class:`deepesi.simulate.SimulationConfig` (``cortical_density``,
+        Overrides for :class:`deepesi.simulation.SimulationConfig` (``cortical_density``,
         ``deep_density``, ``cortical_thickness``, ``loose``, ``waveforms``).
     n_bootstrap : int
         Bootstrap resamples for the confidence intervals (default 2000).
