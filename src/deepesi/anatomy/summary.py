@@ -7,18 +7,15 @@ the demo's ``template-summary.json``); :func:`format_head_summary` turns it into
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
 from .headmodel import HeadModel
 from .regions import REGION_NAMES, SUBCORTICAL_REGIONS
 
-if TYPE_CHECKING:
-    from ..sources import SourceSpace
 
-
-def head_summary(head: HeadModel, src: SourceSpace | None = None) -> dict:
+def head_summary(head: HeadModel, src: Any = None) -> dict:
     """JSON-serialisable description of a head and, optionally, of its source space.
 
     Parameters

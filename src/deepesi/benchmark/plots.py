@@ -5,16 +5,13 @@ from __future__ import annotations
 import os
 from itertools import pairwise
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
 from .._io import atomic_path
 from .config import DEEPESI
 from .stats import bootstrap_median
-
-if TYPE_CHECKING:
-    from .results import BenchmarkResult
 
 __all__ = ["plot_benchmark"]
 
@@ -23,7 +20,7 @@ FIGURES = ("error_vs_snr.png", "error_vs_depth.png", "cortical_vs_subcortical.pn
 
 
 def plot_benchmark(
-    result: BenchmarkResult, out_dir: str | os.PathLike, overwrite: bool = False
+    result: Any, out_dir: str | os.PathLike, overwrite: bool = False
 ) -> list[Path]:
     """Figures (PNG): error vs SNR, error vs depth, cortical vs subcortical, per method.
 
@@ -60,7 +57,7 @@ def plot_benchmark(
     return paths
 
 
-def _source_rows(result: BenchmarkResult) -> list[tuple[str, str, float, float]]:
+def _source_rows(result: Any) -> list[tuple[str, str, float, float]]:
     """(method, class, depth, error) per true source of every record."""
     rows = []
     for r in result.records:
@@ -70,7 +67,7 @@ def _source_rows(result: BenchmarkResult) -> list[tuple[str, str, float, float]]
     return rows
 
 
-def _plot_snr(result: BenchmarkResult, plt):
+def _plot_snr(result: Any, plt):
     placements = [p for p in result.config.placements
                   if any(r["placement"] == p for r in result.records)]
     methods = result.methods
@@ -98,7 +95,7 @@ def _plot_snr(result: BenchmarkResult, plt):
     return fig
 
 
-def _plot_depth(result: BenchmarkResult, plt):
+def _plot_depth(result: Any, plt):
     cfg = result.config
     rows = _source_rows(result)
     depth = np.asarray([r[2] for r in rows])
@@ -130,7 +127,7 @@ def _plot_depth(result: BenchmarkResult, plt):
     return fig
 
 
-def _plot_class(result: BenchmarkResult, plt):
+def _plot_class(result: Any, plt):
     cfg = result.config
     methods = result.methods
     rows = _source_rows(result)

@@ -11,16 +11,13 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
 from .._io import atomic_path, check_overwrite, to_jsonable
 from ..sensors.container import check_trans
 from ..sources import SourceSpace
-
-if TYPE_CHECKING:
-    from .leadfield import LeadField
 
 #: Prefix of the deepesi provenance JSON in ``fwd['info']['command_line']``.
 PROVENANCE_PREFIX = "deepesi "
@@ -49,7 +46,7 @@ def _mne_src(source_space: SourceSpace):
     return discrete_source_space(source_space.pos, source_space.normals)
 
 
-def _provenance(lf: LeadField) -> dict:
+def _provenance(lf: Any) -> dict:
     return {
         "format": "deepesi-forward",
         "leadfield_hash": lf.hash(),
@@ -63,7 +60,7 @@ def _provenance(lf: LeadField) -> dict:
     }
 
 
-def leadfield_to_forward(lf: LeadField):
+def leadfield_to_forward(lf: Any):
     """Convert a LeadField to a free-orientation :class:`mne.Forward`.
 
     Parameters
@@ -128,7 +125,7 @@ def leadfield_to_forward(lf: LeadField):
     return fwd
 
 
-def write_forward(lf: LeadField, fname: str | os.PathLike, overwrite: bool = False) -> Path:
+def write_forward(lf: Any, fname: str | os.PathLike, overwrite: bool = False) -> Path:
     """Write a LeadField as an MNE ``-fwd.fif`` file plus its deepesi sidecar (atomically).
 
     Parameters
