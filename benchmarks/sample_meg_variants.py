@@ -7,7 +7,7 @@ Usage::
 
 Reuses the cached head, sources and forward of ``examples/sample_auditory.py``
 (:mod:`deepesi.datasets.mne_sample`; run the example first), trains one MEG net per variant with
-the example's settings (``mne_sample.TRAINING``: 8-min budget, early stopping; cached in
+the example's settings (``mne_sample.TRAINING``: a budget of batches, early stopping; cached in
 ``<out>/models/variants/``), localizes the 90–110 ms window and scores each hemisphere's
 strongest peak by its distance to the MNI auditory box of the example. Prints a table and writes
 ``benchmarks/results/sample_meg_variants.json``.

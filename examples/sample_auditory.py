@@ -102,8 +102,9 @@ class Settings:
         Head-model voxel edge, mm.
     spacing : float
         Source-grid spacing, m.
-    train_minutes : float
-        Training wall-time budget **per network** (minutes).
+    train_minutes : float | None
+        Optional wall-time cap **per network** (minutes). None (default): the budget is
+        ``epochs × batches_per_epoch`` batches only, so the nets do not depend on the machine.
     epochs, batch_size, batches_per_epoch, n_val : int
         Training settings (see :func:`deepesi.training.train_model`).
     methods : tuple of str
@@ -116,8 +117,9 @@ class Settings:
 
     voxel_size: float = 2.0
     spacing: float = 5e-3
-    train_minutes: float = TRAINING["max_minutes"]
+    train_minutes: float | None = None
     epochs: int = TRAINING["epochs"]
+    patience: int = TRAINING["patience"]
     batch_size: int = TRAINING["batch_size"]
     batches_per_epoch: int = TRAINING["batches_per_epoch"]
     n_val: int = TRAINING["n_val"]
@@ -144,6 +146,7 @@ def train_or_load(lf_m, config, fname: Path, settings: Settings, whiten: bool | 
         lf_m, config, fname, epochs=settings.epochs, batch_size=settings.batch_size,
         batches_per_epoch=settings.batches_per_epoch, n_val=settings.n_val,
         seed=settings.seed, max_minutes=settings.train_minutes, whiten=whiten,
+        patience=settings.patience,
     )
 
 
@@ -362,9 +365,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-o", "--out", required=True, help="output and cache folder.")
     parser.add_argument("--quick", action="store_true", help="tiny settings (smoke test).")
     parser.add_argument("--train-minutes", type=float, default=None,
-                        help="training budget per network, minutes (default 8; quick 0.5).")
+                        help="optional wall-time cap per network, minutes (default: none, the budget is "
+                        "a number of batches, so the nets do not depend on the machine).")
     parser.add_argument("--methods", nargs="+", default=None,
                         help="classical methods to compare (default: all).")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help=f"training epochs per network (default {TRAINING['epochs']}).")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-report", action="store_true", help="skip the HTML reports.")
     parser.add_argument("--quiet", action="store_true")
@@ -377,6 +383,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.train_minutes > 0:
             parser.error("--train-minutes must be > 0.")
         kw["train_minutes"] = args.train_minutes
+    if args.epochs is not None:
+        kw["epochs"] = args.epochs
     if args.methods:
         kw["methods"] = tuple(args.methods)
     settings = Settings.quick_settings(**kw) if args.quick else Settings(**kw)

@@ -30,6 +30,7 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse import csgraph
 
+from .._deprecate import progress_to_verbose
 from .._io import atomic_path
 from .._logging import verbose
 from .._progress import progress
@@ -455,6 +456,7 @@ def batch_seed(seed: int, epoch: int, rank: int, index: int) -> np.random.Genera
     )
 
 
+@progress_to_verbose
 @verbose
 def simulate_to_hdf5(
     leadfield: LeadField,

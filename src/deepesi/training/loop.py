@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._deprecate import progress_to_verbose
 from .._io import atomic_path, check_overwrite
 from .._logging import logger, use_log_level, verbose
 from .._progress import progress
@@ -43,6 +44,7 @@ def _checkpoint_path(out_path: Path) -> Path:
     return out_path.with_name(out_path.name + ".ckpt")
 
 
+@progress_to_verbose
 @verbose
 def train_model(
     leadfield: LeadField,
