@@ -16,6 +16,9 @@ from ..whitening import DEFAULT_REG
 
 __all__ = ["WAVEFORMS", "SimulationConfig"]
 
+#: Fields holding objects, described (not stored) by :meth:`SimulationConfig.to_dict`.
+_OBJECT_FIELDS = ("noise_cov", "projs", "noise_bank")
+
 #: Time-course families a source can be drawn from (``SimulationConfig.waveforms``).
 WAVEFORMS = ("evoked", "oscillatory", "noise")
 
@@ -95,6 +98,20 @@ class SimulationConfig:
     bad_channel_fraction : (float, float)
         Fraction of channels marked bad in such a sample; bad channels are zeroed and reported in
         the mask.
+    noise_bank : NoiseBank | None
+        Real noise (:func:`deepesi.simulation.make_noise_bank`: the recording's pre-stimulus
+        baseline, raw or empty-room segments) to draw part of the sensor noise from, windows of
+        ``n_times`` samples with their temporal structure; channels matched by name.
+    bank_noise_fraction : (float, float)
+        Fraction of the noise power drawn from ``noise_bank`` (ignored without one).
+    brain_noise_fraction : (float, float)
+        Fraction of the noise power that is background brain activity
+        (:func:`deepesi.simulation.noise.brain_noise`: ``brain_noise_sources`` random dipoles with
+        ``1/f^brain_noise_exponent`` time courses through the lead field). Default (0, 0): none.
+    brain_noise_sources : int
+        Background dipoles per sample.
+    brain_noise_exponent : float
+        Spectral exponent β of the background time courses (power ∝ 1/f^β; 1 is pink).
     """
 
     n_sources: tuple[int, int] = (1, 3)
@@ -116,6 +133,11 @@ class SimulationConfig:
     projs: object | None = field(default=None, repr=False)
     bad_channel_prob: float = 0.0
     bad_channel_fraction: tuple[float, float] = (0.0, 0.1)
+    noise_bank: object | None = field(default=None, repr=False)
+    bank_noise_fraction: tuple[float, float] = (0.5, 1.0)
+    brain_noise_fraction: tuple[float, float] = (0.0, 0.0)
+    brain_noise_sources: int = 100
+    brain_noise_exponent: float = 1.0
 
     def __post_init__(self) -> None:
         lo, hi = _range(self.n_sources, "n_sources", 1, 100)
@@ -154,13 +176,38 @@ class SimulationConfig:
         self.bad_channel_fraction = _range(
             self.bad_channel_fraction, "bad_channel_fraction", 0, 0.9
         )
+        if self.noise_bank is not None:
+            from .noise import NoiseBank
+
+            if not isinstance(self.noise_bank, NoiseBank):
+                raise TypeError(
+                    "noise_bank must be a deepesi NoiseBank (deepesi.simulation.make_noise_bank),"
+                    f" got {type(self.noise_bank).__name__}."
+                )
+        self.bank_noise_fraction = _range(
+            self.bank_noise_fraction, "bank_noise_fraction", 0.0, 1.0
+        )
+        self.brain_noise_fraction = _range(
+            self.brain_noise_fraction, "brain_noise_fraction", 0.0, 1.0
+        )
+        if int(self.brain_noise_sources) < 1:
+            raise ValueError(
+                f"brain_noise_sources must be >= 1, got {self.brain_noise_sources!r}."
+            )
+        self.brain_noise_sources = int(self.brain_noise_sources)
+        if not (np.isfinite(self.brain_noise_exponent) and 0 <= self.brain_noise_exponent <= 3):
+            raise ValueError(
+                f"brain_noise_exponent must be in [0, 3], got {self.brain_noise_exponent!r}."
+            )
+        self.brain_noise_exponent = float(self.brain_noise_exponent)
 
     def to_dict(self) -> dict:
         """Plain-Python description (for model files and HDF5 attributes; ``noise_cov`` omitted)."""
         out = {}
         for f in dataclasses.fields(self):
-            if f.name in ("noise_cov", "projs"):
-                out[f.name] = None if getattr(self, f.name) is None else "given"
+            if f.name in _OBJECT_FIELDS:
+                obj = getattr(self, f.name)
+                out[f.name] = None if obj is None else getattr(obj, "description", "") or "given"
                 continue
             val = getattr(self, f.name)
             out[f.name] = list(val) if isinstance(val, tuple) else val
@@ -168,9 +215,9 @@ class SimulationConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> SimulationConfig:
-        """Inverse of :meth:`to_dict` (``noise_cov`` and ``projs`` are not restored)."""
-        names = {f.name for f in dataclasses.fields(cls)} - {"noise_cov", "projs"}
-        unknown = sorted(set(d) - names - {"noise_cov", "projs"})
+        """Inverse of :meth:`to_dict` (``noise_cov``, ``projs``, ``noise_bank`` not restored)."""
+        names = {f.name for f in dataclasses.fields(cls)} - set(_OBJECT_FIELDS)
+        unknown = sorted(set(d) - names - set(_OBJECT_FIELDS))
         if unknown:
             raise ValueError(f"unknown SimulationConfig field(s): {unknown}.")
         return cls(

@@ -32,13 +32,14 @@ from scipy.sparse import csgraph
 
 from .._deprecate import progress_to_verbose
 from .._io import atomic_path
-from .._logging import verbose
+from .._logging import logger, verbose
 from .._progress import progress
 from .._validation import check_random_state, validate_type
 from ..forward.leadfield import LeadField
 from ..whitening import make_whitener, noise_cov_matrix, ssp_projector
 from .batch import SimulatedBatch, _h5_append, _h5_init, _import_h5py
 from .config import SimulationConfig
+from .noise import brain_noise
 
 __all__ = ["Simulator", "batch_seed", "simulate_batch", "simulate_to_hdf5"]
 
@@ -102,6 +103,15 @@ class Simulator:
         self.unit_cortical = s3 / config.cortical_thickness  # m² of cortex per point
         self.unit_deep = s3  # m³ per point
         self.noise_factor = self._noise_factor(config.noise_cov)
+        self.bank_rows = None
+        if config.noise_bank is not None:
+            self.bank_rows = config.noise_bank.rows_for(self.ch_names)
+            if abs(config.noise_bank.sfreq - config.sfreq) > 1e-6 * config.sfreq:
+                logger.warning(
+                    "the noise bank is sampled at %g Hz, the simulation at %g Hz: its temporal "
+                    "structure will be off; resample the recording or set sfreq.",
+                    config.noise_bank.sfreq, config.sfreq,
+                )
         # SNR measured on whitened data (like the classical methods and the benchmark) or per type
         self.snr_whitener = None
         if config.snr_space == "whitened":
@@ -363,6 +373,13 @@ class Simulator:
             colored = np.einsum("cd,ndt->nct", self.noise_factor, rng.standard_normal((n, n_ch, T)))
             frac = rng.uniform(*cfg.colored_noise_fraction, size=n)
             noise = self._mix(noise, colored, frac)
+        if self.bank_rows is not None:  # real noise windows of the recording
+            real = cfg.noise_bank.draw(n, T, self.bank_rows, rng)
+            noise = self._mix(noise, real, rng.uniform(*cfg.bank_noise_fraction, size=n))
+        if cfg.brain_noise_fraction[1] > 0:  # background activity through the lead field
+            bg = brain_noise(self.gain_flat, n, T, n_sources=cfg.brain_noise_sources,
+                             exponent=cfg.brain_noise_exponent, rng=rng)
+            noise = self._mix(noise, bg, rng.uniform(*cfg.brain_noise_fraction, size=n))
         if self.projector is not None:
             noise = np.einsum("cd,ndt->nct", self.projector, noise)
         signal = self._reference(signal_all, good)
