@@ -127,3 +127,38 @@ def test_channel_mismatch_and_overwrite(files, tmp_path, capsys):
     assert _run(files, *args) == 2
     assert "already exists" in capsys.readouterr().err
     assert _run(files, *args, "--overwrite") == 0
+
+
+def test_forward_gives_the_goodness_of_fit(files, tmp_path, capsys):
+    """With the model's forward the printed summary and localization.json carry the fit."""
+    import json
+
+    from deepesi.forward.io import write_forward
+    from deepesi.forward.leadfield import LeadField
+
+    src = grid_source_space()
+    stand_in = StandInModel(src)
+    ev = mne.read_evokeds(files / "two-ave.fif", condition="left", verbose=False)
+    gain = np.zeros((len(stand_in.ch_names), src.n_sources, 3))
+    gain[:, :, 0] = stand_in.gain  # the stand-in's 'dipoles' point along x
+    info = mne.pick_info(ev.info, [ev.ch_names.index(c) for c in stand_in.ch_names])
+    with info._unlock():
+        info["projs"] = []
+    lf = LeadField(gain, stand_in.ch_names, stand_in.ch_types, src, info,
+                   mne.transforms.Transform("head", "mri", np.eye(4)))
+    fwd = write_forward(lf, tmp_path / "model-fwd.fif")
+    out = tmp_path / "fit"
+    assert _run(files, files / "two-ave.fif", "--condition", "left", "--source-space",
+                files / "src.npz", "--forward", fwd, "--refine", "-o", out) == 0
+    printed = capsys.readouterr().out
+    assert "goodness of fit" in printed and "best single dipole" in printed
+    fit = json.loads((out / "localization.json").read_text())["fit"]
+    assert fit["support"][0] == SOURCE and fit["gof"] > 0.99
+    assert fit["refined_support"][0] == SOURCE
+    # without the forward the summary says how to get the fit
+    assert _run(files, files / "two-ave.fif", "--condition", "left", "--source-space",
+                files / "src.npz", "-o", tmp_path / "nofit") == 0
+    assert "--forward" in capsys.readouterr().out
+    assert _run(files, files / "two-ave.fif", "--source-space", files / "src.npz", "--refine",
+                "-o", tmp_path / "x") == 2
+    assert "--refine needs" in capsys.readouterr().err

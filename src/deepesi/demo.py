@@ -146,9 +146,10 @@ def localize_demo_recording(outputs: dict[str, Path], *, head, overwrite: bool) 
     model, leadfield = load_pretrained("template-eeg64")
     src = leadfield.source_space
     evoked, noise_cov, truth = simulate_demo_recording(leadfield)
-    ours = apply_network(evoked, model, source_space=src, noise_cov=noise_cov)
+    ours = apply_network(evoked, model, source_space=src, noise_cov=noise_cov, forward=leadfield)
     theirs = apply_classical(evoked, "eLORETA", leadfield, noise_cov)
-    comparison = {"sources": truth, "methods": {}}
+    comparison = {"sources": truth, "methods": {},
+                  "goodness_of_fit": {"deepesi": ours.fit, "eLORETA": theirs.fit}}
     for name, result in (("deepesi", ours), ("eLORETA", theirs)):
         rows = []
         for t in truth:
@@ -181,5 +182,12 @@ def format_comparison(comparison: dict) -> str:
             lines.append(
                 f"{method:<9} {r['source']:<17} {r['strongest_peak_region']:<22} "
                 f"{r['strongest_peak_error_mm']:>10.1f} {r['nearest_of_5_peaks_mm']:>15.1f}"
+            )
+    for method, fit in comparison.get("goodness_of_fit", {}).items():
+        if fit:
+            lines.append(
+                f"{method:<9} goodness of fit at {fit['time'] * 1000:.0f} ms: "
+                f"{100 * fit['gof']:.1f} % of the whitened data (best single dipole "
+                f"{100 * fit['best_dipole_gof']:.1f} %)"
             )
     return "\n".join(lines)

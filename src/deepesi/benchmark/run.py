@@ -57,7 +57,7 @@ def _run_classical(
     import mne
 
     evoked = mne.EvokedArray(data, sset.info, tmin=0.0, nave=1, verbose=False)
-    return sset.inverse[method].apply(evoked).amplitudes
+    return sset.inverse[method].apply(evoked, fit=False).amplitudes
 
 
 # ============================================================================ entry point

@@ -36,6 +36,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--source-space", metavar="SRC.npz",
                         help="the source space the model was trained on (default: the one the "
                              "model file records, if any)")
+    parser.add_argument("--forward", metavar="FWD.fif",
+                        help="the model's forward (its training lead field), to refit the map's "
+                             "peaks on the data and report the goodness of fit (pretrained "
+                             "models: the shipped one, always)")
+    parser.add_argument("--noise-cov", metavar="COV.fif",
+                        help="noise covariance of the recording: whitens the data for the peak "
+                             "time and the fit as the classical methods do (default: the "
+                             "model's own input whitening)")
+    parser.add_argument("--refine", action="store_true",
+                        help="also refine each peak locally on the data (needs the forward)")
     parser.add_argument("--condition", metavar="NAME",
                         help="condition of an -ave.fif file, or event name of an -epo.fif file")
     parser.add_argument("--tmin", type=float, default=None, metavar="S",
@@ -56,8 +66,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def _model_and_source_space(args: argparse.Namespace) -> tuple[Any, Any]:
-    """The model (a pretrained name or a file) and the source space to localize on."""
+def _model_and_source_space(args: argparse.Namespace) -> tuple[Any, Any, Any]:
+    """The model (a pretrained name or a file), the source space to localize on and the
+    model's forward (None when not given)."""
     from ..pretrained import PRETRAINED, load_pretrained
     from ..sources import SourceSpace
 
@@ -67,14 +78,40 @@ def _model_and_source_space(args: argparse.Namespace) -> tuple[Any, Any]:
                 f"--source-space cannot be combined with the pretrained {args.model!r}."
             )
         model, leadfield = load_pretrained(args.model)
-        return model, leadfield.source_space
+        if args.forward is not None:
+            raise ValueError(f"--forward cannot be combined with the pretrained {args.model!r} "
+                             "(its forward is shipped with it).")
+        return model, leadfield.source_space, leadfield
     from .._validation import check_file
     from ..training import read_model
 
     model = read_model(check_file(args.model, "model file"))
+    forward = None
+    if args.forward is not None:
+        from ..forward.io import read_forward
+
+        forward = read_forward(check_file(args.forward, "forward file"))
     if args.source_space is not None:
-        return model, SourceSpace.load(args.source_space)
-    return model, None  # the one the model carries (apply_network says if there is none)
+        return model, SourceSpace.load(args.source_space), forward
+    return model, None, forward  # the one the model carries (apply_network says if none)
+
+
+def fit_summary(result: Any) -> str:
+    """One or two lines on how much of the data the map explains (for the printed summary)."""
+    fit = result.fit
+    if not fit:
+        return ("goodness of fit: not computed (give the model's forward, --forward, to refit "
+                "the peaks on the data)")
+    line = (f"goodness of fit at {fit['time']:.3f} s: the map's {fit['n_dipoles']} peak(s) as "
+            f"dipoles explain {100 * fit['gof']:.1f} % of the whitened data")
+    if fit.get("best_dipole_gof") is not None:
+        line += f"; the best single dipole on the grid {100 * fit['best_dipole_gof']:.1f} %"
+    if fit.get("refined_gof") is not None:
+        line += f"; refined locally {100 * fit['refined_gof']:.1f} %"
+    if fit.get("poor"):
+        line += ("\nWARNING: the map explains much less than one dipole does: it is probably "
+                 "not where the sources are (check the model, channels, noise covariance).")
+    return line
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,7 +127,16 @@ def run(args: argparse.Namespace) -> int:
         check_overwrite(out, args.overwrite)
     if args.peaks < 1:
         raise ValueError(f"--peaks must be >= 1, got {args.peaks}.")
-    model, src = _model_and_source_space(args)
+    model, src, forward = _model_and_source_space(args)
+    if args.refine and forward is None:
+        raise ValueError("--refine needs the model's forward: add --forward FWD.fif.")
+    noise_cov = None
+    if args.noise_cov is not None:
+        import mne
+
+        from .._validation import check_file
+
+        noise_cov = mne.read_cov(check_file(args.noise_cov, "noise covariance"), verbose=False)
     head = None
     if args.head is not None:
         if not args.report:
@@ -99,7 +145,10 @@ def run(args: argparse.Namespace) -> int:
 
         head = load_head(args.head)
     inst = read_recording(args.recording, args.condition)
-    result = apply_network(inst, model, source_space=src, tmin=args.tmin, tmax=args.tmax)
+    if forward is not None and src is None:
+        src = forward.source_space if getattr(model, "source_space", None) is None else None
+    result = apply_network(inst, model, source_space=src, noise_cov=noise_cov, forward=forward,
+                           tmin=args.tmin, tmax=args.tmax, refine=args.refine)
     result.meta["recording"] = str(Path(args.recording).resolve())
     result.meta["model_file"] = (
         args.model if args.model in PRETRAINED else str(Path(args.model).resolve())
@@ -114,4 +163,5 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"wrote {out}/: {result!r}")
         print(result.peaks(n=args.peaks))
+        print(fit_summary(result))
     return 0

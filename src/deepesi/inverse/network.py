@@ -11,6 +11,7 @@ from .._logging import logger, verbose
 from .._validation import validate_type
 from ..sources import SourceSpace
 from ..whitening import only_rereferences
+from .fit import map_fit
 from .prepare import Recording, check_channels, peak_sample, prepare_data
 from .result import SourceMap
 
@@ -104,8 +105,10 @@ def apply_network(
     *,
     source_space: SourceSpace | None = None,
     noise_cov: mne.Covariance | None = None,
+    forward: Any = None,
     tmin: float | None = None,
     tmax: float | None = None,
+    refine: bool = False,
     verbose: bool | str | int | None = None,
 ) -> SourceMap:
     """Localize the sources of a recording with a trained network.
@@ -124,11 +127,20 @@ def apply_network(
         The source space the model was trained on (checked by hash and size); default the one
         the model carries.
     noise_cov : mne.Covariance | None
-        Only used to find the peak time as the classical methods do (the sample of the largest
-        whitened global field power). None: the model's input whitener, or its per-type input
-        scaling, stands in.
+        Whitens the data to find the peak time as the classical methods do (the sample of the
+        largest whitened global field power) and for the goodness of fit. None: the model's
+        input whitener, or its per-type input scaling, stands in.
+    forward : LeadField | None
+        The model's forward (its training lead field; :func:`deepesi.forward.read_forward`, or
+        the one :func:`deepesi.pretrained.load_pretrained` returns). With it the map's peaks are
+        refitted on the data (:attr:`SourceMap.fit`: goodness of fit next to the best single
+        dipole; a warning when the map explains much less). None: no fit.
     tmin, tmax : float | None
         Time window (s, inclusive).
+    refine : bool
+        With ``forward``: also move each peak by up to two grid diagonals to where the
+        refitted dipoles explain the data best (:func:`deepesi.inverse.fit.refine_support`);
+        the refined dipoles are in ``fit['refined_*']``, the map itself is unchanged.
     verbose : bool | str | int | None
         Log level for the call.
 
@@ -170,7 +182,49 @@ def apply_network(
     k = _peak_sample(data, info, model, noise_cov)
     params = {"tmin": float(times[0]), "tmax": float(times[-1]), "eeg_reference": "average",
               "peak_whitening": "noise_cov" if noise_cov is not None else "model input"}
+    amp = np.maximum(amp, 0.0)
+    fit = {}
+    if forward is not None:
+        w, g = _whitened_gain(model, forward, src, info, noise_cov)
+        radius = 2.0 * float(src.spacing) * np.sqrt(3.0) * (1 + 1e-6) if refine else None
+        fit = map_fit(amp[:, k], src, g, w @ data[:, k], time=float(times[k]),
+                      refine_radius=radius, method="deepesi")
+    elif refine:
+        raise ValueError("refine=True needs the model's forward (forward=...).")
     return SourceMap.from_amplitudes(
-        np.maximum(amp, 0.0), times, src, method="deepesi", units=NETWORK_UNITS,
-        peak_time=float(times[k]), params=params, info=info, meta=meta,
+        amp, times, src, method="deepesi", units=NETWORK_UNITS,
+        peak_time=float(times[k]), params=params, info=info, meta=meta, fit=fit,
     )
+
+
+def _whitened_gain(model: Any, forward: Any, src: SourceSpace, info: mne.Info,
+                   noise_cov: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The whitener (n_w, n_ch) of the model's channels and the whitened gain of ``forward``.
+
+    Whitening: ``noise_cov`` (MNE's whitener, average EEG reference added) when given, else the
+    model's input whitener, else its per-channel input scaling."""
+    from ..forward.leadfield import LeadField
+    from .prepare import add_average_reference
+
+    validate_type(forward, LeadField, "forward",
+                  "a deepesi LeadField (deepesi.forward.read_forward('...-fwd.fif'))")
+    names = list(model.ch_names)
+    missing = [c for c in names if c not in set(forward.ch_names)]
+    if missing:
+        raise ValueError(f"the forward lacks {len(missing)} of the model's channels "
+                         f"({missing[:5]}); pass the model's own forward.")
+    if forward.n_sources != src.n_sources or forward.source_space.hash() != src.hash():
+        raise ValueError("the forward's source space is not the model's; pass the lead field "
+                         "the model was trained on.")
+    gain = forward.pick(names).gain
+    if noise_cov is not None:
+        ev = mne.EvokedArray(np.zeros((len(names), 1)), info, verbose=False)
+        add_average_reference(ev)
+        w_cov, w_names = mne.cov.compute_whitener(noise_cov, ev.info, pca=True, verbose=False)
+        w = np.zeros((w_cov.shape[0], len(names)))  # columns in the data's channel order
+        w[:, [names.index(c) for c in w_names]] = w_cov
+    elif getattr(model, "whitener", None) is not None:
+        w = np.asarray(model.whitener, float)
+    else:
+        w = np.diag(1.0 / np.asarray(model.channel_scale, float))
+    return w, np.einsum("wc,cso->wso", w, gain)

@@ -78,6 +78,11 @@ class SourceMap:
         None: one discrete space, ``vertices=[arange(n_sources)]``.
     stc_kind : {'vol', 'surface', 'mixed'}
         The :class:`mne.SourceEstimate` class :meth:`to_stc` makes.
+    fit : dict
+        How much of the data the map explains (:func:`deepesi.inverse.fit.map_fit`): ``gof``
+        of the map's peaks refitted as dipoles on the whitened data at :attr:`peak_time`, next
+        to ``best_dipole_gof``, the best single dipole on the grid; empty when the method ran
+        without a forward. Saved.
     """
 
     amplitudes: np.ndarray
@@ -92,6 +97,7 @@ class SourceMap:
     meta: dict = field(default_factory=dict)
     vertices: list | None = None
     stc_kind: str = "vol"
+    fit: dict = field(default_factory=dict)
 
     @classmethod
     def from_amplitudes(
@@ -109,6 +115,7 @@ class SourceMap:
         meta: Mapping | None = None,
         vertices: list | None = None,
         stc_kind: str = "vol",
+        fit: Mapping | None = None,
     ) -> SourceMap:
         """A checked SourceMap from an amplitude array (n_sources, n_times).
 
@@ -135,9 +142,16 @@ class SourceMap:
             peak_time = float(times[int(np.argmax(amp.max(axis=0)))]) if amp.size else 0.0
         return cls(amp, times, source_space, str(method), str(units), float(peak_time),
                    dict(params or {}), info, dict(extras or {}), dict(meta or {}), vertices,
-                   stc_kind)
+                   stc_kind, dict(fit or {}))
 
     # ------------------------------------------------------------------ reading the map
+    @property
+    def goodness_of_fit(self) -> float | None:
+        """Fraction (0–1) of the whitened data at :attr:`peak_time` that the map's peaks,
+        refitted as dipoles, explain (None without a fit; see :attr:`fit`)."""
+        gof = self.fit.get("gof")
+        return None if gof is None else float(gof)
+
     @property
     def n_sources(self) -> int:
         """Number of source points."""
@@ -319,14 +333,16 @@ class SourceMap:
                 "source_space": SOURCE_SPACE_NAME,
             },
             "meta": to_jsonable(self.meta),
+            "fit": to_jsonable(self.fit),
         }
         (folder / INFO_NAME).write_text(json.dumps(doc, indent=2), encoding="utf-8")
 
     def __repr__(self) -> str:
+        gof = "" if self.goodness_of_fit is None else f" | GOF {100 * self.goodness_of_fit:.0f} %"
         return (
             f"<SourceMap {self.method} | {self.n_sources} sources x {self.n_times} times "
             f"({self.times[0]:.3f}..{self.times[-1]:.3f} s) | peak time {self.peak_time:.3f} s | "
-            f"{self.units}>"
+            f"{self.units}{gof}>"
         )
 
 
@@ -352,7 +368,7 @@ def read_source_map(folder: str | os.PathLike) -> SourceMap:
     return SourceMap.from_amplitudes(
         np.asarray(stc.data, float), stc.times, src, method=doc.get("method", "unknown"),
         units=doc.get("units", "relative"), peak_time=doc.get("peak_time_s"),
-        params=doc.get("params"), meta=doc.get("meta"),
+        params=doc.get("params"), meta=doc.get("meta"), fit=doc.get("fit"),
     )
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy import sparse
@@ -55,7 +56,8 @@ class Simulator:
         What to simulate (defaults if None).
     """
 
-    def __init__(self, leadfield: LeadField, config: SimulationConfig | None = None) -> None:
+    def __init__(self, leadfield: LeadField, config: SimulationConfig | None = None, *,
+                 ensemble: Any = None) -> None:
         validate_type(leadfield, LeadField, "leadfield", "a deepesi LeadField")
         config = SimulationConfig() if config is None else config
         validate_type(config, SimulationConfig, "config", "a SimulationConfig")
@@ -76,6 +78,11 @@ class Simulator:
             gain = self.projector @ gain.reshape(len(gain), -1)
         # (3·n_src, n_ch): row 3p + k is point p's k-th dipole, for sparse moments @ gain
         self.gain_flat = np.ascontiguousarray(gain.reshape(len(gain), -1).T)
+        # a forward ensemble: every sample's signal through one member drawn at random
+        self.member_gains = None
+        if ensemble is not None:
+            self.member_gains = [self._flat_gain(lf) for lf in _check_ensemble(ensemble,
+                                                                                leadfield)]
         self.deep = src.is_subcortical
         self.free = src.free_ori
         self.normals = src.normals
@@ -127,6 +134,15 @@ class Simulator:
             )
 
     # ------------------------------------------------------------------ helpers
+    def _flat_gain(self, lf: LeadField) -> np.ndarray:
+        """(3·n_src, n_ch) gain of ``lf``, referenced and projected like the main one."""
+        gain = lf.gain.astype(np.float64)
+        if self.config.average_reference and len(self.eeg):
+            gain[self.eeg] -= gain[self.eeg].mean(axis=0, keepdims=True)
+        if self.projector is not None:
+            gain = self.projector @ gain.reshape(len(gain), -1)
+        return np.ascontiguousarray(gain.reshape(len(gain), -1).T)
+
     def _noise_factor(self, cov) -> np.ndarray | None:
         """Square root (n_ch, n_ch) of the noise covariance on the lead field's channels."""
         if cov is None:
@@ -311,7 +327,15 @@ class Simulator:
             ),
             shape=(m, 3 * self.n_src),
         )
-        topo = np.asarray(dipoles @ self.gain_flat)  # (m, n_ch)
+        if self.member_gains is None:
+            topo = np.asarray(dipoles @ self.gain_flat)  # (m, n_ch)
+        else:  # one ensemble member per sample, drawn after the source configurations (those
+            # stay as without an ensemble)
+            drawn = rng.integers(len(self.member_gains), size=n)[sample_of]
+            topo = np.zeros((m, n_ch))
+            for k in np.unique(drawn):
+                rows = np.flatnonzero(drawn == k)
+                topo[rows] = np.asarray(dipoles[rows] @ self.member_gains[k])
         wave = self._waveforms(m, rng)
         member = sparse.csr_matrix((np.ones(m), (sample_of, np.arange(m))), shape=(n, m))
         signal_all = np.asarray(member @ (topo[:, :, None] * wave[:, None, :]).reshape(m, -1))
@@ -426,6 +450,24 @@ class Simulator:
         x = x.copy()
         x[:, self.eeg] -= mean * g  # bad channels are zeroed afterwards anyway
         return x
+
+
+def _check_ensemble(ensemble: Any, leadfield: LeadField) -> list[LeadField]:
+    """The members of a forward ensemble, checked against the simulator's lead field."""
+    members = list(getattr(ensemble, "members", ensemble))
+    if not members:
+        raise ValueError("the forward ensemble is empty.")
+    src_hash = leadfield.source_space.hash()
+    for k, lf in enumerate(members):
+        validate_type(lf, LeadField, f"ensemble member {k}", "a deepesi LeadField")
+        if list(lf.ch_names) != list(leadfield.ch_names):
+            raise ValueError(
+                f"ensemble member {k} has other channels than the lead field; pick both alike "
+                "(ForwardEnsemble.pick / pick_types)."
+            )
+        if lf.source_space.hash() != src_hash:
+            raise ValueError(f"ensemble member {k} has another source space than the lead field.")
+    return members
 
 
 def simulate_batch(

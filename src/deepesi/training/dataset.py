@@ -76,6 +76,9 @@ class SimulatedDataset(IterableDataset):
         Yield only this time sample's source map as the target (None: the whole map).
     target_kernel : scipy.sparse matrix | None
         Smoothing kernel (:func:`smoothing_kernel`) applied to that target map.
+    ensemble : ForwardEnsemble | list of LeadField | None
+        Lead fields of the same channels and source space; each sample's signal goes through
+        one of them drawn at random (:class:`~deepesi.simulation.Simulator`).
     """
 
     def __init__(
@@ -89,6 +92,7 @@ class SimulatedDataset(IterableDataset):
         *,
         target_sample: int | None = None,
         target_kernel: sparse.spmatrix | sparse.sparray | None = None,
+        ensemble=None,
     ) -> None:
         super().__init__()
         if n_batches < 1 or batch_size < 1:
@@ -108,7 +112,7 @@ class SimulatedDataset(IterableDataset):
         self.target_sample = None if target_sample is None else int(target_sample)
         self.target_kernel = None if target_kernel is None else sparse.csr_matrix(target_kernel)
         # built here, patches included, so that forked DataLoader workers inherit it warm
-        self._sim = Simulator(leadfield, self.config)
+        self._sim = Simulator(leadfield, self.config, ensemble=ensemble)
         self._sim.precompute_patches()
 
     def set_epoch(self, epoch: int) -> None:

@@ -69,6 +69,7 @@ def train_model(
     max_minutes: float | None = None,
     precision: str = "float32",
     whiten: bool | None = None,
+    ensemble: Any = None,
     overwrite: bool = False,
     verbose: bool | str | int | None = None,
 ) -> TrainedModel:
@@ -133,6 +134,11 @@ def train_model(
         the net see data as the classical methods do; pair it with
         ``config.snr_space='whitened'``. None (default): whiten when ``config.noise_cov`` is given.
         With ``config.projs`` the whitener also removes the recording's SSP directions.
+    ensemble : ForwardEnsemble | None
+        Train under forward uncertainty (:func:`deepesi.forward.make_forward_ensemble`): each
+        training and validation sample's signal goes through one member drawn at random. The
+        members must have ``leadfield``'s channels and source space; ``leadfield`` stays the
+        model's forward (its hash, the amplitude recovery, the input scaling).
     overwrite : bool
         Replace an existing ``out_path``.
     verbose : bool | str | int | None
@@ -176,12 +182,19 @@ def train_model(
         "precision": precision, "whiten": bool(whiten), "seed": seed, "world_size": world,
         "n_val": n_val, "sim_config": config.to_dict(), "leadfield_hash": leadfield.hash(),
     }
+    if ensemble is not None:
+        from ..forward.ensemble import ForwardEnsemble
+
+        if not isinstance(ensemble, ForwardEnsemble):
+            ensemble = ForwardEnsemble(list(ensemble))
+        settings["ensemble"] = {"hash": ensemble.hash(), "n_members": len(ensemble),
+                                **dict(getattr(ensemble, "meta", {}))}
     plan = _Plan(dev=dev, input_t=input_t, loss_fn=loss_fn, mixed=precision == "bfloat16",
                  lr=lr, schedule=schedule, epochs=epochs,
                  per_rank=-(-batches_per_epoch // world), max_minutes=max_minutes)
     dataset, loader, val_x, val_y = _make_data(
         leadfield, config, plan, batch_size=batch_size, seed=seed, rank=rank, n_val=n_val,
-        num_workers=num_workers, target_smoothing_mm=target_smoothing_mm,
+        num_workers=num_workers, target_smoothing_mm=target_smoothing_mm, ensemble=ensemble,
     )
     train_net = model
     if world > 1:
@@ -306,7 +319,7 @@ class _Plan:
 
 def _make_data(
     leadfield: LeadField, config: SimulationConfig, plan: _Plan, *, batch_size: int, seed: int,
-    rank: int, n_val: int, num_workers: int, target_smoothing_mm: float,
+    rank: int, n_val: int, num_workers: int, target_smoothing_mm: float, ensemble: Any = None,
 ) -> tuple[SimulatedDataset, torch.utils.data.DataLoader, torch.Tensor, torch.Tensor]:
     """The training stream of this process and the fixed, normalised validation set."""
     centre = config.n_times // 2
@@ -320,6 +333,7 @@ def _make_data(
         rank=rank,
         target_sample=centre,
         target_kernel=kernel,
+        ensemble=ensemble,
     )
     loader = torch.utils.data.DataLoader(
         dataset,
@@ -328,7 +342,9 @@ def _make_data(
         persistent_workers=False,
         pin_memory=plan.dev.type == "cuda",
     )
-    val = Simulator(leadfield, config).simulate(n_val, batch_seed(seed, _VAL_EPOCH, 0, 0))
+    val = Simulator(leadfield, config, ensemble=ensemble).simulate(
+        n_val, batch_seed(seed, _VAL_EPOCH, 0, 0)
+    )
     val_x = normalise_input(torch.from_numpy(val.data).to(plan.dev), plan.input_t)
     val_y = normalise_target(
         torch.from_numpy(smooth_target(val.sources[:, :, centre], kernel)).to(plan.dev)
@@ -492,6 +508,7 @@ def _meta(state: dict, settings: dict, dev: torch.device, target_smoothing_mm: f
         "precision": settings["precision"],
         "whiten": settings["whiten"],
         "seed": settings["seed"],
+        "ensemble": settings.get("ensemble"),
         "deepesi_version": _version(),
     }
 

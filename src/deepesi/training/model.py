@@ -98,6 +98,20 @@ class TrainedModel:
         """Number of source points the net predicts."""
         return self.net.n_sources
 
+    def weights_hash(self) -> str:
+        """Content hash (sha256 hex) of the network's weights and the input transform: two
+        trainings gave the same net exactly when their hashes agree."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for name, tensor in self.net.state_dict().items():
+            h.update(name.encode())
+            h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        for arr in (self.channel_scale, self.whitener):
+            if arr is not None:
+                h.update(np.ascontiguousarray(arr, dtype=np.float64).tobytes())
+        return h.hexdigest()
+
     def check_leadfield(self, leadfield: LeadField) -> None:
         """Raise ValueError unless ``leadfield`` is the one the model was trained for (same
         source space, channels in order and gain, by hash)."""

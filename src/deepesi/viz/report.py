@@ -280,7 +280,8 @@ def make_report(
         )
         report.add_html(
             '<table class="table table-sm"><thead><tr><th>method</th><th>peak time (ms)</th>'
-            "<th>strongest region</th><th>MRI (mm)</th></tr></thead>" + rows + "</table>",
+            "<th>strongest region</th><th>MRI (mm)</th><th>goodness of fit</th></tr></thead>"
+            + rows + "</table>",
             title="Comparison: strongest peaks", section="comparison",
         )
     with atomic_path(fname, overwrite=overwrite) as tmp:
@@ -300,14 +301,48 @@ def _check_head(head: Any, result: SourceMap) -> None:
         )
 
 
+def _gof_text(res: SourceMap) -> str:
+    """'81.2 %' (with a warning mark when the fit is poor), or 'n/a' without a fit."""
+    if res.goodness_of_fit is None:
+        return "n/a"
+    mark = " ⚠" if res.fit.get("poor") else ""
+    return f"{100 * res.goodness_of_fit:.1f} %{mark}"
+
+
+def fit_html(res: SourceMap) -> str:
+    """The goodness-of-fit paragraph of a method's section."""
+    fit = res.fit
+    if not fit:
+        return ("<p>Goodness of fit: not computed (the map was made without the model's "
+                "forward).</p>")
+    parts = [
+        f"<p><b>Goodness of fit</b> at {fit['time'] * 1000:.1f} ms: the map's "
+        f"{fit['n_dipoles']} strongest peak(s), refitted as free dipoles on the whitened data, "
+        f"explain <b>{100 * fit['gof']:.1f} %</b> of it"
+    ]
+    if fit.get("best_dipole_gof") is not None:
+        parts.append(f"; the best single dipole on the grid explains "
+                     f"{100 * fit['best_dipole_gof']:.1f} % (at {fit['best_dipole_position_mm']}"
+                     " mm, MRI)")
+    if fit.get("refined_gof") is not None:
+        parts.append(f"; refined locally: {100 * fit['refined_gof']:.1f} % at "
+                     f"{fit['refined_positions_mm']} mm")
+    parts.append(".</p>")
+    if fit.get("poor"):
+        parts.append("<p><b>Warning</b>: the map explains much less of the data than a single "
+                     "dipole does; it is probably not where the sources are.</p>")
+    return "".join(parts)
+
+
 def _comparison_row(name: str, res: SourceMap) -> str:
     table = res.peaks(1)
     if not len(table):
-        return f"<tr><td>{name}</td><td colspan=3>no activity</td></tr>"
+        return f"<tr><td>{name}</td><td colspan=4>no activity</td></tr>"
     r = table[0]
     return (
         f"<tr><td>{name}</td><td>{r['time'] * 1000:.1f}</td><td>{r['region']}</td>"
-        f"<td>({r['x_mri']:.0f}, {r['y_mri']:.0f}, {r['z_mri']:.0f})</td></tr>"
+        f"<td>({r['x_mri']:.0f}, {r['y_mri']:.0f}, {r['z_mri']:.0f})</td>"
+        f"<td>{_gof_text(res)}</td></tr>"
     )
 
 
@@ -327,4 +362,4 @@ def _add_method(report, name: str, res: SourceMap, head: Any, n_peaks: int) -> N
         f"time ({res.peak_time * 1000:.1f} ms: the largest whitened global field power, the same "
         f"for every method). Units of amplitude: {res.units}.</p>"
     )
-    report.add_html(html + note, title=f"{name}: peak table", section=section)
+    report.add_html(html + note + fit_html(res), title=f"{name}: peak table", section=section)
