@@ -66,12 +66,18 @@ from deepesi.datasets.mne_sample import (
     TRAINING,
     WINDOW,
     build_forward,
+    build_forward_ensemble,
     build_head,
     build_sources,
     data_paths,
     load_auditory_evoked,
 )
-from deepesi.references import label_in_brain_fraction, label_positions, score_map
+from deepesi.references import (
+    label_in_brain_fraction,
+    label_positions,
+    read_xfit_dipole,
+    score_map,
+)
 
 logger = logging.getLogger("sample_auditory")
 
@@ -111,6 +117,12 @@ class Settings:
         Classical methods to compare (names of :data:`deepesi.inverse.CLASSICAL_METHODS`).
     seed : int
         Seeds the networks' weights and the simulated training data.
+    ensemble : int
+        Lead fields the nets train on (the nominal one and ``ensemble - 1`` drawn under
+        conductivity, electrode and head-position uncertainty; 1: the nominal forward alone).
+    bank_noise_fraction, brain_noise_fraction : (float, float)
+        Fractions of the training noise drawn from the recording's own pre-stimulus baseline
+        and from background brain activity (:mod:`deepesi.simulation.noise`).
     quick : bool
         Tiny settings for a smoke test.
     """
@@ -125,19 +137,23 @@ class Settings:
     n_val: int = TRAINING["n_val"]
     methods: tuple[str, ...] = ()
     seed: int = TRAINING["seed"]
+    ensemble: int = 4
+    bank_noise_fraction: tuple[float, float] = (0.25, 0.75)
+    brain_noise_fraction: tuple[float, float] = (0.0, 0.5)
     quick: bool = False
 
     @classmethod
     def quick_settings(cls, **kw) -> Settings:
         """Tiny settings: 3 mm head, 8 mm sources, 2 epochs of 4 batches of 32 per network."""
         base = dict(voxel_size=3.0, spacing=8e-3, train_minutes=0.5, epochs=2, batch_size=32,
-                    batches_per_epoch=4, n_val=64, quick=True)
+                    batches_per_epoch=4, n_val=64, quick=True, ensemble=1)
         base.update(kw)
         return cls(**base)
 
 
 # ============================================================================ cached stages
-def train_or_load(lf_m, config, fname: Path, settings: Settings, whiten: bool | None = None):
+def train_or_load(lf_m, config, fname: Path, settings: Settings, whiten: bool | None = None,
+                  ensemble=None):
     """The net in ``fname`` if it exists, else one trained there on ``config`` with the example's
     settings (budget, batches, seed; ``whiten`` as :func:`deepesi.training.train_model`)."""
     from deepesi.training import train_or_load as _train_or_load
@@ -146,15 +162,17 @@ def train_or_load(lf_m, config, fname: Path, settings: Settings, whiten: bool | 
         lf_m, config, fname, epochs=settings.epochs, batch_size=settings.batch_size,
         batches_per_epoch=settings.batches_per_epoch, n_val=settings.n_val,
         seed=settings.seed, max_minutes=settings.train_minutes, whiten=whiten,
-        patience=settings.patience,
+        patience=settings.patience, ensemble=ensemble,
     )
 
 
-def train_networks(lf, cov, projs: list, out: Path, settings: Settings) -> dict:
+def train_networks(lf, cov, evoked, out: Path, settings: Settings, ensemble=None) -> dict:
     """Stage 4: one 4LCNN per modality (cached in ``<out>/models``; interrupted runs resume).
 
-    ``projs``: the recording's SSP projectors, applied to the simulated data as to the real."""
-    from deepesi.simulation import SimulationConfig
+    The recording's SSP projectors are applied to the simulated data as to the real; part of
+    the noise is the recording's own pre-stimulus baseline (a noise bank), part background brain
+    activity; with ``ensemble`` every training sample goes through one of its lead fields."""
+    from deepesi.simulation import SimulationConfig, make_noise_bank
 
     suffix = "-quick" if settings.quick else ""
     # the net whitens its input with the recording's noise covariance (train_model's default
@@ -162,12 +180,18 @@ def train_networks(lf, cov, projs: list, out: Path, settings: Settings) -> dict:
     # half to all of the noise from the covariance, the rest white (real noise is never exactly
     # the estimated covariance); signal and noise projected by the recording's SSP (3 PCA
     # vectors of the empty-room MEG), which the whitener then also removes
+    bank = make_noise_bank(evoked, tmax=0.0)
     config = SimulationConfig(noise_cov=cov, snr_space="whitened",
-                              colored_noise_fraction=(0.5, 1.0), projs=projs)
+                              colored_noise_fraction=(0.5, 1.0), projs=evoked.info["projs"],
+                              sfreq=float(evoked.info["sfreq"]), noise_bank=bank,
+                              bank_noise_fraction=settings.bank_noise_fraction,
+                              brain_noise_fraction=settings.brain_noise_fraction)
     models = {}
     for name, types in MODALITIES.items():
         fname = out / "models" / f"{name.replace('+', '-').lower()}{suffix}.pt"
-        models[name] = train_or_load(lf.pick_types(list(types)), config, fname, settings)
+        ens = None if ensemble is None else ensemble.pick_types(list(types))
+        models[name] = train_or_load(lf.pick_types(list(types)), config, fname, settings,
+                                     ensemble=ens)
     return models
 
 
@@ -178,7 +202,7 @@ def _window_map(amplitudes: np.ndarray) -> np.ndarray:
 
 
 def run_methods(evoked, lf, models: dict, cov, labels: dict, settings: Settings,
-                progress: bool) -> tuple[list[dict], dict]:
+                progress: bool, dipole: dict | None = None) -> tuple[list[dict], dict]:
     """Stage 6–7: localize the window with every modality × method and score the peaks.
 
     Returns
@@ -197,11 +221,13 @@ def run_methods(evoked, lf, models: dict, cov, labels: dict, settings: Settings,
         lf_m = lf.pick_types(list(types))
         ev_m = evoked.copy().pick([ch for ch in evoked.ch_names if ch in set(lf_m.ch_names)])
         t0 = time.perf_counter()
-        res = apply_network(evoked, models[name], source_space=src, tmin=WINDOW[0],
-                            tmax=WINDOW[1])
+        res = apply_network(evoked, models[name], source_space=src, noise_cov=cov,
+                            forward=lf_m, tmin=WINDOW[0], tmax=WINDOW[1])
         results[name] = res
         rows.append({"modality": name, "method": "deepesi",
-                     **score_map(_window_map(res.amplitudes), src, labels),
+                     **score_map(_window_map(res.amplitudes), src, labels, dipole),
+                     "gof": res.fit.get("gof"),
+                     "best_dipole_gof": res.fit.get("best_dipole_gof"),
                      "seconds": round(time.perf_counter() - t0, 2)})
         for method in methods:
             t0 = time.perf_counter()
@@ -213,7 +239,9 @@ def run_methods(evoked, lf, models: dict, cov, labels: dict, settings: Settings,
                 rows.append({"modality": name, "method": method, "error": str(err)})
                 continue
             rows.append({"modality": name, "method": sr.method,
-                         **score_map(_window_map(sr.amplitudes), src, labels),
+                         **score_map(_window_map(sr.amplitudes), src, labels, dipole),
+                         "gof": sr.fit.get("gof"),
+                         "best_dipole_gof": sr.fit.get("best_dipole_gof"),
                          "seconds": round(time.perf_counter() - t0, 2)})
             if progress:
                 logger.info("%s / %s: lh %s mm, rh %s mm", name, sr.method,
@@ -245,14 +273,14 @@ def markdown_table(rows: list[dict], label_info: dict | None = None) -> str:
     ]
     lines = [*notes,
         "| modality | method | Aud-lh dist (mm) | Aud-rh dist (mm) | LH to auditory box (mm) | "
-        "RH to auditory box (mm) | LH peak (MNI mm) | RH peak (MNI mm) | LH region | "
-        "RH region |",
-        "|---|---|---:|---:|---:|---:|---|---|---|---|",
+        "RH to auditory box (mm) | RH to xfit dipole (mm) | GOF (%) | LH peak (MNI mm) | "
+        "RH peak (MNI mm) | LH region | RH region |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---|---|---|",
     ]
     for r in rows:
         if "error" in r:
             lines.append(f"| {r['modality']} | {r['method']} | failed: {r['error'][:60]} "
-                         "| | | | | | | |")
+                         "| | | | | | | | | |")
             continue
         pk = {h: ("—" if r.get(f"peak_{h}_mni_mm") is None
                   else "(" + ", ".join(f"{v:.0f}" for v in r[f"peak_{h}_mni_mm"]) + ")")
@@ -261,7 +289,8 @@ def markdown_table(rows: list[dict], label_info: dict | None = None) -> str:
         box = {h: _fmt(r.get(f"aud_mni_{h}_mm")) for h in ("lh", "rh")}
         lines.append(
             f"| {r['modality']} | {r['method']} | {dist['lh']} | {dist['rh']} | "
-            f"{box['lh']} | {box['rh']} | "
+            f"{box['lh']} | {box['rh']} | {_fmt(r.get('dist_dipole_mm'))} | "
+            f"{_fmt(None if r.get('gof') is None else 100 * r['gof'])} | "
             f"{pk['lh']} | {pk['rh']} | {r['peak_lh_region'] or '—'} "
             f"| {r['peak_rh_region'] or '—'} |"
         )
@@ -306,8 +335,14 @@ def run(data_dir: str | Path, out: str | Path, settings: Settings, *, report: bo
     timings["forward_s"] = time.perf_counter() - t0
     cov = mne.read_cov(paths["cov"], verbose=False)
     evoked = load_auditory_evoked(paths["evoked"])
+    ensemble = None
     t0 = time.perf_counter()
-    models = train_networks(lf, cov, evoked.info["projs"], out, settings)
+    if settings.ensemble > 1:
+        ensemble = build_forward_ensemble(head, sources, paths, out,
+                                          n_members=settings.ensemble, seed=settings.seed)
+        timings["forward_ensemble_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    models = train_networks(lf, cov, evoked, out, settings, ensemble)
     timings["training_s"] = time.perf_counter() - t0
     labels, label_info = {}, {}
     for h in ("lh", "rh"):
@@ -323,7 +358,9 @@ def run(data_dir: str | Path, out: str | Path, settings: Settings, *, report: bo
                 "positions of its vertices; distances below are not meaningful.", h,
                 100 * frac, h)
     t0 = time.perf_counter()
-    rows, results = run_methods(evoked, lf, models, cov, labels, settings, progress)
+    dipole = (read_xfit_dipole(paths["xfit_dipole"], paths["trans"])
+              if "xfit_dipole" in paths else None)
+    rows, results = run_methods(evoked, lf, models, cov, labels, settings, progress, dipole)
     timings["localization_s"] = time.perf_counter() - t0
     summary = {
         "window_s": list(WINDOW),
@@ -365,12 +402,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-o", "--out", required=True, help="output and cache folder.")
     parser.add_argument("--quick", action="store_true", help="tiny settings (smoke test).")
     parser.add_argument("--train-minutes", type=float, default=None,
-                        help="optional wall-time cap per network, minutes (default: none, the budget is "
-                        "a number of batches, so the nets do not depend on the machine).")
+                        help="optional wall-time cap per network, minutes (default: none, the "
+                        "budget is a number of batches, so the nets do not depend on the "
+                        "machine).")
     parser.add_argument("--methods", nargs="+", default=None,
                         help="classical methods to compare (default: all).")
     parser.add_argument("--epochs", type=int, default=None,
                         help=f"training epochs per network (default {TRAINING['epochs']}).")
+    parser.add_argument("--ensemble", type=int, default=None,
+                        help="lead fields to train on (default 4: the nominal one and 3 drawn "
+                             "under head-model uncertainty; 1: the nominal one alone).")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-report", action="store_true", help="skip the HTML reports.")
     parser.add_argument("--quiet", action="store_true")
@@ -385,6 +426,10 @@ def main(argv: list[str] | None = None) -> int:
         kw["train_minutes"] = args.train_minutes
     if args.epochs is not None:
         kw["epochs"] = args.epochs
+    if args.ensemble is not None:
+        if args.ensemble < 1:
+            parser.error("--ensemble must be >= 1.")
+        kw["ensemble"] = args.ensemble
     if args.methods:
         kw["methods"] = tuple(args.methods)
     settings = Settings.quick_settings(**kw) if args.quick else Settings(**kw)

@@ -71,8 +71,9 @@ def test_markdown_table_marks_missing_peaks(ex):
     table = ex.markdown_table([row, {"modality": "EEG", "method": "LCMV", "error": "boom"}])
     lines = table.strip().splitlines()
     assert len(lines) == 4
-    assert ("| MEG | dipole_scan | — | 3.2 | — | — | — | (50, -10, 4) | — | ctx-rh-temporal |"
-            in lines)
+    want = ("| MEG | dipole_scan | — | 3.2 | — | — | — | — | — | (50, -10, 4) | — | "
+            "ctx-rh-temporal |")
+    assert want in lines
     assert "failed: boom" in lines[3]
     warned = ex.markdown_table([row], {"lh": {"usable": False, "in_brain_fraction": 0.3},
                                        "rh": {"usable": True, "in_brain_fraction": 0.95}})

@@ -182,7 +182,40 @@ def hemisphere_peaks(amp_map: np.ndarray, source_space) -> dict[str, int | None]
     return out
 
 
-def score_map(amp_map: np.ndarray, source_space, labels: dict[str, np.ndarray]) -> dict:
+def read_xfit_dipole(fname: str | os.PathLike, trans) -> dict:
+    """An equivalent current dipole fitted by Elekta/MEGIN xfit (``.dip`` file), in MRI.
+
+    Parameters
+    ----------
+    fname : path-like
+        The ``.dip`` file (head frame, as xfit writes it); the first dipole is used.
+    trans : str | path-like | mne.transforms.Transform
+        Head → MRI transform of the recording (``-trans.fif``).
+
+    Returns
+    -------
+    dict
+        ``pos_mri_m`` (3,), ``time_s``, ``gof_percent``, ``amplitude_nAm``, ``hemi`` ('lh' or
+        'rh', from the sign of x in MRI).
+    """
+    import warnings
+
+    from .sensors import read_trans
+
+    with warnings.catch_warnings():  # xfit's extra columns (noise, prob) are not MNE's
+        warnings.simplefilter("ignore", RuntimeWarning)
+        dip = mne.read_dipole(str(fname), verbose=False)
+    t = trans if isinstance(trans, mne.transforms.Transform) else read_trans(trans)
+    if t["from"] == mne.io.constants.FIFF.FIFFV_COORD_MRI:
+        t = mne.transforms.invert_transform(t)
+    pos = mne.transforms.apply_trans(t, dip.pos[:1])[0]
+    return {"pos_mri_m": pos, "time_s": float(dip.times[0]), "gof_percent": float(dip.gof[0]),
+            "amplitude_nAm": float(dip.amplitude[0] * 1e9),
+            "hemi": "rh" if pos[0] > 0 else "lh"}
+
+
+def score_map(amp_map: np.ndarray, source_space, labels: dict[str, np.ndarray],
+              dipole: dict | None = None) -> dict:
     """Hemisphere peaks of a map and their distances to the auditory labels.
 
     Parameters
@@ -193,6 +226,9 @@ def score_map(amp_map: np.ndarray, source_space, labels: dict[str, np.ndarray]) 
         The map's points.
     labels : dict
         ``{'lh': pos, 'rh': pos}``, label vertex positions (m, MRI frame).
+    dipole : dict | None
+        An independent dipole (:func:`read_xfit_dipole`): adds ``dist_dipole_mm``, the
+        distance from the map's peak in the dipole's hemisphere to it.
 
     Returns
     -------
@@ -221,4 +257,8 @@ def score_map(amp_map: np.ndarray, source_space, labels: dict[str, np.ndarray]) 
                                   round(box_distance_mm(mni[i], AUDITORY_MNI_BOX[h]), 1))
         row[f"peak_{h}_region"] = region_name(int(source_space.region_ids[i]))
         row[f"peak_{h}_rel"] = round(float(amp[i] / top), 3) if top > 0 else None
+    if dipole is not None:
+        pk = row.get(f"peak_{dipole['hemi']}_mri_mm")
+        row["dist_dipole_mm"] = (None if pk is None else round(float(np.linalg.norm(
+            np.asarray(pk) / 1000 - np.asarray(dipole["pos_mri_m"])) * 1000), 1))
     return row

@@ -28,6 +28,7 @@ __all__ = [
     "TRANS_FILE",
     "WINDOW",
     "build_forward",
+    "build_forward_ensemble",
     "build_head",
     "build_sources",
     "data_paths",
@@ -173,3 +174,20 @@ def build_forward(head, sources, paths: dict, out: str | os.PathLike, *,
     logger.info("forward: %s (%.0f s, %s)", lf, time.perf_counter() - t0,
                 "from cache" if lf.meta.get("from_cache") else "computed")
     return lf
+
+
+def build_forward_ensemble(head, sources, paths: dict, out: str | os.PathLike, *,
+                           n_members: int = 4, seed: int = 0,
+                           verbose: bool | str | int | None = None):
+    """A forward ensemble of the recording's sensors (:func:`deepesi.forward.ensemble.
+    make_forward_ensemble`, member 0 the nominal forward of :func:`build_forward`; every
+    member cached in ``<out>/cache``)."""
+    from ..forward.ensemble import make_forward_ensemble
+    from ..sensors import sensors_from_info
+
+    sensors = sensors_from_info(paths["evoked"], paths["trans"], head)
+    t0 = time.perf_counter()
+    ens = make_forward_ensemble(head, sensors, sources, n_members, seed=seed,
+                                cache_dir=Path(out) / "cache")
+    logger.info("forward ensemble: %s (%.0f s)", ens, time.perf_counter() - t0)
+    return ens
