@@ -96,3 +96,18 @@ def test_snap_into_tissue(head_src):
     centres = head.voxel_to_mri(np.argwhere(allowed))
     d = np.linalg.norm(centres[None] - outside[:, None], axis=2).min(1)
     np.testing.assert_allclose(np.linalg.norm(snapped[3:] - outside, axis=1), d)
+
+
+def test_realistic_conductivities_recipe():
+    from deepesi.anatomy.template import load_template
+    from deepesi.simulation.mismatch import REALISTIC_SKULL, realistic_conductivities
+
+    head = load_template()
+    a = realistic_conductivities(head, 7)
+    assert a == realistic_conductivities(head, 7) and a != realistic_conductivities(head, 8)
+    for name, value in REALISTIC_SKULL.items():
+        assert a[name] == value
+    for name in ("GM", "WM", "CSF", "Scalp"):
+        rel = abs(a[name] / head.tissues[name].conductivity - 1)
+        assert 0.08 <= rel <= 0.20
+    assert set(a) >= {*REALISTIC_SKULL, "GM", "WM", "CSF", "Scalp"}

@@ -32,7 +32,7 @@ from ..sources import SourceSpace
 from .api import make_forward
 from .leadfield import LeadField
 
-__all__ = ["CONDUCTIVITY_FACTORS", "ForwardEnsemble", "make_forward_ensemble"]
+__all__ = ["CONDUCTIVITY_FACTORS", "ForwardEnsemble", "jitter_electrodes", "make_forward_ensemble"]
 
 #: Default range (min, max) of the factor each tissue's conductivity is multiplied by, drawn
 #: log-uniformly and independently per tissue: a factor of 2 each way for the bone tissues, less
@@ -149,7 +149,7 @@ def _draw_conductivities(head: HeadModel, factors: Mapping[str, tuple[float, flo
     return out
 
 
-def _jitter_electrodes(head: HeadModel, sensors: Sensors, rms_mm: float,
+def jitter_electrodes(head: HeadModel, sensors: Sensors, rms_mm: float,
                        rng: np.random.Generator) -> tuple[Sensors, float]:
     """Electrodes moved tangentially (RMS ``rms_mm``) and projected back onto the scalp."""
     from ..anatomy.masks import head_mask
@@ -272,7 +272,7 @@ def make_forward_ensemble(
                 rng = np.random.default_rng([int(seed), k])
                 cond = _draw_conductivities(head, factors, rng)
                 h = head.with_conductivities(cond)
-                s, el_mm = _jitter_electrodes(head, sensors, electrode_jitter_mm, rng)
+                s, el_mm = jitter_electrodes(head, sensors, electrode_jitter_mm, rng)
                 s, sh_mm, rot_deg = _jitter_head_position(s, head_shift_mm, head_rotation_deg,
                                                           rng)
                 draw = {"conductivities": {t.name: float(t.conductivity) for t in h.tissues},

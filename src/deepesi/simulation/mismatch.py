@@ -30,7 +30,22 @@ from ..sources import SourceSpace
 if TYPE_CHECKING:
     from ..anatomy.headmodel import HeadModel
 
-__all__ = ["SOURCE_TISSUES", "off_grid_sources", "perturbed_conductivities", "snap_into_tissue"]
+__all__ = [
+    "REALISTIC_SHIFT",
+    "REALISTIC_SKULL",
+    "SOURCE_TISSUES",
+    "off_grid_sources",
+    "perturbed_conductivities",
+    "realistic_conductivities",
+    "snap_into_tissue",
+]
+
+#: The realistic mismatch's skull (S/m): compact / spongy bone 0.005 / 0.040 instead of the
+#: default 0.008 / 0.025 (×0.6 and ×1.6: thin, dense and thick, porous skulls are both common).
+REALISTIC_SKULL = {"Compact_bone": 0.005, "Spongy_bone": 0.040}
+#: The realistic mismatch's soft tissues: GM, WM, CSF and scalp each shifted by a relative amount
+#: drawn in this range, with a random sign.
+REALISTIC_SHIFT = (0.08, 0.20)
 
 #: Tissues a source point may lie in (the brain tissues of the source space, with CSF for the
 #: points a coarser grid puts in a sulcus).
@@ -60,6 +75,35 @@ def perturbed_conductivities(
         raise ValueError(f"max_rel must be in [0, 1), got {max_rel!r}.")
     rng = check_random_state(rng)
     return {t.name: t.conductivity * rng.uniform(1 - max_rel, 1 + max_rel) for t in head.tissues}
+
+
+def realistic_conductivities(
+    head: HeadModel, rng: int | np.random.Generator | None,
+    shift: tuple[float, float] = REALISTIC_SHIFT,
+) -> dict[str, float]:
+    """The conductivities of the realistic-mismatch test forward.
+
+    The bone tissues take :data:`REALISTIC_SKULL` (an undifferentiated ``Bone`` the compact
+    value's factor, 0.625); GM, WM, CSF and Scalp are each multiplied by ``1 ± u``, ``u``
+    uniform in ``shift``, random sign (two draws per tissue, in this order). With electrodes
+    moved (:func:`deepesi.forward.ensemble.jitter_electrodes`), a finer FEM mesh and off-grid
+    sources this is the "realistic mismatch" scenario of ``docs/benchmarks.md``.
+    """
+    rng = check_random_state(rng)
+    lo, hi = (float(v) for v in shift)
+    if not 0.0 <= lo <= hi < 1.0:
+        raise ValueError(f"shift must satisfy 0 <= min <= max < 1, got {shift!r}.")
+    out: dict[str, float] = {}
+    for t in head.tissues:
+        if t.name in REALISTIC_SKULL:
+            out[t.name] = REALISTIC_SKULL[t.name]
+        elif t.name == "Bone":
+            out[t.name] = float(t.conductivity) * 0.625
+    for name in ("GM", "WM", "CSF", "Scalp"):
+        if head.has_tissue(name):
+            sign = 1.0 if rng.random() < 0.5 else -1.0
+            out[name] = float(head.tissues[name].conductivity) * (1 + sign * rng.uniform(lo, hi))
+    return out
 
 
 def off_grid_sources(
