@@ -127,7 +127,7 @@ def test_summary_table_and_bootstrap(matched):
         assert r["sd_mm_lo"] <= r["sd_mm"] <= r["sd_mm_hi"]
     md = matched.to_markdown(metrics=("le_mm", "sd_mm"))
     table = [ln for ln in md.splitlines() if ln.startswith("| eeg64")]
-    assert len(table) == 6 + 2 * 2  # summary rows + paired comparison rows
+    assert len(table) == 6 + 2 * 2 + 6  # summary + paired comparison + confusion rows
     assert "200 resamples" in md
 
 
@@ -256,3 +256,23 @@ def test_cli(lf, lf_test, tmp_path, capsys):
     assert (out / "error_vs_depth.png").is_file()
     assert main([*argv, "--methods", "MNE"]) == 2  # outputs exist, no --overwrite
     assert "exists" in capsys.readouterr().err
+
+
+def test_cortical_deep_confusion(matched, lf):
+    """Exact scans never confuse compartments; a peak in the other compartment is counted."""
+    for r in matched.confusion_rates():
+        if r["method"] in (DEEPESI, "dipole_scan"):
+            assert r["rate"] == 0.0 and r["n_sources"] == 4 and r["rate_hi"] < 0.6
+    geo = _Geometry.build(lf, lf)
+    src = lf.source_space
+    cortical = int(np.flatnonzero(~src.is_subcortical)[5])
+    deep = int(np.flatnonzero(src.is_subcortical)[2])
+    truth = np.zeros(src.n_sources)
+    truth[cortical] = 1.0
+    est = np.zeros(src.n_sources)
+    est[deep] = 1.0
+    scores, _ = _score(geo, truth, np.array([cortical]), [np.array([cortical])], est, None)
+    assert scores["confusion"] == 1.0
+    scores, _ = _score(geo, truth, np.array([cortical]), [np.array([cortical])], truth, None)
+    assert scores["confusion"] == 0.0
+    assert "Cortical ↔ deep confusion" in matched.to_markdown()

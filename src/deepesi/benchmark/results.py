@@ -209,7 +209,53 @@ class BenchmarkResult:
             lines.append("| " + " | ".join(cells) + " |")
         if DEEPESI in self.methods and len(self.methods) > 1:
             lines += self._comparison_lines(by)
+        lines += self._confusion_lines()
         return "\n".join(lines) + "\n"
+
+    def confusion_rates(self, by: Sequence[str] = ("sensor_set", "placement", "snr_db")
+                        ) -> list[dict]:
+        """How often a method puts a source's peak in the other compartment (cortex ↔ deep).
+
+        Over the sources of the records of each group (the record's ``confusion`` is the
+        fraction of its sources whose matched peak lies in the other compartment), with a
+        Wilson 95 % interval.
+
+        Returns
+        -------
+        rows : list of dict
+            Group columns, ``method``, ``n_sources``, ``rate``, ``rate_lo``, ``rate_hi``.
+        """
+        by = tuple(by)
+        groups: dict[tuple, list[tuple[float, int]]] = {}
+        for r in self.records:
+            c = r.get("confusion")
+            if c is None or not np.isfinite(c):
+                continue
+            k = len(r.get("source_class") or [None])
+            groups.setdefault((*(r[b] for b in by), r["method"]), []).append((c * k, k))
+        rows = []
+        for g in self._ordered(groups):
+            wrong = sum(w for w, _ in groups[g])
+            n = sum(k for _, k in groups[g])
+            lo, hi = _wilson(wrong, n)
+            rows.append({**dict(zip((*by, "method"), g, strict=True)), "n_sources": n,
+                         "rate": wrong / n if n else float("nan"), "rate_lo": lo,
+                         "rate_hi": hi})
+        return rows
+
+    def _confusion_lines(self) -> list[str]:
+        rows = self.confusion_rates()
+        if not rows:
+            return []
+        lines = ["", "Cortical ↔ deep confusion: % of sources whose matched peak lies in the "
+                 "other compartment [Wilson 95 % CI].", "",
+                 "| sensor_set | placement | snr_db | method | sources | confusion (%) |",
+                 "|---|---|---|---|---|---|"]
+        for r in rows:
+            lines.append(f"| {r['sensor_set']} | {r['placement']} | {_fmt_key(r['snr_db'])} | "
+                         f"{r['method']} | {r['n_sources']} | {100 * r['rate']:.1f} "
+                         f"[{100 * r['rate_lo']:.1f}, {100 * r['rate_hi']:.1f}] |")
+        return lines
 
     def _comparison_lines(self, by: Sequence[str]) -> list[str]:
         """The paired-difference table of :meth:`to_markdown` (method − deepesi)."""
@@ -296,6 +342,17 @@ def read_benchmark(fname: str | os.PathLike) -> BenchmarkResult:
         for r in doc["records"]
     ]
     return BenchmarkResult(records, BenchmarkConfig.from_dict(doc["config"]), doc.get("meta"))
+
+
+def _wilson(k: float, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval of a proportion ``k / n`` (NaN for n = 0)."""
+    if n <= 0:
+        return float("nan"), float("nan")
+    p = k / n
+    den = 1 + z**2 / n
+    centre = (p + z**2 / (2 * n)) / den
+    half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / den
+    return float(max(centre - half, 0.0)), float(min(centre + half, 1.0))
 
 
 def _pair_key(r: dict) -> tuple:

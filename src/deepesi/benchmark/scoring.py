@@ -33,6 +33,7 @@ class _Geometry:
     test_pos: np.ndarray
     model_pos: np.ndarray
     test_subcortical: np.ndarray
+    model_subcortical: np.ndarray
     test_depth: np.ndarray  # (n_test,) m below the convex hull of the test source space
     model_adj: sparse.csr_matrix
     union_pos: np.ndarray
@@ -53,6 +54,7 @@ class _Geometry:
             test_pos=ts.pos,
             model_pos=ms.pos,
             test_subcortical=ts.is_subcortical,
+            model_subcortical=ms.is_subcortical,
             test_depth=depth.min(axis=1),
             model_adj=ms.adjacency,
             union_pos=np.vstack([ts.pos, ms.pos]),
@@ -71,16 +73,22 @@ class _Geometry:
         return out
 
 
-def _matched_error(dist: np.ndarray) -> np.ndarray:
-    """Per-source error from a (sources x peaks) distance matrix, one peak per source.
+def _matching(dist: np.ndarray) -> np.ndarray:
+    """The peak (column) matched to each source (row) of a (sources x peaks) distance matrix.
 
     Hungarian assignment minimising the total distance; a source left without a peak (fewer
-    peaks than sources) takes the distance to its nearest peak.
+    peaks than sources) takes its nearest peak.
     """
     rows, cols = linear_sum_assignment(dist)
-    errors = dist.min(axis=1)
-    errors[rows] = dist[rows, cols]
-    return errors
+    match = dist.argmin(axis=1)
+    match[rows] = cols
+    return match
+
+
+def _matched_error(dist: np.ndarray) -> np.ndarray:
+    """Per-source error from a (sources x peaks) distance matrix, one peak per source
+    (:func:`_matching`)."""
+    return dist[np.arange(dist.shape[0]), _matching(dist)]
 
 
 def _score(
@@ -98,6 +106,7 @@ def _score(
     nan = float("nan")
     n_t = len(geo.test_pos)
     out: dict[str, float] = dict.fromkeys(METRICS, nan)
+    out["confusion"] = nan
     per_source = [nan] * len(centres)
     if not (np.isfinite(est).all() and (est > 0).any()):
         return out, per_source
@@ -108,8 +117,12 @@ def _score(
                        n_max=len(centres))
     peak_pos = geo.model_pos[peaks]
     to_patch = np.stack([cdist(geo.test_pos[p], peak_pos).min(axis=0) for p in patches])
-    errors = _matched_error(to_patch)
+    match = _matching(to_patch)
+    errors = to_patch[np.arange(len(centres)), match]
     per_source = [float(e * 1e3) for e in errors]
+    # cortical <-> deep confusion: the matched peak lies in the other compartment than the source
+    wrong = geo.model_subcortical[peaks[match]] != geo.test_subcortical[np.asarray(centres)]
+    out["confusion"] = float(np.mean(wrong))
     out["le_mm"] = float(np.mean(errors) * 1e3)
     out["le_centre_mm"] = float(np.mean(_matched_error(cdist(geo.test_pos[centres], peak_pos))))
     out["le_centre_mm"] *= 1e3
