@@ -43,18 +43,34 @@ def main() -> None:
     p.add_argument("--no-emd", action="store_true", help="skip the earth mover's distance")
     p.add_argument("--gamma-maxit", type=int, help="cap Gamma-MAP's iterations (a time budget; "
                    "MNE's default runs to tol 1e-4, ~20 s per sample on these forwards)")
+    p.add_argument("--test", default="test", choices=["test", "test-realistic"],
+                   help="test forward: the ±20 %% one, or the realistic mismatch (skull x0.6 / "
+                        "x1.6, electrodes moved 5 mm; build_pretrained.py --realistic)")
+    p.add_argument("--snr", type=float, nargs="+", help="SNRs (dB; default the grid's)")
+    p.add_argument("--n-sources", type=int, nargs="+", help="numbers of sources (default 1 2 3)")
+    p.add_argument("--placements", nargs="+", help="placements (default all three)")
+    p.add_argument("--extent", type=float, nargs=2, help="one extent range (mm)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     work = Path(args.work)
-    for stem in ("train", "test"):
+    for stem in ("train", args.test):
         if not (work / f"{stem}-gain.npy").exists():
             raise SystemExit(f"{work}/{stem}-gain.npy missing: run "
                              "`python scripts/build_pretrained.py --stage forward` first.")
     lf = read_work_leadfield(work, "train")
-    lf_test = read_work_leadfield(work, "test")
+    lf_test = read_work_leadfield(work, args.test)
     model_path = args.model or pretrained_files("template-eeg64")["model"]
     model = read_model(model_path)
-    cfg = BenchmarkConfig(n_samples=args.n, seed=0, methods=tuple(args.methods),
+    grid = {}
+    if args.snr:
+        grid["snr_db"] = tuple(args.snr)
+    if args.n_sources:
+        grid["n_sources"] = tuple(args.n_sources)
+    if args.placements:
+        grid["placements"] = tuple(args.placements)
+    if args.extent:
+        grid["extents_mm"] = (tuple(args.extent),)
+    cfg = BenchmarkConfig(n_samples=args.n, seed=0, methods=tuple(args.methods), **grid,
                           emd_max_support=None if args.no_emd else 200,
                           classical_options={"gamma_map": {"maxit": args.gamma_maxit}}
                           if args.gamma_maxit else {})
@@ -65,6 +81,7 @@ def main() -> None:
                     model_epochs=model.meta.get("epochs_run"),
                     model_train_s=model.meta.get("train_time_s"),
                     model_sources=lf.n_sources, test_sources=lf_test.n_sources,
+                    test_forward=args.test,
                     test_meta={k: v for k, v in lf_test.meta.items() if k != "conductivities"})
     write_and_print(res, args.name, run_s)
 
