@@ -30,13 +30,12 @@ from deepesi.anatomy.template import load_template
 from deepesi.forward.ensemble import jitter_electrodes
 from deepesi.sensors import make_eeg_sensors
 from deepesi.simulation import (
-    SOURCE_TISSUES,
     SimulationConfig,
     off_grid_sources,
     perturbed_conductivities,
     read_work_leadfield,
-    snap_into_tissue,
 )
+from deepesi.simulation.forwards import fem_eeg_gain
 from deepesi.simulation.mismatch import realistic_conductivities
 from deepesi.sources import SourceSpace, make_source_space
 from deepesi.training import evaluate_single_sources, read_model, train_model
@@ -47,18 +46,9 @@ SPACING = 5e-3
 
 def fem_leadfield(head, sensors, src: SourceSpace, voxel_mm: float) -> tuple:
     """EEG lead field of ``src`` on ``head`` resampled to ``voxel_mm`` (FEM, average reference)."""
-    from deepesi.forward.eeg import make_eeg_transfer
-
-    fem_head = head.resample(voxel_mm) if voxel_mm != float(head.voxel_size[0]) else head
-    pos, n_moved = snap_into_tissue(fem_head, src.pos)
-    t0 = time.perf_counter()
-    transfer = make_eeg_transfer(
-        fem_head, sensors.eeg_pos_mri, ch_names=sensors.eeg_names,
-        source_tissues=SOURCE_TISSUES, max_snap_mm=max(5.0, 3 * voxel_mm),
-    )
-    gain = transfer.leadfield(pos)
+    gain, secs, n_moved = fem_eeg_gain(head, sensors, src, voxel_mm)
     print(f"{n_moved} source(s) moved into brain tissue on the {voxel_mm} mm FEM grid")
-    return gain, time.perf_counter() - t0
+    return gain, secs
 
 
 def stage_forward(work: Path, args) -> None:

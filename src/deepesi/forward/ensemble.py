@@ -32,7 +32,13 @@ from ..sources import SourceSpace
 from .api import make_forward
 from .leadfield import LeadField
 
-__all__ = ["CONDUCTIVITY_FACTORS", "ForwardEnsemble", "jitter_electrodes", "make_forward_ensemble"]
+__all__ = [
+    "CONDUCTIVITY_FACTORS",
+    "ForwardEnsemble",
+    "draw_member",
+    "jitter_electrodes",
+    "make_forward_ensemble",
+]
 
 #: Default range (min, max) of the factor each tissue's conductivity is multiplied by, drawn
 #: log-uniformly and independently per tissue: a factor of 2 each way for the bone tissues, less
@@ -193,6 +199,34 @@ def _jitter_head_position(sensors: Sensors, shift_mm: float, rotation_deg: float
             float(np.rad2deg(np.linalg.norm(rotvec))))
 
 
+def draw_member(
+    head: HeadModel,
+    sensors: Sensors,
+    k: int,
+    *,
+    seed: int = 0,
+    conductivity_factors: Mapping[str, tuple[float, float]] | None = None,
+    electrode_jitter_mm: float = 5.0,
+    head_shift_mm: float = 3.0,
+    head_rotation_deg: float = 2.0,
+) -> tuple[HeadModel, Sensors, dict]:
+    """The head and sensors of ensemble member ``k`` (drawn from ``default_rng([seed, k])``:
+    conductivities, then electrodes, then head position), and what was drawn.
+
+    :func:`make_forward_ensemble` computes each member's lead field with :func:`make_forward`;
+    a pipeline with its own solver settings draws the members here and solves them itself.
+    """
+    factors = dict(CONDUCTIVITY_FACTORS if conductivity_factors is None else conductivity_factors)
+    rng = np.random.default_rng([int(seed), int(k)])
+    h = head.with_conductivities(_draw_conductivities(head, factors, rng))
+    s, el_mm = jitter_electrodes(head, sensors, electrode_jitter_mm, rng)
+    s, sh_mm, rot_deg = _jitter_head_position(s, head_shift_mm, head_rotation_deg, rng)
+    draw = {"conductivities": {t.name: float(t.conductivity) for t in h.tissues},
+            "electrode_shift_mm": el_mm, "head_shift_mm": sh_mm,
+            "head_rotation_deg": rot_deg, "nominal": False}
+    return h, s, draw
+
+
 @verbose
 def make_forward_ensemble(
     head: HeadModel,
@@ -269,15 +303,11 @@ def make_forward_ensemble(
                         "electrode_shift_mm": 0.0, "head_shift_mm": 0.0,
                         "head_rotation_deg": 0.0, "nominal": True}
             else:
-                rng = np.random.default_rng([int(seed), k])
-                cond = _draw_conductivities(head, factors, rng)
-                h = head.with_conductivities(cond)
-                s, el_mm = jitter_electrodes(head, sensors, electrode_jitter_mm, rng)
-                s, sh_mm, rot_deg = _jitter_head_position(s, head_shift_mm, head_rotation_deg,
-                                                          rng)
-                draw = {"conductivities": {t.name: float(t.conductivity) for t in h.tissues},
-                        "electrode_shift_mm": el_mm, "head_shift_mm": sh_mm,
-                        "head_rotation_deg": rot_deg, "nominal": False}
+                h, s, draw = draw_member(
+                    head, sensors, k, seed=seed, conductivity_factors=factors,
+                    electrode_jitter_mm=electrode_jitter_mm, head_shift_mm=head_shift_mm,
+                    head_rotation_deg=head_rotation_deg,
+                )
             lf = make_forward(h, s, sources, eeg_kw=eeg_kw, meg_kw=meg_kw, cache_dir=cache_dir,
                               verbose="WARNING")
             members.append(lf)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -13,7 +14,7 @@ from .._logging import verbose
 from .._validation import check_dir, check_file, validate_type
 from ..forward.leadfield import LeadField
 
-__all__ = ["load_leadfield", "read_work_leadfield"]
+__all__ = ["fem_eeg_gain", "load_leadfield", "read_work_leadfield"]
 
 #: EEG layout of the build_pretrained work folders that do not record theirs.
 WORK_LAYOUT = "standard_1010_64"
@@ -117,3 +118,28 @@ def read_work_leadfield(work: str | os.PathLike, name: str) -> LeadField:
     return LeadField(gain, info["ch_names"], ["eeg"] * len(info["ch_names"]), src,
                      info=sensors.info, trans=sensors.trans,
                      meta={"fem_voxel_mm": info["voxel_mm"]})
+
+
+@verbose
+def fem_eeg_gain(head: Any, sensors: Any, src: Any, voxel_mm: float, *,
+                 verbose: bool | str | int | None = None) -> tuple[np.ndarray, float, int]:
+    """EEG gain (n_eeg, n_src, 3) of ``src`` on ``head`` resampled to ``voxel_mm`` (FEM,
+    average reference): the lead fields of the shipped models' work folders.
+
+    Source points that the resampled segmentation puts outside the brain tissues are moved into
+    them first (:func:`deepesi.simulation.mismatch.snap_into_tissue`). Returns the gain, the
+    seconds it took and the number of points moved.
+    """
+    import time
+
+    from ..forward.eeg import make_eeg_transfer
+    from .mismatch import SOURCE_TISSUES, snap_into_tissue
+
+    fem_head = head.resample(voxel_mm) if voxel_mm != float(head.voxel_size[0]) else head
+    pos, n_moved = snap_into_tissue(fem_head, src.pos)
+    t0 = time.perf_counter()
+    transfer = make_eeg_transfer(
+        fem_head, sensors.eeg_pos_mri, ch_names=sensors.eeg_names,
+        source_tissues=SOURCE_TISSUES, max_snap_mm=max(5.0, 3 * voxel_mm),
+    )
+    return transfer.leadfield(pos), time.perf_counter() - t0, n_moved

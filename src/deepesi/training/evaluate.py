@@ -57,7 +57,8 @@ def evaluate_single_sources(
     -------
     dict
         ``n``, ``snr_db`` and for ``'subcortical'``, ``'cortical'`` and ``'all'`` sources:
-        ``n``, ``median_mm``, ``p25_mm``, ``p75_mm`` and ``within_10mm`` (fraction).
+        ``n``, ``median_mm``, ``p25_mm``, ``p75_mm``, ``within_10mm`` (fraction) and
+        ``confusion`` (fraction of peaks in the other compartment, cortex ↔ deep).
     """
     config = SimulationConfig(n_sources=(1, 1), extent_mm=(0.0, 0.0), snr_db=(snr_db, snr_db),
                               deep_fraction=0.5, n_times=n_times, waveforms=("evoked",))
@@ -69,10 +70,12 @@ def evaluate_single_sources(
     true = test_lf.source_space.pos[batch.centres[:, 0]]
     err_mm = np.linalg.norm(est - true, axis=1) * 1e3
     deep = test_lf.source_space.is_subcortical[batch.centres[:, 0]]
+    est_deep = train_lf.source_space.is_subcortical[np.argmax(maps, axis=0)]
     out = {"n": n, "snr_db": snr_db}
     for name, mask in (("subcortical", deep), ("cortical", ~deep), ("all", np.ones_like(deep))):
         e = err_mm[mask]
         out[name] = {"n": int(mask.sum()), "median_mm": float(np.median(e)),
                      "p25_mm": float(np.percentile(e, 25)), "p75_mm": float(np.percentile(e, 75)),
-                     "within_10mm": float(np.mean(e <= 10))}
+                     "within_10mm": float(np.mean(e <= 10)),
+                     "confusion": float(np.mean(est_deep[mask] != deep[mask]))}
     return out
