@@ -152,6 +152,8 @@ def test_work_folder_leadfield_and_evaluation(lf, trained, tmp_path):
     res = evaluate_single_sources(model, plf, work_lf, 40, seed=1)
     assert res["all"]["n"] == 40 == res["cortical"]["n"] + res["subcortical"]["n"]
     assert res["all"]["median_mm"] < 10 and 0 <= res["all"]["within_10mm"] <= 1
+    # on its own forward at 10 dB the shipped net rarely puts a peak in the wrong compartment
+    assert 0 <= res["cortical"]["confusion"] <= 0.2 and 0 <= res["subcortical"]["confusion"] <= 0.2
     small, _ = trained  # a window of 5 samples on the sphere
     res = evaluate_single_sources(small, lf, lf, 10, seed=2, n_times=5)
     assert res["n"] == 10 and set(res) == {"n", "snr_db", "subcortical", "cortical", "all"}
