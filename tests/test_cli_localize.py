@@ -162,3 +162,31 @@ def test_forward_gives_the_goodness_of_fit(files, tmp_path, capsys):
     assert _run(files, files / "two-ave.fif", "--source-space", files / "src.npz", "--refine",
                 "-o", tmp_path / "x") == 2
     assert "--refine needs" in capsys.readouterr().err
+
+
+def test_overwrite_keeps_the_users_files_and_ctrl_c_is_one_line(files, tmp_path, capsys,
+                                                                 monkeypatch):
+    import json
+
+    out = tmp_path / "res"
+    args = (files / "two-ave.fif", "--condition", "left", "--source-space", files / "src.npz",
+            "-o", out, "-q")
+    assert _run(files, *args, "--report") == 0
+    (out / "notes.txt").write_text("my notes")
+    written = json.loads((out / "localization.json").read_text())["written"]
+    assert "report.html" in written and "notes.txt" not in written
+    assert _run(files, *args, "--overwrite") == 0
+    assert (out / "notes.txt").read_text() == "my notes"  # the user's file stays
+    assert not (out / "report.html").exists()  # deepesi's stale report of the last run goes
+    assert (out / "peaks.tsv").is_file()
+    # an interrupt: one line, exit 130, nothing half-written
+    from deepesi.commands import localize as cmd
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cmd, "_model_and_source_space", interrupted)
+    assert _run(files, *args[:-3], "-o", tmp_path / "never") == 130
+    err = capsys.readouterr().err
+    assert err.strip().count("\n") == 0 and "interrupted" in err
+    assert not (tmp_path / "never").exists()

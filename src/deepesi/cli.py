@@ -84,6 +84,13 @@ def main(argv: list[str] | None = None) -> int:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"deepesi {args.command}: error: {msg}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        # every output is written atomically: an interrupted command leaves nothing half-written
+        print(f"deepesi {args.command}: interrupted; nothing was left half-written.",
+              file=sys.stderr)
+        return 130
     finally:
         logger.setLevel(old_level)
         if old_mne is not None:

@@ -53,7 +53,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--tmax", type=float, default=None, metavar="S",
                         help="end of the time window (s)")
     parser.add_argument("-o", "--output", required=True, metavar="OUT_DIR",
-                        help="output folder (must not exist unless --overwrite)")
+                        help="output folder: new or empty; with --overwrite an earlier result "
+                             "folder, of which only the files deepesi wrote are replaced")
     parser.add_argument("--report", action="store_true",
                         help="also write report.html (mne.Report) into OUT_DIR")
     parser.add_argument("--head", metavar="HEAD",

@@ -36,6 +36,8 @@ NIFTI_NAME = "activity.nii.gz"
 PEAKS_NAME = "peaks.tsv"
 INFO_NAME = "localization.json"
 SOURCE_SPACE_NAME = "source_space.npz"
+#: The files :meth:`SourceMap.save` itself writes (``extra_files`` are recorded per folder).
+OWN_FILES = {f"{STC_STEM}-vl.stc", NIFTI_NAME, PEAKS_NAME, INFO_NAME, SOURCE_SPACE_NAME}
 FORMAT = "deepesi-source-map"
 FORMAT_VERSION = 1
 
@@ -299,14 +301,43 @@ class SourceMap:
                     f"{out} exists and is not a deepesi localization folder; refusing to replace "
                     "it even with overwrite. Choose a new output folder."
                 )
-        if out.exists() and not overwrite and out.is_dir() and not any(out.iterdir()):
+        if out.exists() and out.is_dir() and not any(out.iterdir()):
             out.rmdir()  # an empty folder (e.g. made by the user) is fine to use
+        if out.is_dir() and overwrite:
+            self._replace_own_files(out, n_peaks, extra_files)
+            return out
         with atomic_path(out, overwrite=overwrite) as tmp:
             tmp.mkdir()
             self._write_files(tmp, n_peaks)
             for name, writer in (extra_files or {}).items():
                 writer(tmp / name)
+            _record_written(tmp)
         return out
+
+    def _replace_own_files(self, out: Path, n_peaks: int,
+                           extra_files: Mapping[str, Callable[[Path], Any]] | None) -> None:
+        """Overwrite an earlier result folder: only the files deepesi writes are replaced (each
+        atomically, ``localization.json`` last) and stale ones of an earlier run removed; any
+        other file in the folder (the user's notes, ...) stays as it is."""
+        import shutil
+        import tempfile
+
+        tmp = Path(tempfile.mkdtemp(prefix=".deepesi-new.", dir=out.parent))
+        try:
+            self._write_files(tmp, n_peaks)
+            for name, writer in (extra_files or {}).items():
+                writer(tmp / name)
+            new = _record_written(tmp)
+            previous = set(json.loads((out / INFO_NAME).read_text(encoding="utf-8")).get(
+                "written", [])) if (out / INFO_NAME).is_file() else set()
+            for name in [n for n in new if n != INFO_NAME] + [INFO_NAME]:
+                os.replace(tmp / name, out / name)
+            for name in sorted((previous | OWN_FILES) - set(new)):
+                stale = out / name
+                if stale.is_file() and name in previous | OWN_FILES:
+                    stale.unlink()  # written by an earlier deepesi run, not by the user
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def _write_files(self, folder: Path, n_peaks: int) -> None:
         stc = self.to_stc(discrete=True)
@@ -344,6 +375,16 @@ class SourceMap:
             f"({self.times[0]:.3f}..{self.times[-1]:.3f} s) | peak time {self.peak_time:.3f} s | "
             f"{self.units}{gof}>"
         )
+
+
+def _record_written(folder: Path) -> list[str]:
+    """List the folder's files in its ``localization.json`` (``written``: what deepesi wrote,
+    so that a later ``overwrite`` replaces exactly those) and return them."""
+    names = sorted(p.name for p in folder.iterdir())
+    doc = json.loads((folder / INFO_NAME).read_text(encoding="utf-8"))
+    doc["written"] = names
+    (folder / INFO_NAME).write_text(json.dumps(doc, indent=2), encoding="utf-8")
+    return names
 
 
 def read_source_map(folder: str | os.PathLike) -> SourceMap:
