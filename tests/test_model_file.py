@@ -197,3 +197,26 @@ def test_model_info_leaves_out_acquisition_records(lf, sample_dir):
         torch.save(info_to_state(i), buf)
         sizes.append(len(buf.getvalue()))
     assert sizes[0] > 2_000_000 and sizes[1] < 200_000
+
+
+def test_read_model_names_and_damaged_files(tmp_path):
+    """A shipped name reads in Python; unknown names list the shipped ones; damaged files get
+    deepesi's own message, not torch's."""
+    from deepesi.pretrained import PRETRAINED
+
+    model = read_model("template-eeg64")
+    assert model.n_sources > 1000
+    with pytest.raises(FileNotFoundError, match=r"pretrained models: .*template-eeg64"):
+        read_model("template-eeg65")
+    text = tmp_path / "notes.pt"
+    text.write_text("not a model")
+    with pytest.raises(ValueError, match="not a deepesi model file") as err:
+        read_model(text)
+    assert "weights_only" not in str(err.value)
+    net = model.net
+    with torch.no_grad():
+        next(iter(net.parameters())).fill_(float("nan"))
+    model.save(tmp_path / "nan.pt")
+    with pytest.raises(ValueError, match="weights contain NaN"):
+        read_model(tmp_path / "nan.pt")
+    assert "template-eeg64" in PRETRAINED

@@ -86,7 +86,7 @@ def _model_and_source_space(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     from .._validation import check_file
     from ..training import read_model
 
-    model = read_model(check_file(args.model, "model file"))
+    model = read_model(args.model)
     forward = None
     if args.forward is not None:
         from ..forward.io import read_forward

@@ -367,8 +367,9 @@ def read_model(path: str | os.PathLike, leadfield: LeadField | None = None) -> T
 
     Parameters
     ----------
-    path : path-like
-        Model file (``.pt``).
+    path : path-like | str
+        Model file (``.pt``), or the name of a model shipped in the package (e.g.
+        ``'template-eeg64'``, :data:`deepesi.pretrained.PRETRAINED`).
     leadfield : LeadField | None
         If given, the model is checked against it (ValueError on any mismatch).
 
@@ -378,16 +379,32 @@ def read_model(path: str | os.PathLike, leadfield: LeadField | None = None) -> T
         With its source space, channel Info and head → MRI transform when the file carries them
         (files written before deepesi stored them give None).
     """
+    from ..pretrained import PRETRAINED, pretrained_files
+
+    if isinstance(path, str) and path in PRETRAINED:
+        path = pretrained_files(path)["model"]
+    elif not os.path.exists(path):
+        hint = (f" (pretrained models: {', '.join(sorted(PRETRAINED))})"
+                if isinstance(path, str) and not str(path).endswith(".pt") else "")
+        raise FileNotFoundError(f"model file not found: {path}{hint}.")
     path = check_file(path, "model file")
     try:
         d = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(f"{path} is not a deepesi model file: {err}") from err
+    except Exception as err:  # torch's own text advises weights_only=False: not for users
+        kind = type(err).__name__
+        raise ValueError(
+            f"{path} is not a deepesi model file ({kind}: the file is damaged or of another "
+            "kind); use a file written by deepesi train or TrainedModel.save."
+        ) from err
     if not isinstance(d, dict) or d.get("format") != MODEL_FORMAT:
         raise ValueError(f"{path} is not a deepesi model file (is it a training checkpoint?).")
     if d["format_version"] > MODEL_VERSION:
         raise ValueError(f"{path} was written by a newer deepesi (format {d['format_version']}).")
     model = TrainedModel._from_dict(d)
+    bad = [n for n, t in model.net.state_dict().items() if not torch.isfinite(t).all()]
+    if bad:
+        raise ValueError(f"{path} is damaged: its weights contain NaN/Inf ({bad[0]}); "
+                         "retrain the model or restore the file.")
     if leadfield is not None:
         model.check_leadfield(leadfield)
     return model
