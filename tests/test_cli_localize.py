@@ -190,3 +190,19 @@ def test_overwrite_keeps_the_users_files_and_ctrl_c_is_one_line(files, tmp_path,
     err = capsys.readouterr().err
     assert err.strip().count("\n") == 0 and "interrupted" in err
     assert not (tmp_path / "never").exists()
+
+
+def test_eeglab_epochs_are_read_as_epochs(files, tmp_path):
+    pytest.importorskip("eeglabio")
+    from deepesi.inverse import read_recording
+
+    epochs = mne.read_epochs(files / "rec-epo.fif", verbose=False)
+    fname = tmp_path / "rec.set"
+    epochs.export(fname, fmt="eeglab", verbose=False)
+    back = read_recording(fname)
+    assert isinstance(back, mne.BaseEpochs) and len(back) == 3
+    assert len(read_recording(fname, "left")) == 2
+    out = tmp_path / "set-out"
+    assert _run(files, fname, "--condition", "left", "--source-space", files / "src.npz",
+                "-o", out, "-q") == 0
+    assert (out / "peaks.tsv").read_text().splitlines()[1].split("\t")[1] == str(SOURCE)

@@ -57,7 +57,8 @@ def read_recording(path: str | os.PathLike, condition: str | None = None) -> Rec
     ----------
     path : path-like
         The file (or a CTF ``.ds`` folder): anything :func:`mne.io.read_raw` reads, an evoked
-        (``-ave.fif``) or an epochs (``-epo.fif``) file.
+        (``-ave.fif``) or an epochs (``-epo.fif``) file; an EEGLAB ``.set`` file is read as
+        epochs when it holds epochs.
     condition : str | None
         Evoked: the comment/condition to use (needed when the file holds several).
         Epochs: the event name (or MNE's ``/`` tags) to keep.
@@ -87,22 +88,40 @@ def read_recording(path: str | os.PathLike, condition: str | None = None) -> Rec
             )
         return evokeds[0]
     if name.endswith(EPOCHS_SUFFIXES):
-        epochs = mne.read_epochs(path, preload=True, verbose=False)
+        return _select_condition(mne.read_epochs(path, preload=True, verbose=False), condition,
+                                 path)
+    if name.endswith(".set"):  # EEGLAB: continuous or epoched, the file says which
+        try:
+            raw = mne.io.read_raw_eeglab(path, preload=True, verbose=False)
+        except (TypeError, ValueError) as err:
+            if "epoch" not in str(err).lower():
+                raise ValueError(f"cannot read {path} as an EEGLAB recording: {err}") from err
+            return _select_condition(mne.read_epochs_eeglab(path, verbose=False), condition,
+                                     path)
         if condition is not None:
-            try:  # MNE's selection: an event name or "/"-separated tags
-                epochs = epochs[condition]
-            except KeyError as err:
-                raise ValueError(
-                    f"--condition {condition!r} is not an event of {path.name}; events: "
-                    f"{sorted(epochs.event_id)}."
-                ) from err
-        return epochs
+            raise ValueError("--condition applies to epoched data; this EEGLAB file is "
+                             "continuous.")
+        return raw
     if condition is not None:
         raise ValueError("--condition applies to -ave.fif and -epo.fif files, not raw data.")
     try:
         return mne.io.read_raw(path, preload=True, verbose=False)
     except (ValueError, RuntimeError, OSError, NotImplementedError) as err:
         raise ValueError(f"cannot read {path} as a recording: {err}") from err
+
+
+def _select_condition(epochs: mne.BaseEpochs, condition: str | None, path: Path
+                      ) -> mne.BaseEpochs:
+    """The epochs of one event name (or MNE's ``/`` tags); all with ``condition`` None."""
+    if condition is None:
+        return epochs
+    try:
+        return epochs[condition]
+    except KeyError as err:
+        raise ValueError(
+            f"--condition {condition!r} is not an event of {path.name}; events: "
+            f"{sorted(epochs.event_id)}."
+        ) from err
 
 
 # ============================================================================ shared steps
