@@ -114,13 +114,13 @@ def test_errors_are_one_line_and_write_nothing(files, tmp_path, capsys):
 
 def test_channel_mismatch_and_overwrite(files, tmp_path, capsys):
     raw = mne.io.read_raw_fif(files / "rec_raw.fif", preload=True, verbose=False)
-    raw.rename_channels({"Cz": "CZ"})
+    raw.rename_channels({"Cz": "Vertex"})
     raw.save(tmp_path / "renamed_raw.fif", verbose=False)
     out = tmp_path / "out"
     assert _run(files, tmp_path / "renamed_raw.fif", "--source-space", files / "src.npz",
                 "-o", out) == 2
     err = capsys.readouterr().err
-    assert "missing from the recording: Cz" in err and "CZ" in err
+    assert "missing from the recording: Cz" in err and "Vertex" in err
     assert not out.exists()
     args = (files / "rec_raw.fif", "--source-space", files / "src.npz", "-o", out, "-q")
     assert _run(files, *args) == 0

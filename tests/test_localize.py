@@ -108,8 +108,9 @@ def test_missing_channels_error_lists_them(model, src):
     with pytest.raises(ValueError, match=r"missing") as err:
         localize(ev, model, src)
     msg = str(err.value)
-    for name in ("Cz", "O2", "Fp1", "FP1", "rename_channels"):
+    for name in ("Cz", "O2", "rename_channels"):
         assert name in msg
+    assert "Fp1" not in msg  # FP1 is the model's Fp1 after name normalisation
 
 
 def test_wrong_channel_type(model, src):
@@ -157,11 +158,17 @@ def test_nan_and_inf_refused(model):
         prepare_data(ev, model.ch_names, model.ch_types)
 
 
-def test_flat_channel_refused(model):
+def test_flat_channel_refused_or_interpolated(model):
+    """A flat channel (a recorded reference) is interpolated from the others; without channel
+    adaptation, or when every channel is flat, it is refused."""
     ev = make_evoked(model, SOURCE)
     ev.data[CH_NAMES.index("Fz")] = 0.0
     with pytest.raises(ValueError, match=r"flat channel.*Fz"):
-        prepare_data(ev, model.ch_names, model.ch_types)
+        prepare_data(ev, model.ch_names, model.ch_types, adapt_channels=False)
+    report: dict = {}
+    data, _, _ = prepare_data(ev, model.ch_names, model.ch_types, channel_report=report)
+    assert report["flat"] == ["Fz"] and report["positions_from"] in ("recording", "standard names")
+    assert np.abs(data[CH_NAMES.index("Fz")]).max() > 0
 
 
 def test_microvolts_stored_as_volts_refused(model):

@@ -153,8 +153,11 @@ def apply_network(
     check_model_source_space(model, src)
     if noise_cov is not None:
         validate_type(noise_cov, mne.Covariance, "noise_cov", "an mne.Covariance")
+    channels: dict = {}
     data, times, info = prepare_data(inst, list(model.ch_names), list(model.ch_types),
-                                     tmin=tmin, tmax=tmax)
+                                     tmin=tmin, tmax=tmax,
+                                     model_info=getattr(model, "info", None),
+                                     channel_report=channels)
     warn_untrained_ssp(info, model)
     size = src.n_sources * data.shape[1]
     if size > MAX_VALUES:
@@ -175,6 +178,7 @@ def apply_network(
         "model_source_space_hash": getattr(model, "source_space_hash", None),
         "model_leadfield_hash": getattr(model, "leadfield_hash", None),
         "n_channels": len(model.ch_names),
+        "channels": channels,
     }
     fnames = getattr(inst, "filenames", None) or []
     if fnames and fnames[0] is not None:

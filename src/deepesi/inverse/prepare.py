@@ -275,6 +275,9 @@ def prepare_data(
     tmin: float | None = None,
     tmax: float | None = None,
     eeg_reference: str | None = "average",
+    model_info: mne.Info | None = None,
+    adapt_channels: bool = True,
+    channel_report: dict | None = None,
 ) -> tuple[np.ndarray, np.ndarray, mne.Info]:
     """The sensor data a network expects, from an MNE recording.
 
@@ -295,6 +298,14 @@ def prepare_data(
     eeg_reference : 'average' | None
         Re-reference EEG to the average of the model's EEG channels (as the training data
         were), or leave it as it is (None).
+    model_info : mne.Info | None
+        The model's sensor Info: the positions of electrodes the recording lacks.
+    adapt_channels : bool
+        Fit the recording's EEG channels to the model's first
+        (:func:`deepesi.inverse.channels.adapt_eeg_channels`: names normalised, flat reference
+        channels and up to a quarter of missing electrodes interpolated).
+    channel_report : dict | None
+        Filled with what was done to the channels (renamed, flat, filled, dropped).
 
     Returns
     -------
@@ -324,6 +335,14 @@ def prepare_data(
     if eeg_reference not in ("average", None):
         raise ValueError(f"eeg_reference must be 'average' or None, got {eeg_reference!r}.")
     inst = as_evoked_or_raw(inst)
+    if adapt_channels:
+        from .channels import adapt_eeg_channels
+
+        if isinstance(inst, mne.io.BaseRaw) and not inst.preload:
+            inst.load_data(verbose=False)
+        inst, report = adapt_eeg_channels(inst, ch_names, ch_types, model_info=model_info)
+        if channel_report is not None:
+            channel_report.update(report)
     _match_channels(inst.info, ch_names, ch_types)
     crop_window(inst, tmin, tmax)
     if isinstance(inst, mne.io.BaseRaw) and not inst.preload:
