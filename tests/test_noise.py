@@ -134,3 +134,22 @@ def test_noise_bank_validates_segments():
         NoiseBank([np.zeros((3, 4))], ["a", "b"], 100.0)
     with pytest.raises(ValueError, match="NaN"):
         NoiseBank([np.full((2, 4), np.nan)], ["a", "b"], 100.0)
+
+
+def test_cli_train_with_recording_noise_and_brain_noise(lf, tmp_path, capsys):
+    from deepesi.cli import main
+    from deepesi.forward.io import write_forward
+    from deepesi.training import read_model
+
+    fwd = write_forward(lf, tmp_path / "m-fwd.fif")
+    epochs = _epochs(lf.ch_names, n_epochs=10)
+    epochs.save(tmp_path / "rec-epo.fif", verbose=False)
+    common = ["--forward", str(fwd), "--epochs", "1", "--batches-per-epoch", "2",
+              "--batch-size", "8", "--hidden", "16", "--workers", "0", "--quiet"]
+    assert main(["train", "-o", str(tmp_path / "m.pt"), *common, "--noise-from",
+                 str(tmp_path / "rec-epo.fif"), "--brain-noise", "0", "0.5"]) == 0
+    model = read_model(tmp_path / "m.pt")
+    assert model.sim_config["noise_bank"].startswith("epochs baseline")
+    assert model.sim_config["brain_noise_fraction"] == [0.0, 0.5]
+    assert main(["train", "-o", str(tmp_path / "e.pt"), *common, "--ensemble", "3"]) == 2
+    assert "--ensemble redraws the head" in capsys.readouterr().err

@@ -115,6 +115,21 @@ def add_sim_options(p: argparse.ArgumentParser) -> None:
         "0.5 1 with --snr-space whitened)",
     )
     g.add_argument(
+        "--noise-from",
+        metavar="RECORDING",
+        help="draw part of the noise from this recording's noise: the pre-stimulus baseline "
+        "(t <= 0) of an -epo.fif / -ave.fif file, or a raw / empty-room file (all of it)",
+    )
+    g.add_argument(
+        "--bank-fraction", type=float, nargs=2, default=(0.25, 0.75), metavar=("MIN", "MAX"),
+        help="fraction of the noise power from --noise-from (default 0.25 0.75)",
+    )
+    g.add_argument(
+        "--brain-noise", type=float, nargs=2, default=(0.0, 0.0), metavar=("MIN", "MAX"),
+        help="fraction of the noise power that is background brain activity (100 random "
+        "dipoles, 1/f time courses; default 0 0: none)",
+    )
+    g.add_argument(
         "--snr-space",
         choices=("sensor", "whitened"),
         default=None,
@@ -161,7 +176,17 @@ def sim_config(args: argparse.Namespace):
     fraction = args.colored_fraction
     if fraction is None:
         fraction = (0.5, 1.0) if space == "whitened" else (0.0, 0.5)
+    bank = None
+    if getattr(args, "noise_from", None):
+        from ..inverse import read_recording
+        from ..simulation import make_noise_bank
+
+        rec = read_recording(args.noise_from)
+        bank = make_noise_bank(rec, tmax=None if isinstance(rec, mne.io.BaseRaw) else 0.0)
     return SimulationConfig(
+        noise_bank=bank,
+        bank_noise_fraction=tuple(args.bank_fraction),
+        brain_noise_fraction=tuple(args.brain_noise),
         n_sources=tuple(args.n_sources),
         deep_fraction=args.deep_fraction,
         extent_mm=tuple(args.extent),

@@ -40,6 +40,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="data-generating worker processes")
     p.add_argument("--max-minutes", type=float, default=None, help="wall-time budget")
     p.add_argument("--resume", action="store_true", help="continue from <output>.ckpt")
+    p.add_argument("--ensemble", type=int, default=1, metavar="N",
+                   help="train on N lead fields: the nominal one and N-1 drawn under "
+                   "conductivity and electrode-position uncertainty (needs --head/--montage; "
+                   "each cached; default 1)")
     p.add_argument("--no-whiten", action="store_true",
                    help="with --noise-cov: scale the net's input per sensor type instead of "
                    "whitening it with the covariance")
@@ -54,7 +58,21 @@ def run(args: argparse.Namespace) -> int:
     from ..training import train_model
 
     config = sim_config(args)
-    lf = leadfield_from_args(args)
+    ensemble = None
+    if args.ensemble < 1:
+        raise ValueError(f"--ensemble must be >= 1, got {args.ensemble}.")
+    if args.ensemble > 1:
+        if args.head is None:
+            raise ValueError("--ensemble redraws the head model: give --head and --montage "
+                             "instead of --forward.")
+        from ..simulation.forwards import load_forward_ensemble
+
+        ensemble = load_forward_ensemble(args.head, montage=args.montage,
+                                         spacing_mm=args.spacing, n_members=args.ensemble,
+                                         seed=args.seed, cache_dir=args.cache_dir)
+        lf = ensemble.nominal
+    else:
+        lf = leadfield_from_args(args)
     model = train_model(
         lf,
         config,
@@ -74,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         max_minutes=args.max_minutes,
         precision=args.precision,
         whiten=None if not args.no_whiten else False,
+        ensemble=ensemble,
         overwrite=args.overwrite,
     )
     logger.info(

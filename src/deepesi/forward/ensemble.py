@@ -241,6 +241,7 @@ def make_forward_ensemble(
     head_rotation_deg: float = 2.0,
     include_nominal: bool = True,
     eeg_kw: dict | None = None,
+    meg: bool = True,
     meg_kw: dict | None = None,
     cache_dir: Any = None,
     verbose: bool | str | int | None = None,
@@ -269,7 +270,7 @@ def make_forward_ensemble(
         Sizes of the position errors (0 turns one off).
     include_nominal : bool
         Member 0 is the head as given (no draw).
-    eeg_kw, meg_kw, cache_dir
+    eeg_kw, meg, meg_kw, cache_dir
         Passed to :func:`make_forward`.
     verbose : bool | str | int | None
         Log level; a progress bar over the members is shown at INFO.
@@ -308,8 +309,8 @@ def make_forward_ensemble(
                     electrode_jitter_mm=electrode_jitter_mm, head_shift_mm=head_shift_mm,
                     head_rotation_deg=head_rotation_deg,
                 )
-            lf = make_forward(h, s, sources, eeg_kw=eeg_kw, meg_kw=meg_kw, cache_dir=cache_dir,
-                              verbose="WARNING")
+            lf = make_forward(h, s, sources, eeg_kw=eeg_kw, meg=meg, meg_kw=meg_kw,
+                              cache_dir=cache_dir, verbose="WARNING")
             members.append(lf)
             draws.append(draw)
             bar.update(1)

@@ -14,7 +14,7 @@ from .._logging import verbose
 from .._validation import check_dir, check_file, validate_type
 from ..forward.leadfield import LeadField
 
-__all__ = ["fem_eeg_gain", "load_leadfield", "read_work_leadfield"]
+__all__ = ["fem_eeg_gain", "load_forward_ensemble", "load_leadfield", "read_work_leadfield"]
 
 #: EEG layout of the build_pretrained work folders that do not record theirs.
 WORK_LAYOUT = "standard_1010_64"
@@ -143,3 +143,25 @@ def fem_eeg_gain(head: Any, sensors: Any, src: Any, voxel_mm: float, *,
         source_tissues=SOURCE_TISSUES, max_snap_mm=max(5.0, 3 * voxel_mm),
     )
     return transfer.leadfield(pos), time.perf_counter() - t0, n_moved
+
+
+@verbose
+def load_forward_ensemble(head: str | os.PathLike, *, montage: str = "standard_1020",
+                          spacing_mm: float = 5.0, n_members: int = 4, seed: int = 0,
+                          cache_dir: str | os.PathLike | None = None,
+                          verbose: bool | str | int | None = None) -> Any:
+    """The forward ensemble of a head and an EEG montage (``deepesi train --ensemble``):
+    :func:`deepesi.forward.ensemble.make_forward_ensemble` on the head's source space
+    (``spacing_mm``) and the montage registered to it, every member cached."""
+    if not spacing_mm > 0:
+        raise ValueError(f"--spacing must be > 0 mm, got {spacing_mm}.")
+    from ..anatomy.load import load_head
+    from ..forward.ensemble import make_forward_ensemble
+    from ..sensors import make_eeg_sensors
+    from ..sources import make_source_space
+
+    head_model = load_head(head)
+    sources = make_source_space(head_model, spacing=spacing_mm * 1e-3)
+    sensors = make_eeg_sensors(head_model, montage)
+    return make_forward_ensemble(head_model, sensors, sources, n_members, seed=seed,
+                                 meg=False, cache_dir=cache_dir)
