@@ -39,10 +39,10 @@ def test_help(argv):
 
 
 def test_pretrained_variant_shares_its_base_files(monkeypatch, tmp_path):
-    from deepesi import pretrained
+    from deepesi import _registry, pretrained
 
     spec = pretrained.PRETRAINED["template-eeg64"]
-    monkeypatch.setattr(pretrained, "MODELS_DIR", tmp_path)
+    monkeypatch.setattr(_registry, "MODELS_DIR", tmp_path)
     monkeypatch.setitem(pretrained.PRETRAINED, "base", spec)
     monkeypatch.setitem(pretrained.PRETRAINED, "var", {**spec, "shares": "base"})
     for f in ("base.pt", "base-fwd.npz"):

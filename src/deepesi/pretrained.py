@@ -17,58 +17,7 @@ import numpy as np
 
 __all__ = ["MODELS_DIR", "PRETRAINED", "load_pretrained", "pretrained_files", "save_leadfield_npz"]
 
-#: The pretrained models and what each was trained for.
-PRETRAINED = {
-    "template-eeg64": {
-        "head": "template",
-        "layout": "standard_1010_64",
-        "description": (
-            "embedded template head, 64-channel 10-10 EEG, 5 mm cortical + subcortical grid"
-        ),
-    },
-    "template-eeg64-w5": {
-        "head": "template",
-        "layout": "standard_1010_64",
-        "shares": "template-eeg64",
-        "description": (
-            "as template-eeg64, but the net reads a 5-sample window centred on each time sample "
-            "(for evoked responses and other smooth time courses; 250 Hz-like sampling)"
-        ),
-    },
-}
-
-MODELS_DIR = Path(__file__).parent / "data" / "models"
-
-
-def pretrained_files(name: str = "template-eeg64") -> dict[str, Path]:
-    """Paths of the files of pretrained model ``name`` (checked to exist).
-
-    Parameters
-    ----------
-    name : str
-        A key of :data:`PRETRAINED`.
-
-    Returns
-    -------
-    dict
-        ``'model'`` (the network, with its source space and sensor Info), ``'leadfield'`` (the
-        float16 gain of the base model) and ``'evaluation'`` (JSON; may be absent).
-    """
-    if name not in PRETRAINED:
-        raise ValueError(f"unknown pretrained model {name!r}; available: {sorted(PRETRAINED)}.")
-    base = PRETRAINED[name].get("shares", name)  # a variant reuses its base's forward
-    files = {
-        "model": MODELS_DIR / f"{name}.pt",
-        "leadfield": MODELS_DIR / f"{base}-fwd.npz",
-        "evaluation": MODELS_DIR / f"{name}-evaluation.json",
-    }
-    missing = [str(p) for k, p in files.items() if k != "evaluation" and not p.is_file()]
-    if missing:
-        raise FileNotFoundError(
-            f"pretrained model {name!r} is incomplete in this installation (missing "
-            f"{', '.join(missing)}); rebuild it with scripts/build_pretrained.py."
-        )
-    return files
+from ._registry import MODELS_DIR, PRETRAINED, pretrained_files
 
 
 def save_leadfield_npz(leadfield, path: Path) -> None:

@@ -379,7 +379,7 @@ def read_model(path: str | os.PathLike, leadfield: LeadField | None = None) -> T
         With its source space, channel Info and head → MRI transform when the file carries them
         (files written before deepesi stored them give None).
     """
-    from ..pretrained import PRETRAINED, pretrained_files
+    from .._registry import PRETRAINED, pretrained_files
 
     if isinstance(path, str) and path in PRETRAINED:
         path = pretrained_files(path)["model"]
