@@ -25,8 +25,11 @@ def test_demo_writes_outputs_and_covers_deep_structures(tmp_path, capsys):
     assert deep["nearest_of_5_peaks_mm"] <= 15.0
     for name in ("report.html", "activity.nii.gz", "peaks.tsv", "sources-vl.stc"):
         assert (out / "localization" / name).stat().st_size > 0
+    # quiet still prints the result, in one line; the fit of both methods is recorded
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert len(printed) == 1 and "deepesi" in printed[0] and "eLORETA" in printed[0]
+    assert comparison["goodness_of_fit"]["deepesi"]["gof"] > 0.3
     # a second run refuses to overwrite, with a one-line error and exit code 2
-    capsys.readouterr()
     assert main(["demo", "-o", str(out), "--spacing", "8", "--quiet"]) == 2
     assert "already exists" in capsys.readouterr().err
 
