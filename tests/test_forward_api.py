@@ -183,3 +183,25 @@ def test_cli_forward_errors(tmp_path, capsys):
     assert "--trans" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["forward", "-o", str(tmp_path / "x-fwd.fif"), "--conductivity", "skull"])
+
+
+def test_cli_forward_reuses_the_shipped_leadfield(tmp_path, capsys):
+    """The README's command asks for the shipped model's own forward: written in seconds."""
+    import time
+
+    from deepesi.cli import main
+    from deepesi.forward.io import read_forward
+    from deepesi.pretrained import load_pretrained
+
+    out = tmp_path / "template-fwd.fif"
+    t0 = time.perf_counter()
+    assert main(["forward", "--head", "template", "--montage", "standard_1010_64",
+                 "-o", str(out)]) == 0
+    assert time.perf_counter() - t0 < 60
+    assert "shipped template-eeg64 lead field" in capsys.readouterr().out
+    lf = read_forward(out)
+    _, shipped = load_pretrained("template-eeg64")
+    assert lf.ch_names == shipped.ch_names
+    scale = np.abs(shipped.gain).max()
+    np.testing.assert_allclose(lf.gain, shipped.gain, rtol=1e-4, atol=1e-6 * scale)
+    assert lf.source_space.hash() == shipped.source_space.hash()
