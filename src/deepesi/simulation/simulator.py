@@ -69,15 +69,10 @@ class Simulator:
         types = np.asarray(self.ch_types)
         self.type_blocks = [np.flatnonzero(types == t) for t in dict.fromkeys(self.ch_types)]
         self.eeg = np.flatnonzero(types == "eeg")
-        gain = leadfield.gain.astype(np.float64)
-        if config.average_reference and len(self.eeg):
-            gain[self.eeg] -= gain[self.eeg].mean(axis=0, keepdims=True)
         # the recording's SSP: signal through the projected gain, noise projected per batch
         self.projector = ssp_projector(config.projs, self.ch_names)
-        if self.projector is not None:
-            gain = self.projector @ gain.reshape(len(gain), -1)
         # (3·n_src, n_ch): row 3p + k is point p's k-th dipole, for sparse moments @ gain
-        self.gain_flat = np.ascontiguousarray(gain.reshape(len(gain), -1).T)
+        self.gain_flat = self._flat_gain(leadfield)
         # a forward ensemble: every sample's signal through one member drawn at random
         self.member_gains = None
         if ensemble is not None:
