@@ -28,39 +28,13 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from deepesi.anatomy.template import load_template
-from deepesi.forward.ensemble import ForwardEnsemble, draw_member
-from deepesi.forward.leadfield import LeadField
-from deepesi.sensors import make_eeg_sensors
 from deepesi.simulation import SimulationConfig, read_work_leadfield
-from deepesi.simulation.forwards import fem_eeg_gain
+from deepesi.simulation.forwards import read_work_ensemble
 from deepesi.training import evaluate_single_sources, train_model
 
 HERE = Path(__file__).resolve().parent
-
-
-def ensemble_members(work: Path, lf: LeadField, n_members: int, seed: int) -> ForwardEnsemble:
-    """The nominal lead field and ``n_members - 1`` drawn ones (cached as ens-<k>-gain.npy)."""
-    head = load_template()
-    sensors = make_eeg_sensors(head, "standard_1010_64")
-    members, draws = [lf], [{"nominal": True}]
-    for k in range(1, n_members):
-        fname = work / f"ens{seed}-{k}-gain.npy"
-        h, s, draw = draw_member(head, sensors, k, seed=seed)
-        if fname.exists():
-            gain = np.load(fname).astype(float)
-        else:
-            gain, secs, _ = fem_eeg_gain(h, s, lf.source_space, lf.meta.get("fem_voxel_mm", 2.0))
-            np.save(fname, gain.astype(np.float32))
-            print(f"member {k}: {secs:.0f} s, electrodes moved {draw['electrode_shift_mm']:.1f}"
-                  " mm RMS")
-        members.append(LeadField(gain, lf.ch_names, lf.ch_types, lf.source_space, lf.info,
-                                 lf.trans))
-        draws.append(draw)
-    return ForwardEnsemble(members, draws, {"seed": seed, "n_members": n_members})
 
 
 def main() -> None:
@@ -81,7 +55,7 @@ def main() -> None:
     tests = {name: read_work_leadfield(work, name) for name in ("test", "test-realistic")
              if (work / f"{name}-gain.npy").exists()}
     t0 = time.perf_counter()
-    ens = ensemble_members(work, lf, args.members, args.seed)
+    ens = read_work_ensemble(work, lf, args.members, seed=args.seed)
     ens_s = time.perf_counter() - t0
     spread = ens.spread()
     print(f"ensemble: {len(ens)} members in {ens_s:.0f} s; gain differs from the nominal by "

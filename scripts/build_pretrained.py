@@ -35,7 +35,7 @@ from deepesi.simulation import (
     perturbed_conductivities,
     read_work_leadfield,
 )
-from deepesi.simulation.forwards import fem_eeg_gain
+from deepesi.simulation.forwards import fem_eeg_gain, read_work_ensemble
 from deepesi.simulation.mismatch import realistic_conductivities
 from deepesi.sources import SourceSpace, make_source_space
 from deepesi.training import evaluate_single_sources, read_model, train_model
@@ -94,8 +94,12 @@ def stage_forward(work: Path, args) -> None:
 
 def stage_train(work: Path, args) -> None:
     lf = read_work_leadfield(work, "train")
+    ensemble = (read_work_ensemble(work, lf, args.ensemble, seed=args.ensemble_seed)
+                if args.ensemble > 1 else None)
+    config = SimulationConfig(n_times=args.n_times,
+                              brain_noise_fraction=(0.0, args.brain_noise))
     model = train_model(
-        lf, SimulationConfig(n_times=args.n_times), work / model_file(args), net="4lcnn",
+        lf, config, work / model_file(args), net="4lcnn", ensemble=ensemble,
         epochs=args.epochs,
         net_kwargs={"hidden": args.hidden, "channels": args.channels}, loss="ce", lr=args.lr,
         schedule="cosine",
@@ -118,24 +122,26 @@ def stage_evaluate(work: Path, args) -> None:
         results[f"{name}_forward"] = evaluate_single_sources(
             model, train_lf, lf, args.n_eval, 1, n_times=model.net.n_times)
         results[f"{name}_forward"]["seconds"] = time.perf_counter() - t0
+        if name == "test-realistic":  # the cortical <-> deep confusion at a real-evoked SNR
+            results[f"{name}_forward_5dB"] = evaluate_single_sources(
+                model, train_lf, lf, args.n_eval, 1, n_times=model.net.n_times, snr_db=5.0)
         if name == "test":  # every model on the same evoked 5-sample windows, for comparison
             results["test_forward_window5"] = evaluate_single_sources(
                 model, train_lf, lf, args.n_eval, 1, n_times=5)
     x = np.random.default_rng(0).standard_normal((len(model.ch_names), 20000)) * 1e-6
-    default = model.meta.get("precision", "float32")
-    for precision in dict.fromkeys((default, "float32")):
+    for precision in ("float32", "bfloat16"):  # the default (float32), then the opt-in
         model.predict(x[:, :4096], precision=precision)  # warm-up (allocator, thread pool)
         rates = []
         for _ in range(3):
             t0 = time.perf_counter()
             model.predict(x, precision=precision)
             rates.append(20000 / (time.perf_counter() - t0))
-        key = "inference_samples_per_s" if precision == default else (
-            f"inference_{precision}_samples_per_s")
+        key = ("inference_samples_per_s" if precision == "float32"
+               else f"inference_{precision}_samples_per_s")
         results[key] = float(np.median(rates))
-    results["inference_precision"] = default
+    results["inference_precision"] = "float32"
     results["inference_note"] = ("predict() on 20,000 samples, median of 3 after a warm-up, in "
-                                 "the training precision (the default) and in float32")
+                                 "float32 (the default) and in bfloat16 (opt-in)")
     results["train_minutes"] = model.meta.get("train_time_s", float("nan")) / 60
     results["train_batches"] = model.meta.get("epochs_run", 0) * model.meta.get(
         "batches_per_epoch", 0)
@@ -192,6 +198,14 @@ def main() -> None:
     parser.add_argument("--test-voxel", type=float, default=1.5)
     parser.add_argument("--epochs", type=int, default=40,
                         help="training budget in epochs (of --batches-per-epoch batches)")
+    parser.add_argument("--ensemble", type=int, default=1,
+                        help="train stage: forward-ensemble members (the nominal lead field "
+                             "and N-1 drawn ones, cached as ens<seed>-<k>-gain.npy; "
+                             "1: the nominal lead field only)")
+    parser.add_argument("--ensemble-seed", type=int, default=0)
+    parser.add_argument("--brain-noise", type=float, default=0.0,
+                        help="train stage: background brain activity, up to this fraction of "
+                             "the noise power (drawn uniformly from 0)")
     parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
     parser.add_argument("--hidden", type=int, default=256,
                         help="width of the 4LCNN's dense layer (256 keeps the shipped file small)")
@@ -202,9 +216,10 @@ def main() -> None:
     parser.add_argument("--train-minutes", type=float, default=None,
                         help="optional wall-time cap (default none: the budget is --epochs x "
                              "--batches-per-epoch batches, the same net on any machine)")
-    parser.add_argument("--precision", choices=["float32", "bfloat16"], default="bfloat16",
+    parser.add_argument("--precision", choices=["float32", "bfloat16"], default="float32",
                         help="forward-pass arithmetic while training (bfloat16: ~1.7x faster "
-                             "steps on AVX-512 BF16 CPUs, same accuracy per batch)")
+                             "steps on AVX-512 BF16 CPUs, same accuracy per batch, but ~7x "
+                             "slower on AVX2-only CPUs, where PyTorch emulates it)")
     parser.add_argument("--workers", type=int, default=0,
                         help="DataLoader workers (0: simulate in the training process, the "
                              "fastest on 2 cores now that simulating a batch takes ~20 ms)")

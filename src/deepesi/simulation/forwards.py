@@ -10,11 +10,12 @@ from typing import Any
 
 import numpy as np
 
-from .._logging import verbose
+from .._logging import logger, verbose
 from .._validation import check_dir, check_file, validate_type
 from ..forward.leadfield import LeadField
 
-__all__ = ["fem_eeg_gain", "load_forward_ensemble", "load_leadfield", "read_work_leadfield"]
+__all__ = ["fem_eeg_gain", "load_forward_ensemble", "load_leadfield", "read_work_ensemble",
+           "read_work_leadfield"]
 
 #: EEG layout of the build_pretrained work folders that do not record theirs.
 WORK_LAYOUT = "standard_1010_64"
@@ -165,3 +166,45 @@ def load_forward_ensemble(head: str | os.PathLike, *, montage: str = "standard_1
     sensors = make_eeg_sensors(head_model, montage)
     return make_forward_ensemble(head_model, sensors, sources, n_members, seed=seed,
                                  meg=False, cache_dir=cache_dir)
+
+
+@verbose
+def read_work_ensemble(work: str | os.PathLike, leadfield: LeadField, n_members: int, *,
+                       seed: int = 0, layout: str = WORK_LAYOUT,
+                       verbose: bool | str | int | None = None) -> Any:
+    """The forward ensemble of a ``scripts/build_pretrained.py`` work folder: the nominal
+    ``leadfield`` and ``n_members - 1`` members drawn by
+    :func:`deepesi.forward.ensemble.draw_member` on the template head (conductivities, the skull
+    x0.5-2, electrodes moved 5 mm RMS), solved on the nominal lead field's FEM grid and cached
+    in the work folder as ``ens<seed>-<k>-gain.npy`` (the same seed gives the same members)."""
+    from ..anatomy.template import load_template
+    from ..forward.ensemble import ForwardEnsemble, draw_member
+    from ..sensors import make_eeg_sensors
+
+    validate_type(n_members, int, "n_members")
+    if n_members < 1:
+        raise ValueError(f"n_members must be >= 1, got {n_members}.")
+    work = check_dir(work, "work folder")
+    head = load_template()
+    sensors = make_eeg_sensors(head, layout)
+    members, draws = [leadfield], [{"nominal": True}]
+    for k in range(1, n_members):
+        fname = work / f"ens{seed}-{k}-gain.npy"
+        h, s, draw = draw_member(head, sensors, k, seed=seed)
+        if fname.exists():
+            gain = np.load(fname).astype(float)
+        else:
+            gain, secs, _ = fem_eeg_gain(h, s, leadfield.source_space,
+                                         leadfield.meta.get("fem_voxel_mm", 2.0))
+            np.save(fname, gain.astype(np.float32))
+            logger.info(
+                "ensemble member %d: %.0f s, electrodes moved %.1f mm RMS", k, secs,
+                draw["electrode_shift_mm"])
+        if gain.shape != leadfield.gain.shape:
+            raise ValueError(f"{fname} has shape {gain.shape}, the lead field "
+                             f"{leadfield.gain.shape}: delete it to recompute it.")
+        members.append(LeadField(gain, leadfield.ch_names, leadfield.ch_types,
+                                 leadfield.source_space, leadfield.info, leadfield.trans))
+        draws.append(draw)
+    return ForwardEnsemble(members, draws, {"seed": seed, "n_members": n_members,
+                                            "work": str(work)})

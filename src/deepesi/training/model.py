@@ -170,9 +170,11 @@ class TrainedModel:
         batch_size : int
             Time samples per forward pass.
         precision : {'float32', 'bfloat16'} | None
-            Arithmetic of the forward pass; None (default): the precision the net was trained in
-            (``meta['precision']``), so a net trained under bfloat16 autocast runs as it learned,
-            about 1.3–1.5× faster on CPUs with AVX-512 BF16. The maps are float32 either way.
+            Arithmetic of the forward pass; None (default): float32, whatever the net was
+            trained in, so the same model gives the same maps on any CPU (bfloat16 kernels
+            differ between processors). 'bfloat16' is opt-in: about 1.3–1.5× faster on CPUs
+            with AVX-512 BF16 / AMX, but ~5× *slower* on AVX2-only CPUs, where PyTorch
+            emulates it. The maps are float32 either way.
 
         Returns
         -------
@@ -203,7 +205,7 @@ class TrainedModel:
         if leadfield is not None:
             self.check_leadfield(leadfield)
         if precision is None:
-            precision = self.meta.get("precision", "float32")
+            precision = "float32"
         if precision not in ("float32", "bfloat16"):
             raise ValueError(f"precision must be 'float32' or 'bfloat16', got {precision!r}.")
         device = next(self.net.parameters()).device
