@@ -114,3 +114,25 @@ def test_map_fit_without_data():
     out = map_fit(vals, lf.source_space, lf.gain, np.zeros(lf.n_channels), time=0.0)
     assert out["gof"] == 0.0 and out["best_dipole_gof"] is None and not out["poor"]
     assert isinstance(SourceMap.from_amplitudes(vals, [0.0], lf.source_space).fit, dict)
+
+
+def test_poor_fit_is_relative_at_low_snr(setup):
+    """At a low whitened SNR the best single dipole explains little; a map explaining less than
+    half of that is flagged although it is within the 20-point margin."""
+    lf, true, _, _ = setup
+    rng = np.random.default_rng(3)
+    gain_w = lf.gain / 1e-6
+    signal = gain_w[:, true] @ np.array([1.0, -0.5, 0.3]) * 1e-8
+    x_w = signal + rng.standard_normal(signal.shape) * 2 * np.linalg.norm(signal) / np.sqrt(
+        signal.size)
+    pos = lf.source_space.pos
+    d = np.linalg.norm(pos - pos[true], axis=1)
+    at_true = map_fit(np.exp(-0.5 * (d / 0.01) ** 2), lf.source_space, gain_w, x_w, time=0.0)
+    assert 0.03 < at_true["best_dipole_gof"] < 0.25 and not at_true["poor"]
+    # the point whose dipole explains the least (a far one on the sphere still explains some)
+    single = [fit_dipoles(gain_w, x_w, np.array([j]))[0] for j in range(lf.n_sources)]
+    far = int(np.argmin(single))
+    d_far = np.linalg.norm(pos - pos[far], axis=1)
+    wrong = map_fit(np.exp(-0.5 * (d_far / 0.01) ** 2), lf.source_space, gain_w, x_w, time=0.0)
+    assert wrong["gof"] > wrong["best_dipole_gof"] - 0.2  # the margin alone would pass it
+    assert wrong["gof"] < 0.5 * wrong["best_dipole_gof"] and wrong["poor"]
