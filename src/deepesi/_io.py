@@ -164,3 +164,34 @@ def read_affine_text(
             f"{what} {path} holds an array of shape {value.shape}, expected 4x4; {fix}."
         )
     return check_affine(value, f"{what} {path}")
+
+
+def read_noise_cov(path: str | os.PathLike) -> Any:
+    """An MNE noise covariance file, with one line for a file that is missing, damaged or not a
+    covariance (MNE's reader raises AttributeError/ValueError deep inside on damaged files) and
+    a check that its values are finite."""
+    import mne
+
+    path = check_file(path, "noise covariance")
+    if path.stat().st_size == 0:
+        raise ValueError(f"noise covariance {path} is empty (0 bytes).")
+    try:
+        cov = mne.read_cov(path, verbose=False)
+    except (KeyboardInterrupt, MemoryError):
+        raise
+    except Exception as err:
+        detail = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise ValueError(
+            f"cannot read {path.name} as a noise covariance: {detail} ({type(err).__name__}). "
+            "The file is damaged or not a -cov.fif; recompute it with mne.compute_covariance "
+            "and save it with cov.save."
+        ) from err
+    data = np.asarray(cov.data)
+    if not np.isfinite(data).all():
+        raise ValueError(f"noise covariance {path.name} holds NaN/Inf: the file is damaged; "
+                         "recompute it.")
+    diag = np.diag(data) if data.ndim == 2 else data
+    if np.any(diag < 0):
+        raise ValueError(f"noise covariance {path.name} has negative variances: the file is "
+                         "damaged; recompute it.")
+    return cov

@@ -104,11 +104,9 @@ def run(args: argparse.Namespace) -> int:
         model = read_model(args.model, lf)
     noise_cov = None
     if args.noise_cov:
-        import mne
+        from .._io import read_noise_cov
 
-        from .._validation import check_file
-
-        noise_cov = mne.read_cov(check_file(args.noise_cov, "noise covariance"), verbose=False)
+        noise_cov = read_noise_cov(args.noise_cov)
     result = run_benchmark(
         {name: model} if model is not None else None,
         {name: lf_test},

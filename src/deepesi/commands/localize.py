@@ -133,11 +133,9 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--refine needs the model's forward: add --forward FWD.fif.")
     noise_cov = None
     if args.noise_cov is not None:
-        import mne
+        from .._io import read_noise_cov
 
-        from .._validation import check_file
-
-        noise_cov = mne.read_cov(check_file(args.noise_cov, "noise covariance"), verbose=False)
+        noise_cov = read_noise_cov(args.noise_cov)
     head = None
     if args.head is not None:
         if not args.report:

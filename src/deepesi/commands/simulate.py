@@ -149,14 +149,9 @@ def sim_config(args: argparse.Namespace):
 
     cov = None
     if args.noise_cov is not None:
-        fname = check_file(args.noise_cov, "noise covariance")
-        try:
-            cov = mne.read_cov(fname, verbose=False)
-        except Exception as err:
-            raise ValueError(
-                f"cannot read the noise covariance {fname} ({err}); give an mne.write_cov file "
-                "(*-cov.fif)."
-            ) from err
+        from .._io import read_noise_cov
+
+        cov = read_noise_cov(args.noise_cov)
     projs = None
     if args.projs is not None:
         fname = check_file(args.projs, "SSP projector file")

@@ -126,8 +126,14 @@ def adapt_eeg_channels(
         if flat and len(flat) < len(used):
             inst.info["bads"] = sorted(set(inst.info["bads"]) | set(flat))
             report["flat"] = flat
-            logger.info("flat EEG channel(s) (the reference?) marked bad and interpolated: %s",
-                        ", ".join(flat))
+            if len(flat) == 1:  # one flat electrode: the recording reference, as expected
+                logger.info("flat EEG channel %s (the reference?) marked bad and "
+                            "interpolated", flat[0])
+            else:  # more than a reference: disconnected electrodes or a damaged file
+                logger.warning(
+                    "%d EEG channels are flat (constant over the recording): %s. More than a "
+                    "reference: disconnected electrodes or a damaged file? They are marked bad "
+                    "and interpolated.", len(flat), ", ".join(flat[:12]))
     # 3. missing electrodes
     missing = [n for n in model_eeg if n not in set(inst.ch_names)]
     n_fill = len(missing) + len([n for n in report["flat"] if n in set(model_eeg)])

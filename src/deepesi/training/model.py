@@ -288,6 +288,7 @@ class TrainedModel:
         if half or int8:
             for k in large:
                 d["state_dict"][k] = d["state_dict"][k].half()
+        d["checksum"] = payload_checksum(d)
         with atomic_path(path, overwrite=overwrite) as tmp:
             torch.save(d, tmp)
         return Path(path)
@@ -402,7 +403,16 @@ def read_model(path: str | os.PathLike, leadfield: LeadField | None = None) -> T
         raise ValueError(f"{path} is not a deepesi model file (is it a training checkpoint?).")
     if d["format_version"] > MODEL_VERSION:
         raise ValueError(f"{path} was written by a newer deepesi (format {d['format_version']}).")
-    model = TrainedModel._from_dict(d)
+    if "checksum" in d and d["checksum"] != payload_checksum(d):
+        raise ValueError(f"{path} is damaged: its weights do not match the checksum stored "
+                         "with them (changed bytes inside the file); restore or re-copy it.")
+    try:
+        model = TrainedModel._from_dict(d)
+    except (KeyError, RuntimeError, TypeError, ValueError) as err:
+        if isinstance(err, ValueError) and "output activation" in str(err):
+            raise
+        raise ValueError(f"{path} is damaged or incomplete: {type(err).__name__} while "
+                         "rebuilding the network; restore or re-copy it.") from err
     bad = [n for n, t in model.net.state_dict().items() if not torch.isfinite(t).all()]
     if bad:
         raise ValueError(f"{path} is damaged: its weights contain NaN/Inf ({bad[0]}); "
@@ -410,6 +420,21 @@ def read_model(path: str | os.PathLike, leadfield: LeadField | None = None) -> T
     if leadfield is not None:
         model.check_leadfield(leadfield)
     return model
+
+
+def payload_checksum(d: dict) -> str:
+    """sha256 of a model file's weights as stored (int8/float16 included) and their int8
+    scales: ``torch.load`` does not check the zip's CRCs, so a file with zeroed or flipped
+    bytes inside its weights would otherwise load and give other maps."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for group in ("state_dict", "int8_scales"):
+        for k, v in sorted(d.get(group, {}).items()):
+            t = v.detach().cpu().contiguous()
+            h.update(f"{group}/{k}/{t.dtype}/{tuple(t.shape)}".encode())
+            h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
 
 
 #: Former name of :func:`read_model` (kept as an alias).
