@@ -428,3 +428,51 @@ def test_recording_ssp_unknown_to_the_model_is_warned(model, src, caplog):
         assert not warn_untrained_ssp(ev.info, model)
     finally:
         del model.sim_config
+
+
+def test_reference_meg_channels_ignored_and_raw_window_times():
+    """Issue 16 (#9): CTF/KIT reference sensors are in no forward and are left out, not refused;
+    a Raw window reports its times on the recording's axis (a cropped Raw restarts at 0)."""
+    from deepesi.inverse import prepare_data, prepare_evoked
+
+    names = [f"EEG{k:03d}" for k in range(8)]
+    refs = [f"BG{k}-606" for k in range(3)]
+    info = mne.create_info(names + refs, 250.0, ["eeg"] * 8 + ["ref_meg"] * 3)
+    rng = np.random.default_rng(0)
+    x = np.cumsum(rng.standard_normal((11, 100)), axis=1)
+    x[:8] *= 1e-7
+    x[8:] *= 1e-12
+    ev = mne.EvokedArray(x, info, tmin=-0.1, verbose=False)
+    out = prepare_evoked(ev, names, names)
+    assert out.ch_names == names
+    raw = mne.io.RawArray(x, info, verbose=False)
+    data, times, _ = prepare_data(raw, names, ["eeg"] * 8, tmin=0.0272, tmax=0.1,
+                                  adapt_channels=False)
+    assert times[0] == pytest.approx(0.028) and times[-1] == pytest.approx(0.1)
+    assert data.shape == (8, len(times))
+    win = prepare_evoked(raw, names, names, tmin=0.0272, tmax=0.1)
+    assert win.times[0] == pytest.approx(0.028)
+
+
+def test_baseline_removes_offsets_and_measurement_info_of_other_formats(tmp_path):
+    """Issue 16 (#9): --baseline subtracts DC offsets (Raw and Evoked alike); the sensors of a
+    non-FIF recording are read through mne.io.read_raw, a folder that is no recording is one
+    clear line."""
+    from deepesi.inverse.prepare import subtract_baseline
+    from deepesi.sensors.info import read_measurement_info
+
+    info = mne.create_info(["A", "B"], 100.0, "eeg")
+    x = np.vstack([np.full(50, 1.7e-4), np.linspace(0, 1e-5, 50)])
+    raw = mne.io.RawArray(x, info, verbose=False)
+    out = subtract_baseline(raw, (0.0, 0.1))
+    np.testing.assert_allclose(out.get_data()[0], 0.0, atol=1e-18)
+    assert raw.get_data()[0, 0] == 1.7e-4  # the input is not changed
+    ev = mne.EvokedArray(x, info, tmin=-0.2, verbose=False)
+    np.testing.assert_allclose(subtract_baseline(ev, (-0.2, 0.0)).data[0], 0.0, atol=1e-18)
+    with pytest.raises(ValueError, match="holds no sample"):
+        subtract_baseline(ev, (5.0, 6.0))
+    mne.export.export_raw(tmp_path / "r.vhdr", raw, fmt="brainvision", verbose=False)
+    assert read_measurement_info(tmp_path / "r.vhdr")["ch_names"] == ["A", "B"]
+    (tmp_path / "x.ds").mkdir()
+    with pytest.raises(ValueError, match=r"cannot read the sensors of x\.ds"):
+        read_measurement_info(tmp_path / "x.ds")

@@ -52,6 +52,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="start of the time window (s)")
     parser.add_argument("--tmax", type=float, default=None, metavar="S",
                         help="end of the time window (s)")
+    parser.add_argument("--baseline", type=float, nargs=2, default=None, metavar=("A", "B"),
+                        help="subtract each channel's mean over A..B s first (e.g. -0.2 0: "
+                             "removes DC offsets, such as a CTF recording's, that would "
+                             "otherwise dominate every sample)")
     parser.add_argument("-o", "--output", required=True, metavar="OUT_DIR",
                         help="output folder: new or empty; with --overwrite an earlier result "
                              "folder, of which only the files deepesi wrote are replaced")
@@ -144,6 +148,10 @@ def run(args: argparse.Namespace) -> int:
 
         head = load_head(args.head)
     inst = read_recording(args.recording, args.condition)
+    if args.baseline is not None:
+        from ..inverse.prepare import subtract_baseline
+
+        inst = subtract_baseline(inst, tuple(args.baseline))
     if forward is not None and src is None:
         src = forward.source_space if getattr(model, "source_space", None) is None else None
     result = apply_network(inst, model, source_space=src, noise_cov=noise_cov, forward=forward,

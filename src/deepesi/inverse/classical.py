@@ -407,7 +407,7 @@ def make_classical(
         validate_type(options, Mapping, "options", "a dict of MNE keyword arguments")
     check_finite(fwd["sol"]["data"], "forward gain")
     check_finite(noise_cov.data, "noise covariance")
-    picks = mne.pick_types(info, meg=True, eeg=True, exclude="bads")
+    picks = mne.pick_types(info, meg=True, eeg=True, ref_meg=False, exclude="bads")
     names = [info["ch_names"][k] for k in picks]
     check_channels(names, list(fwd["sol"]["row_names"]), list(noise_cov["names"]))
     return ClassicalInverse(name, mne.pick_info(info, picks, verbose=False), fwd, src, noise_cov,

@@ -33,6 +33,7 @@ __all__ = [
     "prepare_data",
     "prepare_evoked",
     "read_recording",
+    "subtract_baseline",
 ]
 
 #: Median |amplitude| above which the data are almost surely not in SI units, per channel type.
@@ -246,7 +247,7 @@ def as_evoked_or_raw(inst: Any) -> mne.io.BaseRaw | mne.Evoked:
 def _check_epochs(epochs: mne.BaseEpochs) -> None:
     """Constant runs inside single epochs (a zeroed block of a damaged file), which averaging
     with the other epochs would hide, are refused naming the epoch."""
-    picks = mne.pick_types(epochs.info, meg=True, eeg=True, exclude="bads")
+    picks = mne.pick_types(epochs.info, meg=True, eeg=True, ref_meg=False, exclude="bads")
     if not len(picks):
         return
     data = epochs.get_data(picks=picks)
@@ -267,13 +268,36 @@ def _check_epochs(epochs: mne.BaseEpochs) -> None:
             )
 
 
+def subtract_baseline(inst: Recording, window: tuple[float, float]) -> Recording:
+    """``inst`` with each channel's mean over ``window`` (s, inclusive) subtracted: MNE's
+    ``apply_baseline`` for Epochs/Evoked, the same per channel for Raw. A window outside the
+    recording is an error that says its time range."""
+    a, b = (float(v) for v in window)
+    if not (np.isfinite(a) and np.isfinite(b)) or b < a:
+        raise ValueError(f"baseline must be two times A <= B in seconds, got {window}.")
+    times = inst.times  # the axis tmin/tmax use too
+    half = 0.5 / inst.info["sfreq"]
+    inside = (times >= a - half) & (times <= b + half)
+    if not inside.any():
+        raise ValueError(f"baseline {a:g}..{b:g} s holds no sample of the recording "
+                         f"({times[0]:g}..{times[-1]:g} s).")
+    if isinstance(inst, mne.io.BaseRaw):
+        out = inst.copy().load_data(verbose=False)
+        picks = mne.pick_types(out.info, meg=True, eeg=True, ref_meg=True, exclude=[])
+        out._data[picks] -= out._data[picks][:, inside].mean(axis=1, keepdims=True)
+        return out
+    return inst.copy().apply_baseline((float(times[inside][0]), float(times[inside][-1])),
+                                      verbose=False)
+
+
 def crop_window(inst: mne.io.BaseRaw | mne.Evoked, tmin: float | None, tmax: float | None
-                ) -> None:
+                ) -> np.ndarray:
     """Crop ``inst`` in place to the samples within ``[tmin, tmax]`` (s, inclusive).
 
     Half a sample of tolerance on each side, so ``tmin == tmax`` picks the nearest sample. None
     keeps the start / end. A window that holds no sample is an error that says the recording's
-    time range.
+    time range. Returns the kept samples' times on the recording's own time axis (a cropped
+    Raw's ``times`` restart at 0; these do not).
     """
     times = inst.times
     lo = times[0] if tmin is None else float(tmin)
@@ -289,8 +313,10 @@ def crop_window(inst: mne.io.BaseRaw | mne.Evoked, tmin: float | None, tmax: flo
             f"empty time window: {lo:g}..{hi:g} s holds no sample, it lies outside the "
             f"recording's time range {times[0]:g}..{times[-1]:g} s. Choose tmin/tmax inside it."
         )
+    kept = times[inside].copy()
     if tmin is not None or tmax is not None:
-        inst.crop(times[inside][0], times[inside][-1], include_tmax=True)
+        inst.crop(kept[0], kept[-1], include_tmax=True)
+    return kept
 
 
 def _list(names: list[str], limit: int = 12) -> str:
@@ -556,7 +582,7 @@ def prepare_data(
         if channel_report is not None:
             channel_report.update(report)
     _match_channels(inst.info, ch_names, ch_types)
-    crop_window(inst, tmin, tmax)
+    times = crop_window(inst, tmin, tmax)
     if isinstance(inst, mne.io.BaseRaw) and not inst.preload:
         inst.load_data(verbose=False)
     bads = [n for n in inst.info["bads"] if n in set(ch_names)]
@@ -569,12 +595,14 @@ def prepare_data(
     eeg = np.asarray(ch_types) == "eeg"
     if eeg_reference == "average" and eeg.any():
         data[eeg] -= data[eeg].mean(axis=0, keepdims=True)
-    return data, inst.times.copy(), inst.info
+    return data, times, inst.info
 
 
 # ============================================================================ classical methods
 def _good_data_channels(info: mne.Info) -> list[str]:
-    picks = mne.pick_types(info, meg=True, eeg=True, exclude="bads")
+    # ref_meg=False: CTF/KIT/BTi reference sensors are in no forward (they compensate, MNE
+    # applies their weights through info['comps'])
+    picks = mne.pick_types(info, meg=True, eeg=True, ref_meg=False, exclude="bads")
     return [info["ch_names"][k] for k in picks]
 
 
@@ -625,10 +653,10 @@ def prepare_evoked(
     names = _good_data_channels(inst.info)
     check_channels(names, forward_names, cov_names)
     inst.pick(names)
-    crop_window(inst, tmin, tmax)
+    times = crop_window(inst, tmin, tmax)
     if isinstance(inst, mne.io.BaseRaw):
         inst.load_data(verbose=False)
-        inst = mne.EvokedArray(inst.get_data(), inst.info, tmin=float(inst.times[0]), nave=1,
+        inst = mne.EvokedArray(inst.get_data(), inst.info, tmin=float(times[0]), nave=1,
                                comment="raw window", verbose=False)
     check_signal(inst.data, names, inst.get_channel_types(), flat=False,
                  sfreq=inst.info["sfreq"], tmin=float(inst.times[0]))

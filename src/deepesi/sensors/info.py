@@ -9,10 +9,11 @@ digitized EEG electrodes (projected onto the scalp) and the MEG coils of a recor
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 
-from .._validation import check_file, check_option, validate_type
+from .._validation import check_option, validate_type
 from .container import EEG_REFERENCES, Sensors, apply_transform, check_trans
 from .scalp import check_positions, place_on_scalp
 
@@ -90,6 +91,26 @@ def _set_eeg_locs(info, names: list[str], pos_head: np.ndarray) -> None:
         loc[3:6] = 0.0  # reference position: none (we average-reference)
 
 
+def read_measurement_info(path: str | os.PathLike):
+    """The ``mne.Info`` of a recording: a FIF file, or anything :func:`mne.io.read_raw` reads
+    (a CTF ``.ds`` folder, KIT ``.con``/``.sqd``, BTi, EEG formats), without loading its data."""
+    import mne
+
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"measurement file not found: {path}.")
+    try:
+        if path.is_file() and path.name.lower().endswith((".fif", ".fif.gz")):
+            return mne.io.read_info(path, verbose=False)
+        return mne.io.read_raw(path, preload=False, verbose=False).info
+    except (KeyboardInterrupt, MemoryError):
+        raise
+    except Exception as err:
+        detail = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise ValueError(f"cannot read the sensors of {path.name}: {detail}. Give a FIF file, a "
+                         "CTF .ds folder or another recording mne.io.read_raw reads.") from err
+
+
 def sensors_from_info(
     info,
     trans,
@@ -127,7 +148,7 @@ def sensors_from_info(
     import mne
 
     if isinstance(info, str | os.PathLike):
-        info = mne.io.read_info(check_file(info, "measurement file"), verbose=False)
+        info = read_measurement_info(info)
     validate_type(info, mne.Info, "info", "mne.Info or path-like (a FIF file)")
     check_option("reference", reference, EEG_REFERENCES)
     picks = (picks,) if isinstance(picks, str) else tuple(picks)
