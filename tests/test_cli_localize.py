@@ -206,3 +206,30 @@ def test_eeglab_epochs_are_read_as_epochs(files, tmp_path):
     assert _run(files, fname, "--condition", "left", "--source-space", files / "src.npz",
                 "-o", out, "-q") == 0
     assert (out / "peaks.tsv").read_text().splitlines()[1].split("\t")[1] == str(SOURCE)
+
+
+def test_report_of_a_shipped_template_model_draws_the_template(tmp_path, monkeypatch):
+    """Issue 16 (#7): --report with a shipped template model gets the template's anatomy
+    without --head."""
+    import deepesi.viz.report as report_mod
+    from deepesi.pretrained import load_pretrained
+
+    seen = {}
+
+    def fake_report(result, head, *, title, fname):
+        seen["head"] = head
+        fname.write_text("<html></html>")
+
+    monkeypatch.setattr(report_mod, "make_report", fake_report)
+    _, lf = load_pretrained("template-eeg64")
+    j = int(np.flatnonzero(~lf.source_space.is_subcortical)[300])
+    rng = np.random.default_rng(0)
+    x = (lf.gain[:, j] @ np.array([0, 0, 1e-7]))[:, None] * np.hanning(40)[None]
+    x = x + np.cumsum(rng.standard_normal(x.shape), axis=1) * 2e-8
+    info = mne.create_info(list(lf.ch_names), 250.0, "eeg")
+    ev = mne.EvokedArray(x, info, tmin=-0.05, verbose=False)
+    ev.set_montage("colin27_1005", verbose=False)
+    ev.save(tmp_path / "t-ave.fif", verbose=False)
+    assert main(["localize", str(tmp_path / "t-ave.fif"), "--model", "template-eeg64",
+                 "-o", str(tmp_path / "out"), "--report", "-q"]) == 0
+    assert seen["head"] is not None and seen["head"].name == "template"

@@ -119,3 +119,18 @@ def test_package_data_small_and_attributed(head):
     assert "Aubert-Broche" in attribution and "Harvard-Oxford" in attribution
     assert "AAL" in attribution
     assert "Aubert-Broche" in head.meta["attribution"]
+
+
+def test_head_summary_marks_absent_tissues():
+    """Issue 16 (#7): a tissue with no voxel (the template's generic Bone, whose skull is compact
+    + spongy bone) reads 'none' with the reason, not 'Bone 0.0 mL'."""
+    from deepesi.anatomy.summary import format_head_summary
+
+    tissues = [{"label": k, "name": n, "volume_ml": v, "conductivity_s_per_m": 0.1}
+               for k, (n, v) in enumerate([("GM", 900.0), ("Bone", 0.0),
+                                           ("Compact_bone", 500.0), ("Spongy_bone", 100.0)], 1)]
+    text = format_head_summary({"name": "t", "shape": [2, 2, 2], "voxel_size_mm": [1, 1, 1],
+                                "mni_transform": False, "hash": "0" * 64, "tissues": tissues,
+                                "regions": []})
+    assert "0.0" not in text.split("Bone")[1].splitlines()[0]
+    assert "none" in text and "compact and spongy" in text

@@ -89,9 +89,19 @@ def format_head_summary(summary: dict) -> str:
         "",
         f"{'label':>5}  {'tissue':<14}{'volume (mL)':>12}  {'conductivity (S/m)':>18}",
     ]
+    absent = []
     for t in summary["tissues"]:
-        lines.append(f"{t['label']:>5}  {t['name']:<14}{t['volume_ml']:>12.1f}  "
+        vol = f"{t['volume_ml']:>12.1f}" if t["volume_ml"] > 0 else f"{'none':>12}"
+        lines.append(f"{t['label']:>5}  {t['name']:<14}{vol}  "
                      f"{t['conductivity_s_per_m']:>18.4g}")
+        if not t["volume_ml"] > 0:
+            absent.append(t["name"])
+    if absent:
+        names = {t["name"] for t in summary["tissues"] if t["volume_ml"] > 0}
+        why = (" (the skull is segmented into compact and spongy bone instead)"
+               if "Bone" in absent and {"Compact_bone", "Spongy_bone"} <= names else "")
+        lines.append(f"       no voxel of: {', '.join(absent)}{why}; their conductivity "
+                     "is unused")
     if summary["regions"]:
         has_src = "sources" in summary
         header = f"\n{'id':>5}  {'region':<26}{'volume (mL)':>12}"

@@ -147,6 +147,10 @@ def run(args: argparse.Namespace) -> int:
         from ..anatomy.load import load_head
 
         head = load_head(args.head)
+    elif args.report and PRETRAINED.get(args.model, {}).get("head") == "template":
+        from ..anatomy.template import load_template  # a shipped model: its head is known
+
+        head = load_template()
     inst = read_recording(args.recording, args.condition)
     if args.baseline is not None:
         from ..inverse.prepare import subtract_baseline
