@@ -102,3 +102,24 @@ def test_slices_over_a_head(sphere_head, tmp_path):
     other = type(sphere_head)(labels, sphere_head.affine, name="other")
     with pytest.raises(ValueError, match="not the one the source space was built from"):
         make_report(res, other, fname=tmp_path / "x.html")
+
+
+def test_report_shows_the_truth_of_a_simulation(result, src, tmp_path):
+    """Issue 16 (#7): known sources drawn on every glass brain; a table of each method's error
+    in mm; a plain-words note; the comparison says the maps share one time sample."""
+    true_pos = src.pos[SOURCE]
+    far = src.pos[int(np.argmax(np.linalg.norm(src.pos - true_pos, axis=1)))]
+    other = SourceMap.from_amplitudes(
+        _blob(src, far * 1000, result.times), result.times, src, method="dSPM",
+        peak_time=result.peak_time,
+    )
+    truth = [{"region": "Left-Thalamus", "pos_m": true_pos.tolist()}]
+    fig = plot_glass_brain(result, truth=[true_pos])
+    circles = [ln for ax in fig.axes for ln in ax.get_lines() if ln.get_marker() == "o"]
+    assert len(circles) == 3  # one per view
+    x, y = circles[0].get_data()  # sagittal: y (h) and z (v), mm
+    assert (x[0], y[0]) == pytest.approx((true_pos[1] * 1e3, true_pos[2] * 1e3))
+    html = make_report(result, extra_results={"dSPM": other}, fname=tmp_path / "t.html",
+                       truth=truth, notes="A simulated recording at 10 dB.").read_text()
+    assert "A simulated recording at 10 dB." in html and "Known sources" in html
+    assert "deepesi: error (mm)" in html and "<td>0.0 (best of 5: 0.0)</td>" in html

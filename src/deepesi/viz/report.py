@@ -11,6 +11,7 @@ glass-brain comparison.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,7 @@ def _check_extra(obj: Any, like: SourceMap, name: str) -> SourceMap:
 def plot_glass_brain(
     result: SourceMap, time: float | None = None, *, title: str | None = None,
     fig: Figure | None = None, row: int = 0, n_rows: int = 1,
+    truth: Sequence[Sequence[float]] | None = None,
 ) -> Figure:
     """Maximum-intensity projections of the activity at ``time`` in three planes.
 
@@ -75,6 +77,8 @@ def plot_glass_brain(
         Row title; default: method and time.
     fig, row, n_rows
         Draw into row ``row`` of ``n_rows`` of an existing figure (for comparisons).
+    truth : sequence of (x, y, z) | None
+        Known source positions (MRI, m), drawn as open green circles (simulations).
 
     Returns
     -------
@@ -109,6 +113,11 @@ def plot_glass_brain(
         )
         ax.contour(outline.T.astype(float), levels=[0.5], colors="0.4", linewidths=1.0,
                    origin="lower", extent=extent)
+        for k, pos in enumerate(np.asarray(truth if truth is not None else [], float)):
+            ax.plot(pos[h] * 1e3, pos[v] * 1e3, "o", mfc="none", mec="limegreen", mew=2.0,
+                    ms=13, label="true source" if k == 0 else None)
+        if truth is not None and len(truth) and col == 0 and row == 0:
+            ax.legend(fontsize=7, loc="upper left", frameon=False, handletextpad=0.2)
         ax.set_facecolor("white")
         ax.set_aspect("equal")
         ax.set_title(name, fontsize=10)
@@ -226,6 +235,8 @@ def make_report(
     fname: str | os.PathLike,
     overwrite: bool = False,
     n_peaks: int = 5,
+    truth: Sequence[dict] | None = None,
+    notes: str | None = None,
 ) -> Path:
     """Write an HTML report of a localization (and, optionally, of classical methods).
 
@@ -246,6 +257,11 @@ def make_report(
         Replace an existing file.
     n_peaks : int
         Rows of the peak tables.
+    truth : sequence of dict | None
+        Known sources of a simulation: ``pos_m`` (MRI, m) and ``region``; drawn on every glass
+        brain, and a table gives each method's distance to each at the shared peak time.
+    notes : str | None
+        A paragraph (plain text) at the top: what the recording is, in words.
 
     Returns
     -------
@@ -266,14 +282,27 @@ def make_report(
         for name, obj in (extra_results or {}).items()
     }
     report = mne.Report(title=title, verbose=False)
-    for name, res in [(result.method, result), *extras.items()]:
-        _add_method(report, name, res, head, n_peaks)
+    everyone = [(result.method, result), *extras.items()]
+    true_pos = None if truth is None else [t["pos_m"] for t in truth]
+    if notes:
+        import html as _html
+
+        report.add_html(f"<p>{_html.escape(notes)}</p>", title="What this is",
+                        section="summary")
+    if truth is not None:
+        report.add_html(_truth_table(truth, everyone), title="Known sources: each method's "
+                        "error", section="summary")
+    for name, res in everyone:
+        _add_method(report, name, res, head, n_peaks, truth=true_pos)
     if extras:
-        everyone = [(result.method, result), *extras.items()]
         fig = _new_figure(12.0, 3.6 * len(everyone))
         for i, (name, res) in enumerate(everyone):
-            plot_glass_brain(res, title=name, fig=fig, row=i, n_rows=len(everyone))
-        fig.suptitle("glass brains side by side (each at its peak time, on its own scale)")
+            plot_glass_brain(res, title=name, fig=fig, row=i, n_rows=len(everyone),
+                             truth=true_pos)
+        times = {round(res.peak_time, 6) for _, res in everyone}
+        when = (f"all at t = {1000 * times.pop():.0f} ms, the same sample (the data's whitened "
+                "GFP peak)" if len(times) == 1 else "each at its peak time")
+        fig.suptitle(f"glass brains side by side ({when}; each on its own scale)")
         report.add_figure(fig, title="Comparison: glass brains", section="comparison")
         rows = "".join(
             _comparison_row(name, res) for name, res in everyone
@@ -346,13 +375,39 @@ def _comparison_row(name: str, res: SourceMap) -> str:
     )
 
 
-def _add_method(report, name: str, res: SourceMap, head: Any, n_peaks: int) -> None:
+def _truth_table(truth: Sequence[dict], everyone: list) -> str:
+    """HTML: each known source, and each method's nearest of its 5 strongest peaks (mm) at
+    that method's peak time."""
+    head = "".join(f"<th>{n}: error (mm)</th>" for n, _ in everyone)
+    rows = []
+    for t in truth:
+        pos = np.asarray(t["pos_m"], float)
+        cells = []
+        for _, res in everyone:
+            table = res.peaks(n=5)
+            if len(table):
+                d = np.linalg.norm(table.positions() - pos, axis=1) * 1e3
+                cells.append(f"<td>{d[0]:.1f} (best of 5: {d.min():.1f})</td>")
+            else:
+                cells.append("<td>no peak</td>")
+        mm = ", ".join(f"{1e3 * c:.0f}" for c in pos)
+        rows.append(f"<tr><td>{t.get('region', '')}</td><td>{mm}</td>{''.join(cells)}</tr>")
+    return ('<table class="table table-sm"><thead><tr><th>true source</th><th>MRI (mm)</th>'
+            f"{head}</tr></thead>{''.join(rows)}</table><p>Error: distance from the true "
+            "source to the method's strongest peak; best of 5: to the nearest of its five "
+            "strongest peaks (a second source is often the second peak). Green circles mark "
+            "the true sources in the glass brains.</p>")
+
+
+def _add_method(report, name: str, res: SourceMap, head: Any, n_peaks: int,
+                truth: Sequence[Sequence[float]] | None = None) -> None:
     section = name
     table = res.peaks(n=n_peaks)
     if len(table):
         report.add_figure(plot_peak_slices(res, head), title=f"{name}: slices at the peak",
                           section=section)
-    report.add_figure(plot_glass_brain(res), title=f"{name}: glass brain", section=section)
+    report.add_figure(plot_glass_brain(res, truth=truth), title=f"{name}: glass brain",
+                      section=section)
     report.add_figure(plot_region_time_courses(res), title=f"{name}: region time courses",
                       section=section)
     html = table.to_html() if len(table) else "<p>No activity (the map is zero).</p>"
