@@ -476,3 +476,22 @@ def test_baseline_removes_offsets_and_measurement_info_of_other_formats(tmp_path
     (tmp_path / "x.ds").mkdir()
     with pytest.raises(ValueError, match=r"cannot read the sensors of x\.ds"):
         read_measurement_info(tmp_path / "x.ds")
+
+
+def test_trials_end_to_end_become_epochs(tmp_path):
+    """Issue 16 (#9): an epoched CTF .ds, which MNE reads as one Raw of its trials end to end,
+    is read as epochs with the trigger at each trial's pre-trigger sample."""
+    from deepesi.inverse.prepare import _ctf_trials, split_trials
+
+    info = mne.create_info(["A", "B"], 250.0, "eeg")
+    x = np.random.default_rng(0).standard_normal((2, 300)) * 1e-6
+    raw = mne.io.RawArray(x, info, verbose=False)
+    epochs = split_trials(raw, 100, 20)
+    assert len(epochs) == 3 and epochs.times[0] == pytest.approx(-0.08)
+    np.testing.assert_array_equal(epochs.get_data()[1], x[:, 100:200])
+    assert split_trials(raw, 0) is raw
+    raw._raw_extras = [{"block_size": 100, "n_samp": 300}]
+    (tmp_path / "rec.ds").mkdir()
+    assert _ctf_trials(raw, tmp_path / "rec.ds") == (100, 0)  # no res4: t = 0 at the start
+    raw._raw_extras = [{"block_size": 300}]
+    assert _ctf_trials(raw, tmp_path / "rec.ds") == (0, 0)  # one continuous trial

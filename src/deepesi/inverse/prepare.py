@@ -33,6 +33,7 @@ __all__ = [
     "prepare_data",
     "prepare_evoked",
     "read_recording",
+    "split_trials",
     "subtract_baseline",
 ]
 
@@ -207,7 +208,46 @@ def _read(path: Path, condition: str | None) -> Recording:
         return raw
     if condition is not None:
         raise _user_error("--condition applies to -ave.fif and -epo.fif files, not raw data.")
-    return mne.io.read_raw(path, preload=True, verbose=False)
+    raw = mne.io.read_raw(path, preload=True, verbose=False)
+    return split_trials(raw, *_ctf_trials(raw, path)) if path.is_dir() else raw
+
+
+def _ctf_trials(raw: mne.io.BaseRaw, path: Path) -> tuple[int, int]:
+    """Samples per trial and pre-trigger samples of a CTF ``.ds`` recording (0, 0 for one
+    continuous trial): MNE reads an epoched ``.ds`` as one Raw of its trials end to end."""
+    extras = getattr(raw, "_raw_extras", None) or [{}]
+    per_trial = int(extras[0].get("block_size", 0) or 0)
+    if not per_trial or per_trial >= raw.n_times or raw.n_times % per_trial:
+        return 0, 0
+    try:
+        from mne.io.ctf.res4 import _read_res4  # the .ds header, where the trigger offset is
+
+        pre = int(_read_res4(str(path))["pre_trig_pts"])
+    except Exception:  # a private MNE helper: its absence is not fatal
+        pre = 0
+        logger.warning("%s: the pre-trigger length of its trials is unknown; their times "
+                       "start at 0 s", path.name)
+    return per_trial, pre
+
+
+def split_trials(raw: mne.io.BaseRaw, samples_per_trial: int, pre_trigger: int = 0
+                 ) -> mne.io.BaseRaw | mne.BaseEpochs:
+    """A Raw holding equal-length trials end to end as Epochs (one per trial, time 0 at
+    sample ``pre_trigger`` of each); ``samples_per_trial`` 0 returns ``raw`` unchanged."""
+    if not samples_per_trial:
+        return raw
+    if raw.n_times % samples_per_trial:
+        raise ValueError(f"{raw.n_times} samples are not whole trials of {samples_per_trial}.")
+    n = raw.n_times // samples_per_trial
+    sfreq = raw.info["sfreq"]
+    events = np.c_[np.arange(n) * samples_per_trial + pre_trigger + raw.first_samp,
+                   np.zeros(n, int), np.ones(n, int)]
+    epochs = mne.Epochs(raw, events, {"trial": 1}, tmin=-pre_trigger / sfreq,
+                        tmax=(samples_per_trial - pre_trigger - 1) / sfreq, baseline=None,
+                        preload=True, reject_by_annotation=False, verbose=False)
+    logger.info("%d trials of %d samples read as epochs (t = 0 at sample %d of each)", n,
+                samples_per_trial, pre_trigger)
+    return epochs
 
 
 def _select_condition(epochs: mne.BaseEpochs, condition: str | None, path: Path
