@@ -123,3 +123,24 @@ def test_report_shows_the_truth_of_a_simulation(result, src, tmp_path):
                        truth=truth, notes="A simulated recording at 10 dB.").read_text()
     assert "A simulated recording at 10 dB." in html and "Known sources" in html
     assert "deepesi: error (mm)" in html and "<td>0.0 (best of 5: 0.0)</td>" in html
+
+
+def test_comparison_rows_share_one_grid(result):
+    """Issue 16 (#7): rows of a comparison figure share one layout grid (their titles no longer
+    overlap the row above), the views are named once, each row has its colour bar."""
+    from deepesi.viz.report import _new_figure
+
+    fig = _new_figure(12.0, 7.2)
+    for i in range(2):
+        plot_glass_brain(result, title=f"m{i}", fig=fig, row=i, n_rows=2)
+    specs = {ax.get_subplotspec().get_gridspec() for ax in fig.axes}
+    assert len(specs) == 1 and len(fig.axes) == 8
+    assert [ax.get_title() for ax in fig.axes if ax.get_title()] == ["sagittal", "coronal",
+                                                                      "axial"]
+    fig.canvas.draw()
+    boxes = [ax.get_tightbbox() for ax in fig.axes]
+    tops = [b for b, ax in zip(boxes, fig.axes, strict=True)
+            if ax.get_subplotspec().rowspan.start == 0]
+    bottoms = [b for b, ax in zip(boxes, fig.axes, strict=True)
+               if ax.get_subplotspec().rowspan.start == 1]
+    assert min(b.y0 for b in tops) >= max(b.y1 for b in bottoms) - 1  # no overlap (pixels)

@@ -93,7 +93,11 @@ def plot_glass_brain(
     vmax = float(vol.max()) or 1.0
     if fig is None:
         fig = _new_figure(12.0, 4.0 * n_rows)
-    grid = fig.add_gridspec(n_rows, 4, width_ratios=[1, 1, 1, 0.05])
+    # one grid for every row of the figure, so constrained layout spaces the rows together
+    grid = getattr(fig, "_deepesi_grid", None)
+    if grid is None or grid.nrows != n_rows:
+        grid = fig.add_gridspec(n_rows, 4, width_ratios=[1, 1, 1, 0.05])
+        fig._deepesi_grid = grid
     image = None
     for col, (name, axis, (h, v), letters) in enumerate(_VIEWS):
         ax = fig.add_subplot(grid[row, col])
@@ -120,7 +124,8 @@ def plot_glass_brain(
             ax.legend(fontsize=7, loc="upper left", frameon=False, handletextpad=0.2)
         ax.set_facecolor("white")
         ax.set_aspect("equal")
-        ax.set_title(name, fontsize=10)
+        if row == 0:  # the views' names once, above the first row
+            ax.set_title(name, fontsize=10)
         ax.set_xlabel(f"{_AXIS[h]} (mm)", fontsize=8)
         ax.set_ylabel(f"{_AXIS[v]} (mm)", fontsize=8)
         ax.tick_params(labelsize=7)
@@ -128,7 +133,13 @@ def plot_glass_brain(
         ax.text(0.98, 0.02, letters[1], transform=ax.transAxes, fontsize=9, ha="right",
                 fontweight="bold")
     cax = fig.add_subplot(grid[row, 3])
-    fig.colorbar(image, cax=cax, label="amplitude")
+    bar = fig.colorbar(image, cax=cax)
+    bar.formatter.set_powerlimits((-2, 3))
+    bar.ax.yaxis.get_offset_text().set_fontsize(7)
+    units = str(getattr(result, "units", "") or "")
+    bar.set_label("amplitude (relative)" if units.startswith("relative") else
+                  f"amplitude ({units})" if units else "amplitude", fontsize=8)
+    bar.ax.tick_params(labelsize=7)
     label = title or f"{result.method}, t = {t * 1000:.1f} ms"
     if n_rows == 1:
         fig.suptitle(f"glass brain: {label}", fontsize=12)
