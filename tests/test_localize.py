@@ -481,7 +481,7 @@ def test_baseline_removes_offsets_and_measurement_info_of_other_formats(tmp_path
 def test_trials_end_to_end_become_epochs(tmp_path):
     """Issue 16 (#9): an epoched CTF .ds, which MNE reads as one Raw of its trials end to end,
     is read as epochs with the trigger at each trial's pre-trigger sample."""
-    from deepesi.inverse.prepare import _ctf_trials, split_trials
+    from deepesi.inverse.reading import _ctf_trials, split_trials
 
     info = mne.create_info(["A", "B"], 250.0, "eeg")
     x = np.random.default_rng(0).standard_normal((2, 300)) * 1e-6

@@ -408,9 +408,7 @@ def read_model(path: str | os.PathLike, leadfield: LeadField | None = None) -> T
                          "with them (changed bytes inside the file); restore or re-copy it.")
     try:
         model = TrainedModel._from_dict(d)
-    except (KeyError, RuntimeError, TypeError, ValueError) as err:
-        if isinstance(err, ValueError) and "output activation" in str(err):
-            raise
+    except (KeyError, RuntimeError, TypeError) as err:  # ValueErrors carry their own text
         raise ValueError(f"{path} is damaged or incomplete: {type(err).__name__} while "
                          "rebuilding the network; restore or re-copy it.") from err
     bad = [n for n, t in model.net.state_dict().items() if not torch.isfinite(t).all()]
