@@ -47,6 +47,11 @@ def main() -> None:
     p.add_argument("--n-eval", type=int, default=1000)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--brain-noise", type=float, default=0.5,
+                   help="recipe: background brain activity up to this fraction of the noise")
+    p.add_argument("--runs", nargs="+", default=["nominal", "recipe"],
+                   choices=["nominal", "recipe"], help="which nets to train and evaluate")
+    p.add_argument("--name", default="training_recipe", help="results file stem")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     work, out = Path(args.work), Path(args.out)
@@ -63,8 +68,9 @@ def main() -> None:
           " (max)")
     runs = {
         "nominal": (SimulationConfig(), None),
-        "recipe": (SimulationConfig(brain_noise_fraction=(0.0, 0.5)), ens),
+        "recipe": (SimulationConfig(brain_noise_fraction=(0.0, args.brain_noise)), ens),
     }
+    runs = {k: v for k, v in runs.items() if k in args.runs}
     common = dict(epochs=args.epochs, batches_per_epoch=args.batches, batch_size=256,
                   n_val=1024, seed=args.seed, patience=args.epochs, lr=3e-3,
                   net_kwargs={"hidden": 256, "channels": (32, 64)}, resume=True, overwrite=True)
@@ -72,7 +78,8 @@ def main() -> None:
                                   "ensemble_seconds": ens_s}, "runs": {}}
     for name, (cfg, ensemble) in runs.items():
         t0 = time.perf_counter()
-        model = train_model(lf, cfg, out / f"{name}.pt", ensemble=ensemble, **common)
+        model = train_model(lf, cfg, out / f"{args.name}-{name}.pt", ensemble=ensemble,
+                            **common)
         train_s = time.perf_counter() - t0
         row = {"train_s": train_s, "epochs_run": model.meta["epochs_run"],
                "weights_hash": model.weights_hash(), "eval": {}}
@@ -96,9 +103,9 @@ def main() -> None:
     print(table)
     res_dir = HERE / "results"
     res_dir.mkdir(exist_ok=True)
-    (res_dir / "training_recipe.json").write_text(json.dumps(results, indent=1))
-    (res_dir / "training_recipe.md").write_text(table + "\n")
-    print(f"wrote {res_dir / 'training_recipe.json'}")
+    (res_dir / f"{args.name}.json").write_text(json.dumps(results, indent=1))
+    (res_dir / f"{args.name}.md").write_text(table + "\n")
+    print(f"wrote {res_dir / f'{args.name}.json'}")
 
 
 if __name__ == "__main__":
