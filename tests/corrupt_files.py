@@ -79,37 +79,27 @@ def write_recordings(folder: Path, data: np.ndarray, ch_names: list[str], tag: s
     epochs = mne.EpochsArray(ep_data, _info(ch_names), tmin=TMIN, verbose=False)
     epochs.set_montage(montage, verbose=False)
     out: dict[str, Path] = {}
-    want = formats or ("fif-raw", "fif-ave", "fif-epo", "brainvision", "edf", "eeglab",
-                       "eeglab-epochs")
+    writers = {  # format: (file name, writer)
+        "fif-raw": ("rec-raw.fif", lambda f: raw.save(f, overwrite=True, verbose=False)),
+        "fif-ave": ("rec-ave.fif", lambda f: evoked.save(f, overwrite=True, verbose=False)),
+        "fif-epo": ("rec-epo.fif", lambda f: epochs.save(f, overwrite=True, verbose=False)),
+        "brainvision": ("rec.vhdr", lambda f: mne.export.export_raw(
+            f, raw, fmt="brainvision", overwrite=True, verbose=False)),
+        "edf": ("rec.edf", lambda f: mne.export.export_raw(
+            f, raw, fmt="edf", overwrite=True, verbose=False)),
+        "eeglab": ("rec.set", lambda f: mne.export.export_raw(
+            f, raw, fmt="eeglab", overwrite=True, verbose=False)),
+        "eeglab-epochs": ("rec-epochs.set", lambda f: mne.export.export_epochs(
+            f, epochs, fmt="eeglab", overwrite=True, verbose=False)),
+    }
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # MNE's export notes (float64 -> float32)
-        for fmt in want:
+        for fmt in formats or tuple(writers):
+            name, write = writers[fmt]
             sub = folder / f"{tag}-{fmt}"
             sub.mkdir(parents=True, exist_ok=True)
-            if fmt == "fif-raw":
-                out[fmt] = sub / "rec-raw.fif"
-                raw.save(out[fmt], overwrite=True, verbose=False)
-            elif fmt == "fif-ave":
-                out[fmt] = sub / "rec-ave.fif"
-                evoked.save(out[fmt], overwrite=True, verbose=False)
-            elif fmt == "fif-epo":
-                out[fmt] = sub / "rec-epo.fif"
-                epochs.save(out[fmt], overwrite=True, verbose=False)
-            elif fmt == "brainvision":
-                out[fmt] = sub / "rec.vhdr"
-                mne.export.export_raw(out[fmt], raw, fmt="brainvision", overwrite=True,
-                                      verbose=False)
-            elif fmt == "edf":
-                out[fmt] = sub / "rec.edf"
-                mne.export.export_raw(out[fmt], raw, fmt="edf", overwrite=True, verbose=False)
-            elif fmt == "eeglab":
-                out[fmt] = sub / "rec.set"
-                mne.export.export_raw(out[fmt], raw, fmt="eeglab", overwrite=True,
-                                      verbose=False)
-            elif fmt == "eeglab-epochs":
-                out[fmt] = sub / "rec-epochs.set"
-                mne.export.export_epochs(out[fmt], epochs, fmt="eeglab", overwrite=True,
-                                         verbose=False)
+            out[fmt] = sub / name
+            write(out[fmt])
     return out
 
 

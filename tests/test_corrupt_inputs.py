@@ -61,7 +61,7 @@ def suite(tmp_path_factory):
     return root, clean, cov_file, cases
 
 
-def _localize(case_path: Path, option: str, clean: dict, cov: Path, out: Path, caplog):
+def _localize(case_path: Path, option: str, clean: dict, out: Path, caplog):
     args = ["localize", "-o", str(out), "-q"]
     if option == "recording":
         args += [str(case_path), "--model", MODEL]
@@ -97,14 +97,14 @@ def _same_answer(got, ref) -> bool:
 
 
 def test_corrupt_input_suite(suite, tmp_path, capsys, caplog):
-    root, clean, cov, cases = suite
+    root, clean, _, cases = suite
     assert len(cases) >= 100
     before = _digest(root / "inputs")
     # the intact results, to tell harmless damage from a silent wrong answer
     reference, clean_warnings = {}, {}
     for fmt in clean:
         out = tmp_path / f"clean-{fmt}"
-        rc, exc, ours, _ = _localize(clean[fmt], "recording", clean, cov, out, caplog)
+        rc, exc, ours, _ = _localize(clean[fmt], "recording", clean, out, caplog)
         assert rc == 0 and exc is None, (fmt, exc)
         reference[fmt] = read_source_map(out)
         clean_warnings[fmt] = set(ours)  # e.g. MNE's note on EEGLAB export's head radius
@@ -113,7 +113,7 @@ def test_corrupt_input_suite(suite, tmp_path, capsys, caplog):
     problems = []
     for k, case in enumerate(cases):
         out = tmp_path / f"out{k}"
-        rc, exc, ours, mne_warn = _localize(case.path, case.option, clean, cov, out, caplog)
+        rc, exc, ours, mne_warn = _localize(case.path, case.option, clean, out, caplog)
         base = case.fmt if case.option == "recording" and case.fmt in clean else "fif-raw"
         ours = [w for w in ours if w not in clean_warnings[base]]  # warnings about the damage
         err = capsys.readouterr().err

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._validation import check_affine, check_file
+from ._validation import check_affine, check_file, first_line
 
 if TYPE_CHECKING:
     import nibabel as nib
@@ -180,7 +180,7 @@ def read_noise_cov(path: str | os.PathLike) -> Any:
     except (KeyboardInterrupt, MemoryError):
         raise
     except Exception as err:
-        detail = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        detail = first_line(err)
         raise ValueError(
             f"cannot read {path.name} as a noise covariance: {detail} ({type(err).__name__}). "
             "The file is damaged or not a -cov.fif; recompute it with mne.compute_covariance "

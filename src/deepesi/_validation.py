@@ -191,3 +191,11 @@ def check_random_state(seed: int | np.random.Generator | None) -> np.random.Gene
     raise TypeError(
         f"seed must be None, an int or a numpy.random.Generator, got {type(seed).__name__}."
     )
+
+
+def first_line(err: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message (its type's name when it has none), at most
+    ``limit`` characters: a library's multi-line error inside one of ours."""
+    lines = str(err).strip().splitlines()
+    text = lines[0] if lines else type(err).__name__
+    return text if len(text) <= limit else text[:limit] + "..."

@@ -65,6 +65,17 @@ def constant_runs(data: np.ndarray, min_samples: int) -> list[tuple[int, int, in
     return out
 
 
+def _min_run(sfreq: float | None) -> int:
+    """Shortest constant run refused: MIN_RUN_S at ``sfreq``, at least MIN_RUN_SAMPLES."""
+    return max(MIN_RUN_SAMPLES, int(np.ceil(MIN_RUN_S * sfreq)) if sfreq else 0)
+
+
+def _runs_in_live_channels(data: np.ndarray, n_min: int) -> list[tuple[int, int, int]]:
+    """:func:`constant_runs` of the channels that vary at all (flat ones are checked apart)."""
+    varying = np.ptp(data, axis=1) > 0 if data.shape[1] > 1 else np.zeros(len(data), bool)
+    return [r for r in constant_runs(data, n_min) if varying[r[0]]]
+
+
 #: Median lag-1 autocorrelation below which the data are flagged as white noise.
 MIN_AUTOCORRELATION = 0.2
 
@@ -143,9 +154,8 @@ def check_signal(data: np.ndarray, names: list[str], types: list[str], *, flat: 
                 "interpolated."
             )
     _warn_if_white(data, names)
-    n_min = max(MIN_RUN_SAMPLES, int(np.ceil(MIN_RUN_S * sfreq)) if sfreq else 0)
-    varying = np.ptp(data, axis=1) > 0 if data.shape[1] > 1 else np.zeros(len(data), bool)
-    runs = [r for r in constant_runs(data, n_min) if varying[r[0]]]
+    n_min = _min_run(sfreq)
+    runs = _runs_in_live_channels(data, n_min)
     if runs:
         ch, start, stop = max(runs, key=lambda r: r[2] - r[1])
         when = (f"{tmin + start / sfreq:.3f}..{tmin + (stop - 1) / sfreq:.3f} s" if sfreq
@@ -168,11 +178,10 @@ def check_epochs(epochs: mne.BaseEpochs) -> None:
         return
     data = epochs.get_data(picks=picks)
     sfreq = epochs.info["sfreq"]
-    n_min = max(MIN_RUN_SAMPLES, int(np.ceil(MIN_RUN_S * sfreq)))
+    n_min = _min_run(sfreq)
     names = [epochs.ch_names[i] for i in picks]
     for k, ep in enumerate(data):
-        varying = np.ptp(ep, axis=1) > 0
-        runs = [r for r in constant_runs(ep, n_min) if varying[r[0]]]
+        runs = _runs_in_live_channels(ep, n_min)
         if runs:
             ch, start, stop = max(runs, key=lambda r: r[2] - r[1])
             t0 = epochs.times[0]

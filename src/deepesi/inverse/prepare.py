@@ -77,8 +77,8 @@ def subtract_baseline(inst: Recording, window: tuple[float, float]) -> Recording
     if isinstance(inst, mne.io.BaseRaw):
         out = inst.copy().load_data(verbose=False)
         picks = mne.pick_types(out.info, meg=True, eeg=True, ref_meg=True, exclude=[])
-        out._data[picks] -= out._data[picks][:, inside].mean(axis=1, keepdims=True)
-        return out
+        return out.apply_function(lambda x: x - x[inside].mean(), picks=picks,
+                                  verbose=False)
     return inst.copy().apply_baseline((float(times[inside][0]), float(times[inside][-1])),
                                       verbose=False)
 

@@ -18,7 +18,7 @@ import mne
 import numpy as np
 
 from .._logging import logger
-from .._validation import validate_type
+from .._validation import first_line, validate_type
 
 __all__ = ["EPOCHS_SUFFIXES", "EVOKED_SUFFIXES", "MAX_CHANNELS", "Recording", "read_recording",
            "split_trials"]
@@ -57,24 +57,20 @@ def read_recording(path: str | os.PathLike, condition: str | None = None) -> Rec
         warnings.simplefilter("always")
         try:
             inst = _read(path, condition)
-        except (ValueError, FileNotFoundError) as err:
-            if getattr(err, "_deepesi", False):
-                raise
-            raise _damaged(path, err) from err
+        except _UserError:
+            raise
         except MemoryError as err:
-            raise _user_error(
+            raise _UserError(
                 f"cannot read {path.name}: it asks for more memory than this machine has "
                 f"({err}). A damaged header (channel or sample count), or a recording too "
                 "long to load at once: crop it with MNE first."
             ) from err
-        except KeyboardInterrupt:
-            raise
         except Exception as err:  # a reader's internal error on a damaged file
             raise _damaged(path, err) from err
     for w in caught:  # MNE's warnings about the file, as one line each, through our logger
         if issubclass(w.category, DeprecationWarning | FutureWarning):
             continue
-        logger.warning("reading %s: %s", path.name, str(w.message).strip().splitlines()[0])
+        logger.warning("reading %s: %s", path.name, first_line(w.message))
     return inst
 
 
@@ -89,12 +85,12 @@ def _check_header(path: Path) -> None:
     if suffix == ".vhdr":
         text = path.read_bytes()[:1_000_000].decode("latin-1")
         if "Brain Vision" not in text and "BrainVision" not in text:
-            raise _user_error(f"{path.name} is not a BrainVision header (no 'Brain Vision' "
+            raise _UserError(f"{path.name} is not a BrainVision header (no 'Brain Vision' "
                               "line): damaged, or another format named .vhdr.")
         m = re.search(r"NumberOfChannels\s*=\s*(-?\d+)", text)
         n = int(m.group(1)) if m else -1
         if not 0 < n <= MAX_CHANNELS:
-            raise _user_error(f"{path.name}: NumberOfChannels={m.group(1) if m else 'missing'}"
+            raise _UserError(f"{path.name}: NumberOfChannels={m.group(1) if m else 'missing'}"
                               f" is not a channel count (1..{MAX_CHANNELS}): the header is "
                               "damaged.")
         fmt = re.search(r"BinaryFormat\s*=\s*(\w+)", text)
@@ -114,30 +110,25 @@ def _check_header(path: Path) -> None:
         try:
             n_bytes, n_sig = int(head[184:192]), int(head[252:256])
         except ValueError:
-            raise _user_error(f"{path.name} is not an EDF/BDF file (its header's size fields "
+            raise _UserError(f"{path.name} is not an EDF/BDF file (its header's size fields "
                               "are not numbers): damaged, or another format.") from None
         if not 0 < n_sig <= MAX_CHANNELS or n_bytes != 256 * (n_sig + 1):
-            raise _user_error(f"{path.name}: the EDF header claims {n_sig} signals in "
+            raise _UserError(f"{path.name}: the EDF header claims {n_sig} signals in "
                               f"{n_bytes} header bytes (expected 256 x (signals + 1)): the "
                               "header is damaged.")
         if path.stat().st_size < n_bytes:
-            raise _user_error(f"{path.name} is truncated: {path.stat().st_size} bytes, "
+            raise _UserError(f"{path.name} is truncated: {path.stat().st_size} bytes, "
                               f"shorter than its own {n_bytes}-byte header.")
 
 
-def _user_error(msg: str) -> ValueError:
-    err = ValueError(msg)
-    err._deepesi = True  # type: ignore[attr-defined]  # our own message: passed on unchanged
-    return err
+class _UserError(ValueError):
+    """deepesi's own message about the recording: passed on unchanged, never re-wrapped."""
 
 
 def _damaged(path: Path, err: BaseException) -> ValueError:
     """One line for a file a reader could not read."""
-    detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    if len(detail) > 200:
-        detail = detail[:200] + "..."
-    return _user_error(
-        f"cannot read {path.name}: {detail} ({type(err).__name__}). The file is damaged, "
+    return _UserError(
+        f"cannot read {path.name}: {first_line(err)} ({type(err).__name__}). The file is damaged, "
         "truncated or not the format its name says; check that it opens with MNE "
         "(mne.io.read_raw / mne.read_evokeds / mne.read_epochs) and re-export or re-copy it."
     )
@@ -150,12 +141,12 @@ def _read(path: Path, condition: str | None) -> Recording:
         names = [ev.comment for ev in evokeds]
         if condition is not None:
             if condition not in names:
-                raise _user_error(
+                raise _UserError(
                     f"--condition {condition!r} is not in {path.name}; it holds {names}."
                 )
             return evokeds[names.index(condition)]
         if len(evokeds) > 1:
-            raise _user_error(
+            raise _UserError(
                 f"{path.name} holds {len(evokeds)} conditions {names}; choose one with "
                 "--condition NAME."
             )
@@ -172,11 +163,11 @@ def _read(path: Path, condition: str | None) -> Recording:
             return _select_condition(mne.read_epochs_eeglab(path, verbose=False), condition,
                                      path)
         if condition is not None:
-            raise _user_error("--condition applies to epoched data; this EEGLAB file is "
+            raise _UserError("--condition applies to epoched data; this EEGLAB file is "
                               "continuous.")
         return raw
     if condition is not None:
-        raise _user_error("--condition applies to -ave.fif and -epo.fif files, not raw data.")
+        raise _UserError("--condition applies to -ave.fif and -epo.fif files, not raw data.")
     raw = mne.io.read_raw(path, preload=True, verbose=False)
     return split_trials(raw, *_ctf_trials(raw, path)) if path.is_dir() else raw
 
@@ -227,7 +218,7 @@ def _select_condition(epochs: mne.BaseEpochs, condition: str | None, path: Path
     try:
         return epochs[condition]
     except KeyError as err:
-        raise _user_error(
+        raise _UserError(
             f"--condition {condition!r} is not an event of {path.name}; events: "
             f"{sorted(epochs.event_id)}."
         ) from err

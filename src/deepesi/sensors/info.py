@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._validation import check_option, validate_type
+from .._validation import check_option, first_line, validate_type
 from .container import EEG_REFERENCES, Sensors, apply_transform, check_trans
 from .scalp import check_positions, place_on_scalp
 
@@ -106,7 +106,7 @@ def read_measurement_info(path: str | os.PathLike):
     except (KeyboardInterrupt, MemoryError):
         raise
     except Exception as err:
-        detail = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        detail = first_line(err)
         raise ValueError(f"cannot read the sensors of {path.name}: {detail}. Give a FIF file, a "
                          "CTF .ds folder or another recording mne.io.read_raw reads.") from err
 
