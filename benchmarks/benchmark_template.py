@@ -29,13 +29,16 @@ def main() -> None:
 
     from deepesi.benchmark import BenchmarkConfig, run_benchmark
     from deepesi.inverse import CLASSICAL_METHODS
-    from deepesi.pretrained import pretrained_files
+    from deepesi.pretrained import load_pretrained, pretrained_files
     from deepesi.simulation import read_work_leadfield
     from deepesi.training import read_model
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--work", default="out/pretrained", help="build_pretrained.py work folder")
-    p.add_argument("--model", help="model file (default: the shipped template-eeg64)")
+    p.add_argument("--model", help="model file trained on WORK/train-gain.npy (default: a "
+                   "shipped model, inverted with its shipped lead field)")
+    p.add_argument("--pretrained", default="template-eeg64",
+                   help="shipped model when --model is not given")
     p.add_argument("--n", type=int, default=6, help="samples per scenario")
     p.add_argument("--methods", nargs="+", default=["deepesi", *CLASSICAL_METHODS])
     p.add_argument("--threads", type=int, default=2)
@@ -57,10 +60,16 @@ def main() -> None:
         if not (work / f"{stem}-gain.npy").exists():
             raise SystemExit(f"{work}/{stem}-gain.npy missing: run "
                              "`python scripts/build_pretrained.py --stage forward` first.")
-    lf = read_work_leadfield(work, "train")
     lf_test = read_work_leadfield(work, args.test)
-    model_path = args.model or pretrained_files("template-eeg64")["model"]
-    model = read_model(model_path)
+    if args.model:
+        model_path, model = args.model, read_model(args.model)
+        lf = read_work_leadfield(work, "train")
+    else:
+        # the shipped float16 gain of the training forward (the FEM is not bit-reproducible
+        # across machines, so a recomputed train-gain.npy differs from the one the net saw)
+        model_path = pretrained_files(args.pretrained)["model"]
+        model, lf = load_pretrained(args.pretrained)
+        model.leadfield_hash = lf.hash()
     grid = {}
     if args.snr:
         grid["snr_db"] = tuple(args.snr)

@@ -15,10 +15,16 @@ from .._validation import validate_type
 from ..inverse.classical import CLASSICAL_METHODS
 from ..inverse.classical import check_method as _check_classical
 
-__all__ = ["DEEPESI", "METRICS", "PLACEMENTS", "SCENARIO_KEYS", "BenchmarkConfig"]
+__all__ = ["DEEPESI", "METRICS", "NETWORK_METHODS", "PLACEMENTS", "SCENARIO_KEYS",
+           "SOURCE_SET_METHODS", "BenchmarkConfig"]
 
 #: Name of the network in the method list and the records.
 DEEPESI = "deepesi"
+#: Methods whose answer is a list of off-grid sources (:mod:`deepesi.benchmark.sets`), scored
+#: by their positions and their number; the first two use the network.
+SOURCE_SET_METHODS = ("deepesi-sources", "deepesi-map-sources", "dipoles")
+#: Methods that need the network.
+NETWORK_METHODS = (DEEPESI, "deepesi-sources", "deepesi-map-sources")
 #: Where the sources of a scenario are placed.
 PLACEMENTS = ("cortical", "subcortical", "mixed")
 #: Metric columns of the records (distances in mm), and whether lower is better.
@@ -228,11 +234,14 @@ def _check_method(method: str) -> str:
     validate_type(method, str, "method name")
     if method.strip().lower() == DEEPESI:
         return DEEPESI
+    if method.strip().lower() in SOURCE_SET_METHODS:
+        return method.strip().lower()
     try:
         return _check_classical(method)
     except ValueError:
         raise ValueError(
-            f"unknown method {method!r}; choose {DEEPESI!r} or one of {list(CLASSICAL_METHODS)}."
+            f"unknown method {method!r}; choose {DEEPESI!r}, a source-set method "
+            f"{list(SOURCE_SET_METHODS)} or one of {list(CLASSICAL_METHODS)}."
         ) from None
 
 

@@ -11,7 +11,7 @@ import numpy as np
 from .._validation import validate_type
 from ..forward.leadfield import LeadField
 from ..whitening import reference_projector, zca_whitener
-from .config import DEEPESI, BenchmarkConfig, _seq
+from .config import DEEPESI, SOURCE_SET_METHODS, BenchmarkConfig, _seq
 from .scoring import _Geometry
 
 __all__ = ["default_set_name"]
@@ -56,7 +56,7 @@ def _make_set(
                              "points; drop 'subcortical'/'mixed' from placements.")
     if ("cortical" in cfg.placements or "mixed" in cfg.placements) and deep.all():
         raise ValueError(f"sensor set {name!r}: the test source space has no cortical points.")
-    classical = [m for m in cfg.methods if m != DEEPESI]
+    classical = [m for m in cfg.methods if m not in (DEEPESI, *SOURCE_SET_METHODS)]
     if classical and inverse_lf.info is None:
         raise ValueError(f"sensor set {name!r}: the classical methods need the model lead "
                          "field's info and trans (read it from a -fwd.fif file).")

@@ -21,10 +21,18 @@ from .._validation import validate_type
 from ..forward.io import leadfield_to_forward
 from ..forward.leadfield import LeadField
 from ..inverse.classical import make_classical
-from .config import DEEPESI, BenchmarkConfig, _crc, _extent_label
+from .config import (
+    DEEPESI,
+    NETWORK_METHODS,
+    SOURCE_SET_METHODS,
+    BenchmarkConfig,
+    _crc,
+    _extent_label,
+)
 from .data import _add_noise, _channel_info, _make_set, _SensorSet, _simulate_cell, default_set_name
 from .results import BenchmarkResult
 from .scoring import _score
+from .sets import estimate_set, set_map
 
 __all__ = ["run_benchmark"]
 
@@ -36,7 +44,7 @@ def _prepare_classical(sset: _SensorSet, cfg: BenchmarkConfig) -> None:
     """The forward, the channels' info and one :class:`ClassicalInverse` per method, once."""
     sset.forward = leadfield_to_forward(sset.inverse_lf)
     sset.info = _channel_info(sset.inverse_lf, cfg.sfreq)
-    for method in (m for m in cfg.methods if m != DEEPESI):
+    for method in _classical_methods(cfg):
         opts = dict(cfg.classical_options.get(method, {}))
         if method == "LCMV" and "eeg" not in sset.inverse_lf.ch_types:
             # MEG is blind to radial dipoles: the 3-orientation gain is rank-deficient at many
@@ -48,6 +56,10 @@ def _prepare_classical(sset: _SensorSet, cfg: BenchmarkConfig) -> None:
         )
     if sset.inverse:  # the info with the average EEG reference projector the operators use
         sset.info = next(iter(sset.inverse.values())).info
+
+
+def _classical_methods(cfg: BenchmarkConfig) -> list[str]:
+    return [m for m in cfg.methods if m not in (DEEPESI, *SOURCE_SET_METHODS)]
 
 
 def _run_classical(
@@ -142,7 +154,7 @@ def _sensor_sets(
     if len(names) == 1:  # a single object given for the only set
         invs = {names[0]: invs[""]} if "" in invs else invs
         mods = {names[0]: mods[""]} if "" in mods else mods
-    want_net = DEEPESI in cfg.methods
+    want_net = any(m in NETWORK_METHODS for m in cfg.methods)
     for name in names:
         for what, d in (("test lead field", tests), ("model lead field", invs)) + (
             (("model", mods),) if want_net else ()
@@ -157,7 +169,7 @@ def _sensor_sets(
 
 def _run_grid(sets: list[_SensorSet], cfg: BenchmarkConfig) -> list[dict]:
     """The records of every cell × SNR × sample × method (seeded per cell and SNR)."""
-    classical = [m for m in cfg.methods if m != DEEPESI]
+    classical = _classical_methods(cfg)
     records: list[dict] = []
     cells = cfg.cells([s.name for s in sets])
     total = len(cells) * cfg.n_samples * len(cfg.snr_db)
@@ -258,15 +270,20 @@ def _run_sample(
     out = []
     for method in cfg.methods:
         t0 = time.perf_counter()
-        error = ""
+        error, positions, extra = "", None, {}
         try:
-            est_map = _estimate(sset, method, data, cfg)
+            if method in SOURCE_SET_METHODS:
+                found = estimate_set(sset, method, data)
+                est_map, positions = set_map(sset, found), found.positions
+                extra = {"n_estimated": len(found), "count_correct": len(found) == k}
+            else:
+                est_map = _estimate(sset, method, data, cfg)
         except (RuntimeError, np.linalg.LinAlgError, FloatingPointError) as err:
             logger.warning("%s failed on a %s sample: %s", method, cell["placement"], err)
             est_map, error = np.zeros(sset.inverse_lf.n_sources), f"{type(err).__name__}: {err}"
         runtime = time.perf_counter() - t0
         scores, per_source = _score(sset.geo, true_map, centres, patches, est_map,
-                                    cfg.emd_max_support)
+                                    cfg.emd_max_support, positions=positions)
         out.append({**base, "method": method, **scores, "source_error_mm": per_source,
-                    "runtime_s": runtime, "error": error})
+                    "runtime_s": runtime, "error": error, **extra})
     return out

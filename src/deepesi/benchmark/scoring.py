@@ -98,10 +98,14 @@ def _score(
     patches: list[np.ndarray],
     est: np.ndarray,
     max_support: int | None,
+    positions: np.ndarray | None = None,
 ) -> tuple[dict[str, float], list[float]]:
     """Metrics of one estimated map (model grid) against the truth (test grid); mm at the edge.
 
     ``max_support`` None skips the EMD (NaN), which takes most of the scoring time.
+    ``positions`` (n_est, 3; m): a source-set method's own off-grid sources, which then give the
+    localization errors (matched one-to-one as the peaks are) instead of the map's peaks; the map
+    (each source at its nearest grid point) still gives the map metrics.
     """
     nan = float("nan")
     n_t = len(geo.test_pos)
@@ -113,9 +117,13 @@ def _score(
     # per-source localization error: the K strongest local maxima matched one-to-one to the
     # sources, by the distance to the nearest point of each true patch (0 inside it) and, as in
     # most papers, to the patch centre
-    peaks = find_peaks(est, geo.model_pos, adjacency=geo.model_adj, rel_threshold=0.0,
-                       n_max=len(centres))
-    peak_pos = geo.model_pos[peaks]
+    if positions is not None and len(positions):
+        peak_pos = np.asarray(positions, float).reshape(-1, 3)
+        peaks = cKDTree(geo.model_pos).query(peak_pos)[1]
+    else:
+        peaks = find_peaks(est, geo.model_pos, adjacency=geo.model_adj, rel_threshold=0.0,
+                           n_max=len(centres))
+        peak_pos = geo.model_pos[peaks]
     to_patch = np.stack([cdist(geo.test_pos[p], peak_pos).min(axis=0) for p in patches])
     match = _matching(to_patch)
     errors = to_patch[np.arange(len(centres)), match]
