@@ -122,3 +122,49 @@ def test_map_proposal_and_outputs(grid, moved):
         fit_source_set(x, grid.gain, grid.source_space, seeds="map")
     with pytest.raises(ValueError, match="zero"):
         fit_source_set(np.zeros(64), grid.gain, grid.source_space, seeds="scan")
+
+
+class _BlobModel:
+    """A stand-in network: a Gaussian blob at the data's best-fitting grid point, so its map of
+    a residual moves to what is left unexplained."""
+
+    def __init__(self, lf):
+        self.lf = lf
+        self.ch_names, self.ch_types = list(lf.ch_names), list(lf.ch_types)
+        self.n_sources, self.source_space = lf.n_sources, lf.source_space
+        self.source_space_hash = lf.source_space.hash()
+        self.channel_scale = np.full(lf.n_channels, 1e-6)
+        self.whitener = None
+
+    def predict(self, data):
+        g = self.lf.gain.reshape(self.lf.n_channels, -1)
+        q, *_ = np.linalg.lstsq(g, data, rcond=None)
+        energy = np.sum(q.reshape(self.lf.n_sources, 3, -1) ** 2, axis=(1, 2))
+        d = np.linalg.norm(self.source_space.pos - self.source_space.pos[np.argmax(energy)],
+                           axis=1)
+        return np.repeat(np.exp(-0.5 * (d / 0.01) ** 2)[:, None], data.shape[1], axis=1)
+
+
+def test_apply_network_sources_two_dipoles(grid, moved, tmp_path):
+    from deepesi.inverse import apply_network, read_source_map
+
+    pos = moved.source_space.pos
+    rows = _interior(grid, moved, 40, 7)
+    a, b = next((a, b) for a in rows for b in rows if np.linalg.norm(pos[a] - pos[b]) > 0.07)
+    wave = np.exp(-0.5 * ((np.arange(11) - 5) / 2.0) ** 2)
+    signal = (moved.gain[:, a] @ np.array([2.0, 0.0, 1.0]) * 1e-8)[:, None] * wave
+    signal += (moved.gain[:, b] @ np.array([0.0, 1.5, -1.0]) * 1e-8)[:, None] * wave[::-1]
+    noise = 0.05e-6 * np.random.default_rng(0).standard_normal(signal.shape)
+    info = mne.create_info(list(grid.ch_names), 250.0, "eeg")
+    evoked = mne.EvokedArray(signal + noise - (signal + noise).mean(axis=0), info, tmin=-0.02)
+    cov = mne.make_ad_hoc_cov(info, std={"eeg": 0.05e-6})
+    res = apply_network(evoked, _BlobModel(grid), noise_cov=cov, forward=grid, sources=True,
+                        source_window=0.02)
+    assert len(res.sources) == 2, res.fit["sources"]["criterion"]
+    found = np.array([[r["x_mm"], r["y_mm"], r["z_mm"]] for r in res.sources]) * 1e-3
+    assert cdist(pos[[a, b]], found).min(axis=1).max() < 3e-3
+    back = read_source_map(res.save(tmp_path / "out"))
+    assert back.sources == res.sources
+    assert (tmp_path / "out" / "sources.tsv").read_text().count("\n") == 3
+    with pytest.raises(ValueError, match="needs the model's forward"):
+        apply_network(evoked, _BlobModel(grid), noise_cov=cov, sources=True)

@@ -46,6 +46,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              "model's own input whitening)")
     parser.add_argument("--refine", action="store_true",
                         help="also refine each peak locally on the data (needs the forward)")
+    parser.add_argument("--sources", action="store_true",
+                        help="also fit a set of sources (number, off-grid positions, moments; "
+                             "sources.tsv), seeded by the network (needs the forward)")
+    parser.add_argument("--max-sources", type=int, default=4, metavar="N",
+                        help="most sources --sources fits (default 4)")
     parser.add_argument("--condition", metavar="NAME",
                         help="condition of an -ave.fif file, or event name of an -epo.fif file")
     parser.add_argument("--tmin", type=float, default=None, metavar="S",
@@ -119,6 +124,21 @@ def fit_summary(result: Any) -> str:
     return line
 
 
+def sources_summary(result: Any) -> str:
+    """The fitted source set as printed lines."""
+    rows = result.sources
+    fit = result.fit.get("sources") or {}
+    if not rows:
+        return "sources: none explains the data beyond the noise (BIC)."
+    lines = [f"{len(rows)} source(s), together {100 * fit.get('gof', 0.0):.1f} % of the whitened "
+             f"data in {fit.get('window_s')} s:"]
+    for r in rows:
+        lines.append(f"  {r['source']}: ({r['x_mm']:.1f}, {r['y_mm']:.1f}, {r['z_mm']:.1f}) mm "
+                     f"MRI, {r['amplitude_nAm']:.1f} nA·m, {r['region']}"
+                     f"{' (deep)' if r['deep'] else ''}, {100 * r['gof_share']:.1f} % of the fit")
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace) -> int:
     """Read, localize, write."""
     from .._io import check_overwrite
@@ -133,8 +153,11 @@ def run(args: argparse.Namespace) -> int:
     if args.peaks < 1:
         raise ValueError(f"--peaks must be >= 1, got {args.peaks}.")
     model, src, forward = _model_and_source_space(args)
-    if args.refine and forward is None:
-        raise ValueError("--refine needs the model's forward: add --forward FWD.fif.")
+    if (args.refine or args.sources) and forward is None:
+        raise ValueError("--refine and --sources need the model's forward: add --forward "
+                         "FWD.fif.")
+    if args.max_sources < 1:
+        raise ValueError(f"--max-sources must be >= 1, got {args.max_sources}.")
     noise_cov = None
     if args.noise_cov is not None:
         from .._io import read_noise_cov
@@ -159,7 +182,8 @@ def run(args: argparse.Namespace) -> int:
     if forward is not None and src is None:
         src = forward.source_space if getattr(model, "source_space", None) is None else None
     result = apply_network(inst, model, source_space=src, noise_cov=noise_cov, forward=forward,
-                           tmin=args.tmin, tmax=args.tmax, refine=args.refine)
+                           tmin=args.tmin, tmax=args.tmax, refine=args.refine,
+                           sources=args.sources, max_sources=args.max_sources)
     result.meta["recording"] = str(Path(args.recording).resolve())
     result.meta["model_file"] = (
         args.model if args.model in PRETRAINED else str(Path(args.model).resolve())
@@ -175,4 +199,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {out}/: {result!r}")
         print(result.peaks(n=args.peaks))
         print(fit_summary(result))
+        if args.sources:
+            print(sources_summary(result))
     return 0

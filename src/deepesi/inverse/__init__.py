@@ -6,6 +6,8 @@ same forward; :func:`make_classical` builds an operator once for many recordings
 is prepared once for all (:func:`prepare_data`, :func:`prepare_evoked`, :func:`read_recording`);
 peaks have one definition (:func:`find_peaks`), and every map is read by default at the same
 sample, the data's peak of whitened global field power (:func:`peak_sample`).
+:func:`fit_source_set` turns a map into a list of off-grid sources (``apply_network(...,
+sources=True)``).
 """
 
 from .classical import (
@@ -21,6 +23,7 @@ from .network import apply_network, check_model_source_space, warn_untrained_ssp
 from .peaks import PeakTable, find_peaks
 from .prepare import crop_window, peak_sample, prepare_data, prepare_evoked, read_recording
 from .result import SourceMap, activity_grid, read_source_map
+from .source_set import SourceSet, SourceSetFitter, fit_source_set
 
 __all__ = [
     "CLASSICAL_METHODS",
@@ -28,6 +31,8 @@ __all__ = [
     "ClassicalInverse",
     "PeakTable",
     "SourceMap",
+    "SourceSet",
+    "SourceSetFitter",
     "activity_grid",
     "apply_classical",
     "apply_network",
@@ -36,6 +41,7 @@ __all__ = [
     "crop_window",
     "dipole_scan",
     "find_peaks",
+    "fit_source_set",
     "make_classical",
     "peak_sample",
     "prepare_data",

@@ -109,6 +109,9 @@ def apply_network(
     tmin: float | None = None,
     tmax: float | None = None,
     refine: bool = False,
+    sources: bool = False,
+    max_sources: int = 4,
+    source_window: float = 0.01,
     verbose: bool | str | int | None = None,
 ) -> SourceMap:
     """Localize the sources of a recording with a trained network.
@@ -141,6 +144,16 @@ def apply_network(
         With ``forward``: also move each peak by up to two grid diagonals to where the
         refitted dipoles explain the data best (:func:`deepesi.inverse.fit.refine_support`);
         the refined dipoles are in ``fit['refined_*']``, the map itself is unchanged.
+    sources : bool
+        With ``forward``: also fit a set of sources (:func:`deepesi.inverse.fit_source_set`):
+        how many, where off the grid, how strong, seeded by the network's map of the data and
+        of what the sources found so far leave unexplained. Kept in :attr:`SourceMap.sources`
+        (and ``fit['sources']``); written as ``sources.tsv``.
+    max_sources : int
+        Most sources to fit.
+    source_window : float
+        Half-width (s) of the window around the peak sample whose samples the sources are
+        fitted to together (positions shared, moments per sample).
     verbose : bool | str | int | None
         Log level for the call.
 
@@ -193,12 +206,36 @@ def apply_network(
         radius = 2.0 * float(src.spacing) * np.sqrt(3.0) * (1 + 1e-6) if refine else None
         fit = map_fit(amp[:, k], src, g, w @ data[:, k], time=float(times[k]),
                       refine_radius=radius, method="deepesi")
-    elif refine:
-        raise ValueError("refine=True needs the model's forward (forward=...).")
+        if sources:
+            fit["sources"] = _fit_sources(model, data, times, k, w, g, src, max_sources,
+                                          source_window)
+    elif refine or sources:
+        raise ValueError("refine=True / sources=True needs the model's forward (forward=...).")
     return SourceMap.from_amplitudes(
         amp, times, src, method="deepesi", units=NETWORK_UNITS,
         peak_time=float(times[k]), params=params, info=info, meta=meta, fit=fit,
     )
+
+
+def _fit_sources(model: Any, data: np.ndarray, times: np.ndarray, k: int, w: np.ndarray,
+                 g: np.ndarray, src: SourceSpace, max_sources: int, half_width: float) -> dict:
+    """The source set around sample ``k``, seeded by the network's map of data and residuals."""
+    from .source_set import fit_source_set
+
+    tstep = float(times[1] - times[0]) if len(times) > 1 else 1.0
+    h = round(max(float(half_width), 0.0) / tstep)
+    lo, hi = max(k - h, 0), min(k + h + 1, data.shape[1])
+    unwhiten = np.linalg.pinv(w, rcond=1e-8)
+
+    def proposal(resid_w: np.ndarray) -> np.ndarray:
+        est = np.asarray(model.predict(unwhiten @ resid_w), float)
+        return np.sqrt(np.mean(est**2, axis=1))
+
+    found = fit_source_set(w @ data[:, lo:hi], g, src, proposal=proposal,
+                           max_sources=max_sources)
+    out = found.to_dict()
+    out["window_s"] = [float(times[lo]), float(times[hi - 1])]
+    return out
 
 
 def _whitened_gain(model: Any, forward: Any, src: SourceSpace, info: mne.Info,

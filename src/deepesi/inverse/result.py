@@ -27,6 +27,7 @@ from .._validation import check_dir, validate_type
 from ..anatomy.regions import region_name
 from ..sources import SourceSpace
 from .peaks import PeakTable, _median_spacing, find_peaks
+from .source_set import sources_tsv
 
 __all__ = ["SourceMap", "activity_grid", "read_source_map"]
 
@@ -34,6 +35,7 @@ __all__ = ["SourceMap", "activity_grid", "read_source_map"]
 STC_STEM = "sources"
 NIFTI_NAME = "activity.nii.gz"
 PEAKS_NAME = "peaks.tsv"
+SOURCES_NAME = "sources.tsv"
 INFO_NAME = "localization.json"
 SOURCE_SPACE_NAME = "source_space.npz"
 #: The files :meth:`SourceMap.save` itself writes (``extra_files`` are recorded per folder).
@@ -153,6 +155,13 @@ class SourceMap:
         refitted as dipoles, explain (None without a fit; see :attr:`fit`)."""
         gof = self.fit.get("gof")
         return None if gof is None else float(gof)
+
+    @property
+    def sources(self) -> list[dict]:
+        """The fitted source set, one row per source (position in mm, MRI; amplitude nA·m;
+        orientation; share of the fit; region), when the method ran with ``sources=True``;
+        empty otherwise. See :func:`deepesi.inverse.fit_source_set`."""
+        return list((self.fit.get("sources") or {}).get("sources", []))
 
     @property
     def n_sources(self) -> int:
@@ -344,6 +353,8 @@ class SourceMap:
         stc.save(folder / STC_STEM, ftype="stc", overwrite=True, verbose=False)
         nib.save(self.to_nifti(), folder / NIFTI_NAME)
         (folder / PEAKS_NAME).write_text(self.peaks(n=n_peaks).to_tsv(), encoding="utf-8")
+        if self.sources:
+            (folder / SOURCES_NAME).write_text(sources_tsv(self.sources), encoding="utf-8")
         self.source_space.save(folder / SOURCE_SPACE_NAME, overwrite=True)
         doc = {
             "format": FORMAT,

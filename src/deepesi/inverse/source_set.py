@@ -193,11 +193,7 @@ class SourceSet:
 
     def to_tsv(self) -> str:
         """The table as tab-separated text."""
-        head = ["source", "x_mm", "y_mm", "z_mm", "amplitude_nAm", "gof_share", "region", "deep",
-                "seed"]
-        lines = ["\t".join(head)]
-        lines += ["\t".join(str(r[h]) for h in head) for r in self.to_table()]
-        return "\n".join(lines) + "\n"
+        return sources_tsv(self.to_table())
 
     def to_dict(self) -> dict:
         """JSON-ready summary (the table, the fit, the order criterion)."""
@@ -230,6 +226,14 @@ class SourceSet:
                                                                   self.sources]),
                           ori, np.array([100.0 * s.gof_share for s in self.sources]),
                           name="deepesi sources")
+
+
+def sources_tsv(rows: list[dict]) -> str:
+    """Tab-separated text of source rows (:meth:`SourceSet.to_table`)."""
+    head = ["source", "x_mm", "y_mm", "z_mm", "amplitude_nAm", "gof_share", "region", "deep",
+            "seed"]
+    lines = ["\t".join(head)] + ["\t".join(str(r.get(h, "")) for h in head) for r in rows]
+    return "\n".join(lines) + "\n"
 
 
 def _fit(gains: list[np.ndarray], x: np.ndarray) -> tuple[float, np.ndarray]:

@@ -368,10 +368,27 @@ def fit_html(res: SourceMap) -> str:
         parts.append(f"; refined locally: {100 * fit['refined_gof']:.1f} % at "
                      f"{fit['refined_positions_mm']} mm")
     parts.append(".</p>")
+    parts.append(_sources_html(res))
     if fit.get("poor"):
         parts.append("<p><b>Warning</b>: the map explains much less of the data than a single "
                      "dipole does; it is probably not where the sources are.</p>")
     return "".join(parts)
+
+
+def _sources_html(res: SourceMap) -> str:
+    """The fitted source set as a table (empty without ``sources=True``)."""
+    rows = res.sources
+    if not rows:
+        return ""
+    fit = res.fit.get("sources") or {}
+    body = "".join(
+        f"<tr><td>{r['source']}</td><td>({r['x_mm']:.1f}, {r['y_mm']:.1f}, {r['z_mm']:.1f})</td>"
+        f"<td>{r['amplitude_nAm']:.1f}</td><td>{r['region']}{' (deep)' if r['deep'] else ''}"
+        f"</td><td>{100 * r['gof_share']:.1f} %</td></tr>" for r in rows)
+    return (f"<p><b>Sources</b> fitted to the data ({len(rows)}, together "
+            f"{100 * fit.get('gof', 0.0):.1f} % of the whitened data; number chosen by BIC):</p>"
+            "<table><thead><tr><th>#</th><th>MRI (mm)</th><th>nA·m</th><th>region</th>"
+            f"<th>share of fit</th></tr></thead><tbody>{body}</tbody></table>")
 
 
 def _comparison_row(name: str, res: SourceMap) -> str:
