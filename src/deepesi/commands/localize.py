@@ -129,7 +129,7 @@ def sources_summary(result: Any) -> str:
     rows = result.sources
     fit = result.fit.get("sources") or {}
     if not rows:
-        return "sources: none explains the data beyond the noise (BIC)."
+        return "sources: none explains the data beyond the noise (information criterion)."
     lines = [f"{len(rows)} source(s), together {100 * fit.get('gof', 0.0):.1f} % of the whitened "
              f"data in {fit.get('window_s')} s:"]
     for r in rows:

@@ -13,10 +13,14 @@ turns a map into that list on the whitened data:
    at a time with the others refitted), the gain at any position interpolated from the grid by a
    moving least-squares quadratic (:class:`LocalGain`).
 4. **Stop** when the next source does not pay for itself: on whitened data (unit noise
-   variance per channel and sample) the residual energy must drop by more than a Bayesian
-   information criterion penalty, ``(3 + n_orient·n_times)·ln(n_w·n_times)``, and by at least
-   ``min_gain`` of the data's energy (a forward that differs from the head leaves a residual
-   that a spurious source would otherwise absorb).
+   variance per channel and sample) the residual energy must drop by more than
+   ``penalty·(3 + n_orient·n_times) + 2·ln(n_grid)`` (an information criterion: 2 per
+   parameter as Akaike's, plus the search over the grid) and by at least ``min_gain`` of the
+   data's energy. Measured on simulations under a realistic forward mismatch (EEG-64, 20
+   samples): a spurious extra source absorbs 5-14 % of the noise energy (the mismatch adds
+   little: the first dipole's position absorbs it), a real second source at 5-10 dB explains
+   12-60 % of it and more; Bayes' criterion (``ln(n_w·n_times)`` ≈ 7 per parameter) rejected
+   half of the real second sources.
 
 The result is a :class:`SourceSet`: positions (m, the source space's frame), moments (A·m),
 each source's share of the fit, and the order criterion, as a table or an :class:`mne.Dipole`.
@@ -356,8 +360,8 @@ class SourceSetFitter:
         proposal: np.ndarray | Callable[[np.ndarray], np.ndarray] | None = None,
         seeds: str = "map+scan",
         max_sources: int = 4,
-        min_gain: float = 0.05,
-        bic_factor: float = 1.0,
+        min_gain: float = 0.01,
+        penalty: float = 2.0,
         refine: bool = True,
         n_rounds: int = 2,
     ) -> SourceSet:
@@ -376,9 +380,10 @@ class SourceSetFitter:
         if not np.isfinite(total) or total <= 0:
             raise ValueError("the whitened data are zero (or not finite); there is nothing to "
                              "fit.")
-        n_w, n_t = x.shape
-        penalty = bic_factor * (3 + self.gain.shape[2] * n_t) * np.log(n_w * n_t)
-        threshold = max(penalty, min_gain * total)
+        n_t = x.shape[1]
+        cost = (float(penalty) * (3 + self.gain.shape[2] * n_t)
+                + 2.0 * np.log(max(self.gain.shape[1], 2)))
+        threshold = max(cost, min_gain * total)
         opts = {"max_sources": int(max_sources), "threshold": threshold, "refine": refine,
                 "n_rounds": n_rounds}
         paths = []
@@ -488,18 +493,22 @@ def fit_source_set(
     proposal: np.ndarray | Callable[[np.ndarray], np.ndarray] | None = None,
     seeds: str = "map+scan",
     max_sources: int = 4,
-    min_gain: float = 0.05,
-    bic_factor: float = 1.0,
+    min_gain: float = 0.01,
+    penalty: float = 2.0,
     refine: bool = True,
     n_rounds: int = 2,
 ) -> SourceSet:
-    """Sources that explain whitened data: greedy selection, off-grid refinement, order by BIC.
+    """Sources that explain whitened data: greedy selection, off-grid refinement, the number
+    by an information criterion.
 
     Two searches, the better one kept by the same penalised criterion (residual energy plus
     the threshold per source): **greedy** (add the best candidate, re-place all sources by
     alternating projection, refine off the grid, repeat) and, with a proposal map, **joint**
     (the map's K strongest peaks together, re-placed and refined, K = 1, 2, ...). A source is
-    kept when the residual energy drops by more than ``max(BIC penalty, min_gain × energy)``.
+    kept when the whitened residual energy drops by more than
+    ``max(penalty·(3 + n_orient·n_times) + 2·ln(n_grid), min_gain × energy)``: the data must be
+    whitened with a noise covariance that is right in scale (``nave`` included), as for MNE's
+    inverse methods; a covariance that is too small makes noise look like sources.
 
     Parameters
     ----------
@@ -520,8 +529,9 @@ def fit_source_set(
         Most sources to fit.
     min_gain : float
         A source must explain at least this fraction of the data's energy.
-    bic_factor : float
-        Multiplies the BIC penalty (1: the Bayesian information criterion).
+    penalty : float
+        Price per fitted parameter in units of the whitened noise variance (2: Akaike's
+        criterion; ``ln(n_w·n_times)``: Bayes').
     refine : bool
         Refine positions off the grid (:class:`LocalGain`); False keeps grid points.
     n_rounds : int
@@ -537,4 +547,4 @@ def fit_source_set(
     """
     return SourceSetFitter(gain_w, source_space).fit(
         x_w, proposal=proposal, seeds=seeds, max_sources=max_sources, min_gain=min_gain,
-        bic_factor=bic_factor, refine=refine, n_rounds=n_rounds)
+        penalty=penalty, refine=refine, n_rounds=n_rounds)

@@ -386,7 +386,8 @@ def _sources_html(res: SourceMap) -> str:
         f"<td>{r['amplitude_nAm']:.1f}</td><td>{r['region']}{' (deep)' if r['deep'] else ''}"
         f"</td><td>{100 * r['gof_share']:.1f} %</td></tr>" for r in rows)
     return (f"<p><b>Sources</b> fitted to the data ({len(rows)}, together "
-            f"{100 * fit.get('gof', 0.0):.1f} % of the whitened data; number chosen by BIC):</p>"
+            f"{100 * fit.get('gof', 0.0):.1f} % of the whitened data; their number chosen by an "
+            "information criterion):</p>"
             "<table><thead><tr><th>#</th><th>MRI (mm)</th><th>nA·m</th><th>region</th>"
             f"<th>share of fit</th></tr></thead><tbody>{body}</tbody></table>")
 

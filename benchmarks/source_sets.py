@@ -1,0 +1,110 @@
+"""Source sets against maps: localization per number of sources, number of sources found, speed.
+
+Usage::
+
+    python benchmarks/benchmark_template.py --test test-realistic --n 20 --n-sources 1 2 3 \
+        --snr 5 10 --extent 0 0 --no-emd --threads 1 --name source_sets_focal \
+        --methods deepesi deepesi-sources deepesi-map-sources dipoles LCMV
+    python benchmarks/source_sets.py benchmarks/results/source_sets_focal.json
+
+Reads a benchmark result that holds source-set methods (``deepesi-sources``: the network's map
+of the data and of each residual proposes, the residual's best dipole competes, alternating
+projection, off-grid refinement, BIC order; ``deepesi-map-sources``: the network alone
+proposes; ``dipoles``: the residual's best dipole alone, i.e. sequential dipole fitting with
+alternating projection, a classical method) and map methods (the network's and the classical
+maps, scored by their K strongest peaks with the *true* K given). Prints and writes
+(``results/<stem>-sets.json``, ``.md``) per number of sources × placement × SNR: the pooled
+median localization error over all sources (mm), the fraction of samples whose number of
+sources was estimated right (set methods; the map methods are told it), the paired difference
+of each method's per-sample error to ``--reference`` with its bootstrap interval, and the
+mean time per sample.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _pooled(records: list[dict]) -> float:
+    errs = [e for r in records for e in r["source_error_mm"] if e is not None and np.isfinite(e)]
+    return float(np.median(errs)) if errs else float("nan")
+
+
+def main() -> None:
+    from deepesi.benchmark import read_benchmark
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("result", help="benchmark result JSON")
+    p.add_argument("--reference", default="deepesi-sources")
+    args = p.parse_args()
+    res = read_benchmark(args.result)
+    methods = list(res.config.methods)
+    keys = ("n_sources", "placement", "snr_db")
+    groups: dict[tuple, dict[str, list[dict]]] = {}
+    for r in res.records:
+        groups.setdefault(tuple(r[k] for k in keys), {}).setdefault(r["method"], []).append(r)
+    compare = {(*(c[k] for k in keys), c["method"]): c
+               for c in res.compare("le_mm", args.reference, by=keys)}
+    rows = []
+    for g in sorted(groups):
+        for m in methods:
+            recs = groups[g].get(m, [])
+            if not recs:
+                continue
+            row = dict(zip(keys, g, strict=True))
+            row.update(method=m, n=len(recs), pooled_median_mm=_pooled(recs),
+                       runtime_s=float(np.mean([r["runtime_s"] for r in recs])))
+            if "n_estimated" in recs[0]:
+                row["count_correct"] = float(np.mean([bool(r.get("count_correct")) for r in recs]))
+                row["n_estimated_mean"] = float(np.mean([r["n_estimated"] for r in recs]))
+            c = compare.get((*g, m))
+            if c is not None:
+                row.update(diff_mm=c["diff"], diff_lo=c["diff_lo"], diff_hi=c["diff_hi"])
+            rows.append(row)
+    # pooled over the grid: every method's median and the count accuracy at >= 5 dB
+    overall = []
+    for m in methods:
+        recs = [r for r in res.records if r["method"] == m]
+        o = {"method": m, "n": len(recs), "pooled_median_mm": _pooled(recs),
+             "runtime_s": float(np.mean([r["runtime_s"] for r in recs]))}
+        for k in sorted({r["n_sources"] for r in recs}):
+            o[f"pooled_median_mm_{k}src"] = _pooled([r for r in recs if r["n_sources"] == k])
+        if recs and "n_estimated" in recs[0]:
+            ok = [bool(r.get("count_correct")) for r in recs if r["snr_db"] >= 5]
+            o["count_correct_ge5dB"] = float(np.mean(ok)) if ok else float("nan")
+        overall.append(o)
+    head = ("| sources | placement | SNR | method | n | pooled median (mm) | Δ vs "
+            f"{args.reference} [95 % CI] (mm) | count right | s/sample |")
+    lines = [head, "|" + "---|" * 9]
+    for r in rows:
+        diff = (f"{r['diff_mm']:+.1f} [{r['diff_lo']:+.1f}, {r['diff_hi']:+.1f}]"
+                if "diff_mm" in r else "—")
+        count = f"{100 * r['count_correct']:.0f} %" if "count_correct" in r else "(given)"
+        lines.append(f"| {r['n_sources']} | {r['placement']} | {r['snr_db']:g} | {r['method']} | "
+                     f"{r['n']} | {r['pooled_median_mm']:.1f} | {diff} | {count} | "
+                     f"{r['runtime_s']:.3f} |")
+    lines += ["", "| method | pooled median (mm) | " + " | ".join(
+        f"{k} source(s)" for k in sorted({r["n_sources"] for r in res.records})) +
+        " | count right (≥ 5 dB) | s/sample |", "|" + "---|" * 6]
+    for o in overall:
+        per = " | ".join(f"{o[k]:.1f}" for k in sorted(o) if k.startswith("pooled_median_mm_"))
+        cnt = f"{100 * o['count_correct_ge5dB']:.0f} %" if "count_correct_ge5dB" in o else "—"
+        lines.append(f"| {o['method']} | {o['pooled_median_mm']:.1f} | {per} | {cnt} | "
+                     f"{o['runtime_s']:.3f} |")
+    text = "\n".join(lines)
+    print(text)
+    stem = Path(args.result).stem
+    (RESULTS / f"{stem}-sets.md").write_text(text + "\n")
+    (RESULTS / f"{stem}-sets.json").write_text(json.dumps(
+        {"source": str(args.result), "reference": args.reference, "rows": rows,
+         "overall": overall}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
