@@ -42,6 +42,10 @@ __all__ = ["FittedSource", "LocalGain", "SourceSet", "SourceSetFitter", "fit_sou
 
 #: Candidate peaks taken from each proposal map.
 N_CANDIDATES = 6
+#: The scan looks at the data components holding at least this fraction of the strongest
+#: one's energy, at most :data:`MAX_SUBSPACE` of them.
+SUBSPACE_FLOOR = 0.01
+MAX_SUBSPACE = 8
 
 
 class LocalGain:
@@ -269,21 +273,52 @@ class _Scanner:
     def best(self, x: np.ndarray, others: list[np.ndarray] | None = None) -> int:
         """Row of the point that explains most of ``x`` (n_w, n_t) beside ``others``."""
         w, v = self.eig
+        ok = w > 1e-12 * np.maximum(w[:, -1:], 1e-300)  # silent orientations (MEG radial)
+        gram = self.gram
         if others:
             basis, sv, _ = np.linalg.svd(np.concatenate(others, axis=1), full_matrices=False)
             basis = basis[:, sv > 1e-8 * sv[0]]
             x = x - basis @ (basis.T @ x)
-            c = (basis.T @ self.flat).reshape(-1, self.n_s, self.n_o)
-            w, v = np.linalg.eigh(self.gram - np.einsum("kso,ksp->sop", c, c))
-        u, sv, _ = np.linalg.svd(x, full_matrices=False)  # the energy depends on span(x) only
-        keep = sv > 1e-12 * max(sv[0], 1e-300)
+            c = (basis.T @ self.flat).reshape(-1, self.n_s, self.n_o).transpose(1, 0, 2)
+            gram = gram - np.matmul(c.transpose(0, 2, 1), c)  # G_sᵀ P G_s, (n_s, o, o)
+        # the energy depends on span(x) only; the components below 1 % of the strongest one's
+        # energy (noise, at any useful SNR) are left out: this only picks a candidate, the
+        # fits themselves use all the data
+        u, sv, _ = np.linalg.svd(x, full_matrices=False)
+        keep = sv**2 >= SUBSPACE_FLOOR * max(sv[0], 1e-300) ** 2
+        keep[MAX_SUBSPACE:] = False
         xr = u[:, keep] * sv[keep]
-        b = (self.flat.T @ xr).reshape(self.n_s, self.n_o, -1)
-        ok = w > 1e-12 * np.maximum(w[:, -1:], 1e-300)  # silent orientations dropped
-        proj = np.einsum("sop,sot->spt", v, b)
-        energy = np.sum(np.where(ok, np.sum(proj**2, axis=2) / np.where(ok, w, 1.0), 0.0),
-                        axis=1)
+        b = (self.flat.T @ xr).reshape(self.n_s, self.n_o, -1)  # G_sᵀ x
+        if self.n_o == 3 and ok.all():
+            energy = _quadratic_3x3(gram, b)
+        else:  # in each point's eigenbasis, the silent orientations left out
+            bv = np.matmul(v.transpose(0, 2, 1), b)
+            a = np.matmul(np.matmul(v.transpose(0, 2, 1), gram), v)
+            mask = ok[:, :, None] & ok[:, None, :]
+            a = np.where(mask, a, np.eye(self.n_o)[None])
+            bv = np.where(ok[:, :, None], bv, 0.0)
+            energy = np.einsum("spt,spt->s", bv, np.linalg.solve(a, bv))
         return int(np.argmax(energy))
+
+
+def _quadratic_3x3(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``Σ_t b_tᵀ A⁻¹ b_t`` for a stack of symmetric 3×3 ``A`` (n, 3, 3) and ``b`` (n, 3, r):
+    the adjugate over the determinant, vectorised (a LAPACK call per point is slower)."""
+    a00, a01, a02 = a[:, 0, 0], a[:, 0, 1], a[:, 0, 2]
+    a11, a12, a22 = a[:, 1, 1], a[:, 1, 2], a[:, 2, 2]
+    c00 = a11 * a22 - a12 * a12
+    c01 = a02 * a12 - a01 * a22
+    c02 = a01 * a12 - a02 * a11
+    c11 = a00 * a22 - a02 * a02
+    c12 = a01 * a02 - a00 * a12
+    c22 = a00 * a11 - a01 * a01
+    det = a00 * c00 + a01 * c01 + a02 * c02
+    b0, b1, b2 = b[:, 0], b[:, 1], b[:, 2]
+    quad = (c00[:, None] * b0 * b0 + c11[:, None] * b1 * b1 + c22[:, None] * b2 * b2
+            + 2 * (c01[:, None] * b0 * b1 + c02[:, None] * b0 * b2 + c12[:, None] * b1 * b2))
+    scale = np.abs(a00) + np.abs(a11) + np.abs(a22)
+    good = det > 1e-12 * scale**3
+    return np.where(good, quad.sum(axis=1) / np.where(good, det, 1.0), 0.0)
 
 
 def _alternate(g: np.ndarray, scan: _Scanner, x: np.ndarray, rows: list[int],
@@ -384,8 +419,7 @@ class SourceSetFitter:
         cost = (float(penalty) * (3 + self.gain.shape[2] * n_t)
                 + 2.0 * np.log(max(self.gain.shape[1], 2)))
         threshold = max(cost, min_gain * total)
-        opts = {"max_sources": int(max_sources), "threshold": threshold, "refine": refine,
-                "n_rounds": n_rounds}
+        opts = {"max_sources": int(max_sources), "threshold": threshold}
         paths = []
         if "scan" in seeds or callable(proposal):
             paths.append(self._greedy(x, proposal if "map" in seeds else None,
@@ -393,28 +427,30 @@ class SourceSetFitter:
         if "map" in seeds:
             first = proposal(x) if callable(proposal) else proposal
             paths.append(self._joint(x, np.asarray(first, float).reshape(-1), **opts))
-        # the better path by the same penalised criterion
+        # the better path by the same penalised criterion, then its sources off the grid
         positions, origin, criterion, _ = min(paths,
                                               key=lambda p: p[3] + threshold * len(p[0]))
+        if refine and positions:
+            positions, _ = _refine_positions(self.local, x, positions, n_rounds)
         return self._result(x, positions, origin, criterion, total)
 
     # ------------------------------------------------------------------ the two search paths
-    def _accept(self, x: np.ndarray, rows: list[int], rss: float, threshold: float, refine: bool,
-                n_rounds: int) -> tuple[list[np.ndarray], float, dict]:
-        """Alternating projection on the grid, then off-grid refinement; the order row."""
+    def _accept(self, x: np.ndarray, rows: list[int], rss: float, threshold: float
+                ) -> tuple[list[np.ndarray], float, dict]:
+        """Alternating projection on the grid; the order row (whether the last source pays).
+        Orders are compared on the grid (refinement, done once at the end, raises every
+        order's fit a little)."""
         g = self.gain
         if len(rows) > 1:
             rows[:] = _alternate(g, self.scan, x, rows)
         new_pos = [self.pos[r].copy() for r in rows]
         new_rss = _fit([g[:, r] for r in rows], x)[0]
-        if refine and rss - new_rss > 0.5 * threshold:  # refining raises the gain a little only
-            new_pos, new_rss = _refine_positions(self.local, x, new_pos, n_rounds)
         gain_k = rss - new_rss
         row = {"n_sources": len(rows), "rss": float(new_rss), "gain": float(gain_k),
                "penalty": float(threshold), "accepted": bool(gain_k > threshold)}
         return new_pos, new_rss, row
 
-    def _greedy(self, x, proposal, use_scan, *, max_sources, threshold, refine, n_rounds):
+    def _greedy(self, x, proposal, use_scan, *, max_sources, threshold):
         """Add the best candidate (residual map's peaks and/or the scan) one at a time."""
         g, n_t = self.gain, x.shape[1]
         positions: list[np.ndarray] = []
@@ -441,7 +477,7 @@ class SourceSetFitter:
             trial = [(_fit([*gains, g[:, c]], x)[0], c, s) for c, s in cands]
             _, best, seed = min(trial, key=lambda t: t[0])
             new_rows = [*rows, best]
-            new_pos, new_rss, row = self._accept(x, new_rows, rss, threshold, refine, n_rounds)
+            new_pos, new_rss, row = self._accept(x, new_rows, rss, threshold)
             row["path"] = "greedy"
             criterion.append(row)
             if not row["accepted"]:
@@ -450,7 +486,7 @@ class SourceSetFitter:
             origin.append(seed)
         return positions, origin, criterion, rss
 
-    def _joint(self, x, first_map, *, max_sources, threshold, refine, n_rounds):
+    def _joint(self, x, first_map, *, max_sources, threshold):
         """The map's K strongest peaks together, K = 1, 2, ... while each pays for itself."""
         peaks = find_peaks(np.maximum(first_map, 0.0), self.source_space, rel_threshold=0.05,
                            n_max=max_sources)
@@ -459,7 +495,7 @@ class SourceSetFitter:
         criterion: list[dict] = []
         for k in range(1, len(peaks) + 1):
             rows = [int(r) for r in peaks[:k]]
-            new_pos, new_rss, row = self._accept(x, rows, rss, threshold, refine, n_rounds)
+            new_pos, new_rss, row = self._accept(x, rows, rss, threshold)
             row["path"] = "joint map"
             criterion.append(row)
             if not row["accepted"]:
