@@ -233,3 +233,31 @@ def test_report_of_a_shipped_template_model_draws_the_template(tmp_path, monkeyp
     assert main(["localize", str(tmp_path / "t-ave.fif"), "--model", "template-eeg64",
                  "-o", str(tmp_path / "out"), "--report", "-q"]) == 0
     assert seen["head"] is not None and seen["head"].name == "template"
+
+
+def test_sources_of_a_shipped_model(tmp_path, capsys):
+    """Issue 14: --sources with a shipped model fits the sources off the grid and writes
+    sources.tsv; without a noise covariance it says what is missing."""
+    from deepesi.pretrained import load_pretrained
+
+    _, lf = load_pretrained("template-eeg64")
+    j = int(np.flatnonzero(~lf.source_space.is_subcortical)[300])
+    info = mne.create_info(list(lf.ch_names), 250.0, "eeg")
+    x = (lf.gain[:, j] @ np.array([0, 0, 3e-8]))[:, None] * np.hanning(40)[None]
+    noise = 0.5e-6 * np.random.default_rng(1).standard_normal(x.shape)
+    ev = mne.EvokedArray(x + noise - (x + noise).mean(axis=0), info, tmin=-0.05, verbose=False)
+    ev.set_montage("colin27_1005", verbose=False)
+    ev.save(tmp_path / "t-ave.fif", verbose=False)
+    cov = mne.make_ad_hoc_cov(info, std={"eeg": 0.5e-6})
+    cov.save(tmp_path / "noise-cov.fif", verbose=False)
+    args = ["localize", str(tmp_path / "t-ave.fif"), "--model", "template-eeg64", "--sources"]
+    assert main([*args, "-o", str(tmp_path / "out"), "--noise-cov",
+                 str(tmp_path / "noise-cov.fif")]) == 0
+    printed = capsys.readouterr().out
+    assert "1 source(s)" in printed
+    rows = (tmp_path / "out" / "sources.tsv").read_text().splitlines()
+    assert len(rows) == 2
+    xyz = np.array([float(v) for v in rows[1].split("\t")[1:4]]) * 1e-3
+    assert np.linalg.norm(xyz - lf.source_space.pos[j]) < 0.006
+    assert main([*args, "-o", str(tmp_path / "nocov")]) == 2
+    assert "--noise-cov" in capsys.readouterr().err

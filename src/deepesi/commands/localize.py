@@ -48,7 +48,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="also refine each peak locally on the data (needs the forward)")
     parser.add_argument("--sources", action="store_true",
                         help="also fit a set of sources (number, off-grid positions, moments; "
-                             "sources.tsv), seeded by the network (needs the forward)")
+                             "sources.tsv), seeded by the network (needs the forward and "
+                             "--noise-cov)")
     parser.add_argument("--max-sources", type=int, default=4, metavar="N",
                         help="most sources --sources fits (default 4)")
     parser.add_argument("--condition", metavar="NAME",
@@ -154,8 +155,11 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--peaks must be >= 1, got {args.peaks}.")
     model, src, forward = _model_and_source_space(args)
     if (args.refine or args.sources) and forward is None:
-        raise ValueError("--refine and --sources need the model's forward: add --forward "
-                         "FWD.fif.")
+        flag = "--refine" if args.refine else "--sources"
+        raise ValueError(f"{flag} needs the model's forward: add --forward FWD.fif.")
+    if args.sources and args.noise_cov is None:
+        raise ValueError("--sources needs the recording's noise covariance (--noise-cov "
+                         "COV.fif): the number of sources is decided against the noise level.")
     if args.max_sources < 1:
         raise ValueError(f"--max-sources must be >= 1, got {args.max_sources}.")
     noise_cov = None

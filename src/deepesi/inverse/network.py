@@ -166,6 +166,12 @@ def apply_network(
     check_model_source_space(model, src)
     if noise_cov is not None:
         validate_type(noise_cov, mne.Covariance, "noise_cov", "an mne.Covariance")
+    if (refine or sources) and forward is None:
+        raise ValueError("refine=True / sources=True needs the model's forward (forward=...).")
+    if sources and noise_cov is None:
+        raise ValueError("sources=True needs the recording's noise covariance (noise_cov=...; "
+                         "CLI: --noise-cov): the number of sources is decided against the noise "
+                         "level, which the model's input scaling does not give.")
     channels: dict = {}
     data, times, info = prepare_data(inst, list(model.ch_names), list(model.ch_types),
                                      tmin=tmin, tmax=tmax,
@@ -209,8 +215,6 @@ def apply_network(
         if sources:
             fit["sources"] = _fit_sources(model, data, times, k, w, g, src, max_sources,
                                           source_window)
-    elif refine or sources:
-        raise ValueError("refine=True / sources=True needs the model's forward (forward=...).")
     return SourceMap.from_amplitudes(
         amp, times, src, method="deepesi", units=NETWORK_UNITS,
         peak_time=float(times[k]), params=params, info=info, meta=meta, fit=fit,
