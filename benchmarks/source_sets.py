@@ -36,6 +36,55 @@ def _pooled(records: list[dict]) -> float:
     return float(np.median(errs)) if errs else float("nan")
 
 
+def _plot(res, methods: list[str], fname: Path) -> None:
+    """Per-source localization error by number of sources and method (box plots), and the
+    fraction of samples whose number of sources each set method got right."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ks = sorted({r["n_sources"] for r in res.records})
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [3, 1.3]})
+    ax = axes[0]
+    width = 0.8 / len(methods)
+    colours = plt.get_cmap("tab10")
+    for i, m in enumerate(methods):
+        data = [[e for r in res.records if r["method"] == m and r["n_sources"] == k
+                 for e in r["source_error_mm"] if e is not None and np.isfinite(e)] for k in ks]
+        x = np.arange(len(ks)) + (i - (len(methods) - 1) / 2) * width
+        bp = ax.boxplot(data, positions=x, widths=width * 0.9, showfliers=False,
+                        patch_artist=True, medianprops={"color": "k"})
+        for b in bp["boxes"]:
+            b.set_facecolor(colours(i))
+        ax.plot([], [], "s", color=colours(i), label=m)
+    ax.set_xticks(np.arange(len(ks)), [f"{k} source{'s' if k > 1 else ''}" for k in ks])
+    ax.set_ylabel("localization error per source (mm)")
+    ax.set_title("error of every true source (matched one-to-one)")
+    ax.legend(fontsize=8, ncol=2)
+    ax.grid(axis="y", alpha=0.3)
+    ax = axes[1]
+    sets = [m for m in methods if any("n_estimated" in r for r in res.records
+                                      if r["method"] == m)]
+    for j, m in enumerate(sets):  # markers and dashes differ: the curves often coincide
+        acc = [np.mean([bool(r.get("count_correct")) for r in res.records
+                        if r["method"] == m and r["n_sources"] == k]) * 100 for k in ks]
+        ax.plot(ks, acc, ("o-", "s--", "^:")[j % 3], color=colours(methods.index(m)), label=m,
+                markersize=8 - 2 * (j % 3), alpha=0.9)
+    ax.set_xticks(ks)
+    ax.set_ylim(0, 105)
+    ax.set_xlabel("true number of sources")
+    ax.set_ylabel("number estimated right (%)")
+    ax.set_title("number of sources")
+    ax.grid(alpha=0.3)
+    fig.suptitle(f"{res.meta.get('test_forward', 'test')} forward, "
+                 f"SNR {', '.join(f'{s:g}' for s in res.config.snr_db)} dB, "
+                 f"{res.config.n_samples} samples per cell", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(fname, dpi=110)
+    plt.close(fig)
+
+
 def main() -> None:
     from deepesi.benchmark import read_benchmark
 
@@ -100,6 +149,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     stem = Path(args.result).stem
+    _plot(res, methods, RESULTS / f"{stem}-sets.png")
     (RESULTS / f"{stem}-sets.md").write_text(text + "\n")
     (RESULTS / f"{stem}-sets.json").write_text(json.dumps(
         {"source": str(args.result), "reference": args.reference, "rows": rows,

@@ -163,6 +163,9 @@ def test_apply_network_sources_two_dipoles(grid, moved, tmp_path):
     assert len(res.sources) == 2, res.fit["sources"]["criterion"]
     found = np.array([[r["x_mm"], r["y_mm"], r["z_mm"]] for r in res.sources]) * 1e-3
     assert cdist(pos[[a, b]], found).min(axis=1).max() < 3e-3
+    from deepesi.viz.report import fit_html
+
+    assert "<b>Sources</b>" in fit_html(res) and fit_html(res).count("<tr><td>") == 2
     back = read_source_map(res.save(tmp_path / "out"))
     assert back.sources == res.sources
     assert (tmp_path / "out" / "sources.tsv").read_text().count("\n") == 3

@@ -441,8 +441,8 @@ class SourceSetFitter:
         Orders are compared on the grid (refinement, done once at the end, raises every
         order's fit a little)."""
         g = self.gain
-        if len(rows) > 1:
-            rows[:] = _alternate(g, self.scan, x, rows)
+        rows[:] = _alternate(g, self.scan, x, rows)  # one source too: a misplaced seed
+        # must not make a second source look worth its price
         new_pos = [self.pos[r].copy() for r in rows]
         new_rss = _fit([g[:, r] for r in rows], x)[0]
         gain_k = rss - new_rss
