@@ -76,6 +76,7 @@ def _plot(res, methods: list[str], fname: Path) -> None:
     ax.set_xlabel("true number of sources")
     ax.set_ylabel("number estimated right (%)")
     ax.set_title("number of sources")
+    ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.suptitle(f"{res.meta.get('test_forward', 'test')} forward, "
                  f"SNR {', '.join(f'{s:g}' for s in res.config.snr_db)} dB, "
