@@ -172,6 +172,16 @@ def test_hemisphere_peaks_and_scores_on_sample(sample_dir):
         assert row[f"aud_mni_{h}_mm"] == pytest.approx(expected, abs=0.05)
     with pytest.raises(ValueError, match="expected"):
         ref.hemisphere_peaks(amp[:-1], src)
+    # a source set at the same points scores as the map's peaks (issue 14), off-grid too
+    rows = [{"x_mm": v[0], "y_mm": v[1], "z_mm": v[2], "amplitude_nAm": a}
+            for v, a in ((src.pos[near["lh"]] * 1e3, 20.0), (src.pos[near["rh"]] * 1e3, 10.0))]
+    srow = ref.score_sources(rows, src, labels)
+    for key in ("dist_lh_mm", "dist_rh_mm", "aud_mni_lh_mm", "aud_mni_rh_mm", "peak_rh_rel"):
+        assert srow[key] == pytest.approx(row[key], abs=0.05)
+    moved = [dict(rows[0], x_mm=rows[0]["x_mm"] - 2.0)]
+    srow = ref.score_sources(moved, src, labels)
+    assert srow["peak_rh_mri_mm"] is None and srow["n_sources"] == 1
+    assert srow["peak_lh_mri_mm"][0] == pytest.approx(rows[0]["x_mm"] - 2.0, abs=0.05)
 
 
 def test_label_check_and_positions(ex, sample_dir, tmp_path):

@@ -31,6 +31,7 @@ __all__ = [
     "label_in_brain_fraction",
     "label_positions",
     "score_map",
+    "score_sources",
 ]
 
 #: Approximate MNI extent (mm) of the auditory cortex, Heschl's gyrus and planum temporale
@@ -257,6 +258,65 @@ def score_map(amp_map: np.ndarray, source_space, labels: dict[str, np.ndarray],
                                   round(box_distance_mm(mni[i], AUDITORY_MNI_BOX[h]), 1))
         row[f"peak_{h}_region"] = region_name(int(source_space.region_ids[i]))
         row[f"peak_{h}_rel"] = round(float(amp[i] / top), 3) if top > 0 else None
+    if dipole is not None:
+        pk = row.get(f"peak_{dipole['hemi']}_mri_mm")
+        row["dist_dipole_mm"] = (None if pk is None else round(float(np.linalg.norm(
+            np.asarray(pk) / 1000 - np.asarray(dipole["pos_mri_m"])) * 1000), 1))
+    return row
+
+
+def score_sources(sources: list[dict], source_space, labels: dict[str, np.ndarray],
+                  dipole: dict | None = None) -> dict:
+    """:func:`score_map` for a fitted source set (:attr:`deepesi.inverse.SourceMap.sources`):
+    the strongest source of each hemisphere (by its nearest grid point's region) stands in for
+    the map's peak, at its own off-grid position.
+
+    Parameters
+    ----------
+    sources : list of dict
+        Rows with ``x_mm``, ``y_mm``, ``z_mm`` (MRI) and ``amplitude_nAm``.
+    source_space : SourceSpace
+        The grid the sources were fitted on (regions, MNI transform).
+    labels : dict
+        ``{'lh': pos, 'rh': pos}``, label vertex positions (m, MRI frame).
+    dipole : dict | None
+        An independent dipole (:func:`read_xfit_dipole`).
+
+    Returns
+    -------
+    dict
+        The keys of :func:`score_map` (``peak_<h>_rel`` relative to the strongest source) and
+        ``n_sources``.
+    """
+    from scipy.spatial import cKDTree
+
+    pos = np.array([[r["x_mm"], r["y_mm"], r["z_mm"]] for r in sources], float).reshape(-1, 3)
+    pos = pos / 1000.0
+    amp = np.array([r["amplitude_nAm"] for r in sources], float)
+    masks = hemisphere_masks(source_space)
+    nearest = cKDTree(source_space.pos).query(pos)[1] if len(pos) else np.zeros(0, int)
+    top = float(amp.max()) if amp.size else 0.0
+    row: dict = {"n_sources": len(sources)}
+    for h, mask in masks.items():
+        mine = np.flatnonzero(mask[nearest]) if len(pos) else np.zeros(0, int)
+        if mine.size == 0:
+            row.update({f"dist_{h}_mm": None, f"peak_{h}_mri_mm": None,
+                        f"peak_{h}_mni_mm": None, f"aud_mni_{h}_mm": None,
+                        f"peak_{h}_region": None, f"peak_{h}_rel": None})
+            continue
+        j = int(mine[np.argmax(amp[mine])])
+        p = pos[j]
+        mni = None
+        if source_space.mri_to_mni is not None:
+            t = np.asarray(source_space.mri_to_mni, float)
+            mni = (p * 1000.0) @ t[:3, :3].T + t[:3, 3]
+        row[f"dist_{h}_mm"] = round(float(label_distance_mm(p, labels[h])), 1)
+        row[f"peak_{h}_mri_mm"] = [round(float(v), 1) for v in p * 1000]
+        row[f"peak_{h}_mni_mm"] = None if mni is None else [round(float(v), 1) for v in mni]
+        row[f"aud_mni_{h}_mm"] = (None if mni is None else
+                                  round(box_distance_mm(mni, AUDITORY_MNI_BOX[h]), 1))
+        row[f"peak_{h}_region"] = region_name(int(source_space.region_ids[nearest[j]]))
+        row[f"peak_{h}_rel"] = round(float(amp[j] / top), 3) if top > 0 else None
     if dipole is not None:
         pk = row.get(f"peak_{dipole['hemi']}_mri_mm")
         row["dist_dipole_mm"] = (None if pk is None else round(float(np.linalg.norm(
