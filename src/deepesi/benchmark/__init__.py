@@ -16,7 +16,15 @@ Modules: :mod:`~deepesi.benchmark.config` (the grid, :class:`BenchmarkConfig`),
 :mod:`~deepesi.benchmark.plots` (:func:`plot_benchmark`).
 """
 
-from .config import DEEPESI, METRICS, PLACEMENTS, SCENARIO_KEYS, BenchmarkConfig
+from .config import (
+    DEEPESI,
+    METRICS,
+    NETWORK_METHODS,
+    PLACEMENTS,
+    SCENARIO_KEYS,
+    SOURCE_SET_METHODS,
+    BenchmarkConfig,
+)
 from .data import default_set_name
 from .plots import plot_benchmark
 from .results import BenchmarkResult, read_benchmark
@@ -26,8 +34,10 @@ from .stats import bootstrap_median
 __all__ = [
     "DEEPESI",
     "METRICS",
+    "NETWORK_METHODS",
     "PLACEMENTS",
     "SCENARIO_KEYS",
+    "SOURCE_SET_METHODS",
     "BenchmarkConfig",
     "BenchmarkResult",
     "bootstrap_median",

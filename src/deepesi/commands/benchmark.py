@@ -54,7 +54,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="samples per simulated window (default %(default)s)")
     p.add_argument("--methods", nargs="+", default=[DEEPESI, *CLASSICAL_METHODS],
                    metavar="METHOD",
-                   help=f"methods to run (default all: {', '.join([DEEPESI, *CLASSICAL_METHODS])})")
+                   help=f"methods to run (default: {', '.join([DEEPESI, *CLASSICAL_METHODS])}; "
+                   "also the source-set methods deepesi-sources, deepesi-map-sources, dipoles)")
     p.add_argument("--noise-cov", metavar="COV.fif",
                    help="noise covariance (MNE -cov.fif) for the simulated noise and the "
                    "classical methods (default: MNE's ad hoc diagonal covariance)")
@@ -72,7 +73,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Run ``deepesi benchmark``."""
     from .._io import check_overwrite
-    from ..benchmark import DEEPESI, BenchmarkConfig, default_set_name, run_benchmark
+    from ..benchmark import NETWORK_METHODS, BenchmarkConfig, default_set_name, run_benchmark
     from ..forward.io import read_forward
 
     cfg_methods = tuple(args.methods)
@@ -96,9 +97,11 @@ def run(args: argparse.Namespace) -> int:
         emd_max_support=None if args.no_emd else 200,
     )
     model = None
-    if DEEPESI in config.methods:
+    net = [m for m in config.methods if m in NETWORK_METHODS]
+    if net:
         if not args.model:
-            raise ValueError("method 'deepesi' needs --model MODEL.pt (or drop it from --methods).")
+            raise ValueError(f"method {net[0]!r} needs --model MODEL.pt (or drop it from "
+                             "--methods).")
         from ..training import read_model
 
         model = read_model(args.model, lf)
