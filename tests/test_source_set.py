@@ -154,13 +154,16 @@ def test_apply_network_sources_two_dipoles(grid, moved, tmp_path):
     wave = np.exp(-0.5 * ((np.arange(11) - 5) / 2.0) ** 2)
     signal = (moved.gain[:, a] @ np.array([2.0, 0.0, 1.0]) * 1e-8)[:, None] * wave
     signal += (moved.gain[:, b] @ np.array([0.0, 1.5, -1.0]) * 1e-8)[:, None] * wave[::-1]
-    noise = 0.05e-6 * np.random.default_rng(0).standard_normal(signal.shape)
+    # an average of 4 trials: the noise is the single-trial covariance / 4
+    noise = 0.5 * 0.05e-6 * np.random.default_rng(0).standard_normal(signal.shape)
     info = mne.create_info(list(grid.ch_names), 250.0, "eeg")
-    evoked = mne.EvokedArray(signal + noise - (signal + noise).mean(axis=0), info, tmin=-0.02)
+    evoked = mne.EvokedArray(signal + noise - (signal + noise).mean(axis=0), info, tmin=-0.02,
+                             nave=4)
     cov = mne.make_ad_hoc_cov(info, std={"eeg": 0.05e-6})
     res = apply_network(evoked, _BlobModel(grid), noise_cov=cov, forward=grid, sources=True,
                         source_window=0.02)
     assert len(res.sources) == 2, res.fit["sources"]["criterion"]
+    assert res.fit["sources"]["nave"] == 4
     found = np.array([[r["x_mm"], r["y_mm"], r["z_mm"]] for r in res.sources]) * 1e-3
     assert cdist(pos[[a, b]], found).min(axis=1).max() < 3e-3
     from deepesi.viz.report import fit_html

@@ -12,7 +12,7 @@ from .._validation import validate_type
 from ..sources import SourceSpace
 from ..whitening import only_rereferences
 from .fit import map_fit
-from .prepare import Recording, check_channels, peak_sample, prepare_data
+from .prepare import Recording, check_channels, peak_sample, prepare_data, recording_nave
 from .result import SourceMap
 
 __all__ = ["apply_network", "check_model_source_space", "warn_untrained_ssp"]
@@ -148,7 +148,9 @@ def apply_network(
         With ``forward``: also fit a set of sources (:func:`deepesi.inverse.fit_source_set`):
         how many, where off the grid, how strong, seeded by the network's map of the data and
         of what the sources found so far leave unexplained. Kept in :attr:`SourceMap.sources`
-        (and ``fit['sources']``); written as ``sources.tsv``.
+        (and ``fit['sources']``); written as ``sources.tsv``. Needs ``noise_cov`` (of single
+        trials, as MNE's; an average's ``nave`` is taken into account): the number of
+        sources is decided against the noise level.
     max_sources : int
         Most sources to fit.
     source_window : float
@@ -168,6 +170,9 @@ def apply_network(
         validate_type(noise_cov, mne.Covariance, "noise_cov", "an mne.Covariance")
     if (refine or sources) and forward is None:
         raise ValueError("refine=True / sources=True needs the model's forward (forward=...).")
+    if sources and (isinstance(max_sources, bool) or int(max_sources) != max_sources
+                    or max_sources < 1):
+        raise ValueError(f"max_sources must be a positive integer, got {max_sources!r}.")
     if sources and noise_cov is None:
         raise ValueError("sources=True needs the recording's noise covariance (noise_cov=...; "
                          "CLI: --noise-cov): the number of sources is decided against the noise "
@@ -213,8 +218,8 @@ def apply_network(
         fit = map_fit(amp[:, k], src, g, w @ data[:, k], time=float(times[k]),
                       refine_radius=radius, method="deepesi")
         if sources:
-            fit["sources"] = _fit_sources(model, data, times, k, w, g, src, max_sources,
-                                          source_window)
+            fit["sources"] = _fit_sources(model, data, times, k, w, g, src, int(max_sources),
+                                          source_window, recording_nave(inst))
     return SourceMap.from_amplitudes(
         amp, times, src, method="deepesi", units=NETWORK_UNITS,
         peak_time=float(times[k]), params=params, info=info, meta=meta, fit=fit,
@@ -222,13 +227,20 @@ def apply_network(
 
 
 def _fit_sources(model: Any, data: np.ndarray, times: np.ndarray, k: int, w: np.ndarray,
-                 g: np.ndarray, src: SourceSpace, max_sources: int, half_width: float) -> dict:
-    """The source set around sample ``k``, seeded by the network's map of data and residuals."""
+                 g: np.ndarray, src: SourceSpace, max_sources: int, half_width: float,
+                 nave: int) -> dict:
+    """The source set around sample ``k``, seeded by the network's map of data and residuals.
+
+    The noise of an average of ``nave`` trials is the covariance / nave: data and gain are
+    whitened by ``sqrt(nave)·W`` so that the noise is white with unit variance, as the order
+    criterion assumes (the moments stay in A·m)."""
     from .source_set import fit_source_set
 
     tstep = float(times[1] - times[0]) if len(times) > 1 else 1.0
     h = round(max(float(half_width), 0.0) / tstep)
     lo, hi = max(k - h, 0), min(k + h + 1, data.shape[1])
+    w = np.sqrt(float(nave)) * w
+    g = np.sqrt(float(nave)) * g
     unwhiten = np.linalg.pinv(w, rcond=1e-8)
 
     def proposal(resid_w: np.ndarray) -> np.ndarray:
@@ -239,6 +251,7 @@ def _fit_sources(model: Any, data: np.ndarray, times: np.ndarray, k: int, w: np.
                            max_sources=max_sources)
     out = found.to_dict()
     out["window_s"] = [float(times[lo]), float(times[hi - 1])]
+    out["nave"] = int(nave)
     return out
 
 

@@ -61,6 +61,16 @@ def as_evoked_or_raw(inst: Any) -> mne.io.BaseRaw | mne.Evoked:
     )
 
 
+def recording_nave(inst: Any) -> int:
+    """Trials averaged in a recording: an Evoked's ``nave``, the number of Epochs (averaged
+    before localization), 1 for Raw. The noise of an average is the noise covariance / nave."""
+    if isinstance(inst, mne.Evoked):
+        return max(int(inst.nave), 1)
+    if isinstance(inst, mne.BaseEpochs):
+        return max(len(inst), 1)
+    return 1
+
+
 def subtract_baseline(inst: Recording, window: tuple[float, float]) -> Recording:
     """``inst`` with each channel's mean over ``window`` (s, inclusive) subtracted: MNE's
     ``apply_baseline`` for Epochs/Evoked, the same per channel for Raw. A window outside the
