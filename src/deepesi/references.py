@@ -215,6 +215,19 @@ def read_xfit_dipole(fname: str | os.PathLike, trans) -> dict:
             "hemi": "rh" if pos[0] > 0 else "lh"}
 
 
+def _no_peak(h: str) -> dict:
+    """The score columns of a hemisphere without a peak."""
+    return dict.fromkeys((f"dist_{h}_mm", f"peak_{h}_mri_mm", f"peak_{h}_mni_mm",
+                          f"aud_mni_{h}_mm", f"peak_{h}_region", f"peak_{h}_rel"))
+
+
+def _dipole_distance(row: dict, dipole: dict) -> float | None:
+    """mm from the peak in the dipole's hemisphere to the dipole (None without a peak)."""
+    pk = row.get(f"peak_{dipole['hemi']}_mri_mm")
+    return None if pk is None else round(float(np.linalg.norm(
+        np.asarray(pk) / 1000 - np.asarray(dipole["pos_mri_m"])) * 1000), 1)
+
+
 def score_map(amp_map: np.ndarray, source_space, labels: dict[str, np.ndarray],
               dipole: dict | None = None) -> dict:
     """Hemisphere peaks of a map and their distances to the auditory labels.
@@ -245,9 +258,7 @@ def score_map(amp_map: np.ndarray, source_space, labels: dict[str, np.ndarray],
     row: dict = {}
     for h, i in hemisphere_peaks(amp, source_space).items():
         if i is None:
-            row.update({f"dist_{h}_mm": None, f"peak_{h}_mri_mm": None,
-                        f"peak_{h}_mni_mm": None, f"aud_mni_{h}_mm": None,
-                        f"peak_{h}_region": None, f"peak_{h}_rel": None})
+            row.update(_no_peak(h))
             continue
         pos = source_space.pos[i]
         row[f"dist_{h}_mm"] = round(float(label_distance_mm(pos, labels[h])), 1)
@@ -259,9 +270,7 @@ def score_map(amp_map: np.ndarray, source_space, labels: dict[str, np.ndarray],
         row[f"peak_{h}_region"] = region_name(int(source_space.region_ids[i]))
         row[f"peak_{h}_rel"] = round(float(amp[i] / top), 3) if top > 0 else None
     if dipole is not None:
-        pk = row.get(f"peak_{dipole['hemi']}_mri_mm")
-        row["dist_dipole_mm"] = (None if pk is None else round(float(np.linalg.norm(
-            np.asarray(pk) / 1000 - np.asarray(dipole["pos_mri_m"])) * 1000), 1))
+        row["dist_dipole_mm"] = _dipole_distance(row, dipole)
     return row
 
 
@@ -300,9 +309,7 @@ def score_sources(sources: list[dict], source_space, labels: dict[str, np.ndarra
     for h, mask in masks.items():
         mine = np.flatnonzero(mask[nearest]) if len(pos) else np.zeros(0, int)
         if mine.size == 0:
-            row.update({f"dist_{h}_mm": None, f"peak_{h}_mri_mm": None,
-                        f"peak_{h}_mni_mm": None, f"aud_mni_{h}_mm": None,
-                        f"peak_{h}_region": None, f"peak_{h}_rel": None})
+            row.update(_no_peak(h))
             continue
         j = int(mine[np.argmax(amp[mine])])
         p = pos[j]
@@ -318,7 +325,5 @@ def score_sources(sources: list[dict], source_space, labels: dict[str, np.ndarra
         row[f"peak_{h}_region"] = region_name(int(source_space.region_ids[nearest[j]]))
         row[f"peak_{h}_rel"] = round(float(amp[j] / top), 3) if top > 0 else None
     if dipole is not None:
-        pk = row.get(f"peak_{dipole['hemi']}_mri_mm")
-        row["dist_dipole_mm"] = (None if pk is None else round(float(np.linalg.norm(
-            np.asarray(pk) / 1000 - np.asarray(dipole["pos_mri_m"])) * 1000), 1))
+        row["dist_dipole_mm"] = _dipole_distance(row, dipole)
     return row

@@ -8,12 +8,15 @@ turns a map into that list on the whitened data:
    *residual* data, so a source already explained no longer hides a weaker one), and the best
    grid point of a single-dipole scan of the residual.
 2. **Choose** the candidate whose dipole, fitted jointly with the sources found so far
-   (free orientation, least-squares moments), explains the data best.
-3. **Refine off the grid**: every source's position moves continuously (Nelder-Mead, one source
-   at a time with the others refitted), the gain at any position interpolated from the grid by a
-   moving least-squares quadratic (:class:`LocalGain`).
-4. **Stop** when the next source does not pay for itself: on whitened data (unit noise
-   variance per channel and sample) the residual energy must drop by more than
+   (free orientation, least-squares moments), explains the data best, and re-place every
+   source by alternating projection (each in turn moves to the grid point that best explains
+   what the others leave). A second search takes the proposal's K strongest peaks together.
+3. **Refine off the grid**, once, the chosen set: every source's position moves continuously
+   (Nelder-Mead, one source at a time with the others refitted), the gain at any position
+   interpolated from the grid by a moving least-squares quadratic (:class:`LocalGain`).
+4. **Count** (on the grid, before step 3): stop when the next source does not pay for
+   itself: on whitened data (unit noise variance per channel and sample) the residual energy
+   must drop by more than
    ``penalty·(3 + n_orient·n_times) + 2·ln(n_grid)`` (an information criterion: 2 per
    parameter as Akaike's, plus the search over the grid) and by at least ``min_gain`` of the
    data's energy. Measured on simulations under a realistic forward mismatch (EEG-64, 20
@@ -400,7 +403,47 @@ class SourceSetFitter:
         refine: bool = True,
         n_rounds: int = 2,
     ) -> SourceSet:
-        """Sources that explain whitened data; see :func:`fit_source_set`."""
+        """Sources that explain whitened data: greedy selection, off-grid refinement, the number
+        by an information criterion.
+
+        Two searches on the grid, the better one kept by the same penalised criterion (residual
+        energy plus the threshold per source): **greedy** (add the best candidate, re-place all
+        sources by alternating projection, repeat) and, with a proposal map, **joint** (the
+        map's K strongest peaks together, re-placed, K = 1, 2, ...); the chosen set is then
+        refined off the grid. A source is kept when the whitened residual energy drops by
+        more than ``max(penalty·(3 + n_orient·n_times) + 2·ln(n_grid), min_gain × energy)``:
+        the data must be whitened with a noise covariance right in scale (``nave``
+        included), as for MNE's inverse methods; one too small makes noise look like sources.
+
+        Parameters
+        ----------
+        x_w : ndarray, shape (n_w,) or (n_w, n_times)
+            Whitened data (unit noise variance per channel and sample); several samples share
+            the positions, the moments vary.
+        proposal : ndarray, shape (n_sources,) | callable | None
+            Where to look: a map over the grid, or a function from whitened data (n_w,
+            n_times) to a map (e.g. a network run on them), called on the data and on every
+            residual.
+        seeds : {'map+scan', 'map', 'scan'}
+            Candidates: the proposal's peaks and the residual's best single dipole, the
+            proposal alone, or the scan alone (sequential dipole fitting with alternating
+            projection).
+        max_sources : int
+            Most sources to fit.
+        min_gain : float
+            A source must explain at least this fraction of the data's energy.
+        penalty : float
+            Price per fitted parameter in units of the whitened noise variance (2: Akaike's
+            criterion; ``ln(n_w·n_times)``: Bayes').
+        refine : bool
+            Refine positions off the grid (:class:`LocalGain`); False keeps grid points.
+        n_rounds : int
+            Passes of the off-grid refinement.
+
+        Returns
+        -------
+        SourceSet
+        """
         if seeds not in ("map+scan", "map", "scan"):
             raise ValueError(f"seeds must be 'map+scan', 'map' or 'scan', got {seeds!r}.")
         if "map" in seeds and proposal is None:
@@ -521,66 +564,25 @@ class SourceSetFitter:
                          [bool(deep[s.grid_index]) for s in found])
 
 
-def fit_source_set(
-    x_w: np.ndarray,
-    gain_w: np.ndarray,
-    source_space: Any,
-    *,
-    proposal: np.ndarray | Callable[[np.ndarray], np.ndarray] | None = None,
-    seeds: str = "map+scan",
-    max_sources: int = 4,
-    min_gain: float = 0.01,
-    penalty: float = 2.0,
-    refine: bool = True,
-    n_rounds: int = 2,
-) -> SourceSet:
-    """Sources that explain whitened data: greedy selection, off-grid refinement, the number
-    by an information criterion.
-
-    Two searches, the better one kept by the same penalised criterion (residual energy plus
-    the threshold per source): **greedy** (add the best candidate, re-place all sources by
-    alternating projection, refine off the grid, repeat) and, with a proposal map, **joint**
-    (the map's K strongest peaks together, re-placed and refined, K = 1, 2, ...). A source is
-    kept when the whitened residual energy drops by more than
-    ``max(penalty·(3 + n_orient·n_times) + 2·ln(n_grid), min_gain × energy)``: the data must be
-    whitened with a noise covariance that is right in scale (``nave`` included), as for MNE's
-    inverse methods; a covariance that is too small makes noise look like sources.
+def fit_source_set(x_w: np.ndarray, gain_w: np.ndarray, source_space: Any, **options: Any
+                   ) -> SourceSet:
+    """Sources that explain whitened data, in one call: ``SourceSetFitter(gain_w,
+    source_space).fit(x_w, **options)``.
 
     Parameters
     ----------
     x_w : ndarray, shape (n_w,) or (n_w, n_times)
-        Whitened data (unit noise variance per channel and sample); several samples share the
-        positions, the moments vary.
+        Whitened data.
     gain_w : ndarray, shape (n_w, n_sources, n_orient)
         Whitened gain of the grid.
     source_space : SourceSpace
-        The grid (``pos``, ``spacing``, regions).
-    proposal : ndarray, shape (n_sources,) | callable | None
-        Where to look: a map over the grid, or a function from whitened data (n_w, n_times) to
-        a map (e.g. a network run on them), called on the data and on every residual.
-    seeds : {'map+scan', 'map', 'scan'}
-        Candidates: the proposal's peaks and the residual's best single dipole, the proposal
-        alone, or the scan alone (sequential dipole fitting with alternating projection).
-    max_sources : int
-        Most sources to fit.
-    min_gain : float
-        A source must explain at least this fraction of the data's energy.
-    penalty : float
-        Price per fitted parameter in units of the whitened noise variance (2: Akaike's
-        criterion; ``ln(n_w·n_times)``: Bayes').
-    refine : bool
-        Refine positions off the grid (:class:`LocalGain`); False keeps grid points.
-    n_rounds : int
-        Passes of the position refinement after each added source.
+        The grid.
+    **options
+        The keywords of :meth:`SourceSetFitter.fit` (``proposal``, ``seeds``,
+        ``max_sources``, ``min_gain``, ``penalty``, ``refine``, ``n_rounds``).
 
     Returns
     -------
     SourceSet
-
-    See Also
-    --------
-    SourceSetFitter : the same, prepared once for many data.
     """
-    return SourceSetFitter(gain_w, source_space).fit(
-        x_w, proposal=proposal, seeds=seeds, max_sources=max_sources, min_gain=min_gain,
-        penalty=penalty, refine=refine, n_rounds=n_rounds)
+    return SourceSetFitter(gain_w, source_space).fit(x_w, **options)
