@@ -247,9 +247,12 @@ def run_methods(evoked, lf, models: dict, cov, labels: dict, settings: Settings,
                 logger.warning("%s / %s failed: %s", name, method, err)
                 rows.append({"modality": name, "method": method, "error": str(err)})
                 continue
-            rows.append({"modality": name, "method": sr.method,
-                         **score_map(_window_map(sr.amplitudes), src, labels, dipole),
-                         "gof": sr.fit.get("gof"),
+            # a method that fits sources ('dipoles') is scored at its own off-grid sources
+            score = (score_sources(sr.sources, src, labels, dipole) if sr.sources
+                     else score_map(_window_map(sr.amplitudes), src, labels, dipole))
+            rows.append({"modality": name, "method": sr.method, **score,
+                         "gof": (sr.fit.get("sources") or {}).get("gof") if sr.sources
+                         else sr.fit.get("gof"),
                          "best_dipole_gof": sr.fit.get("best_dipole_gof"),
                          "seconds": round(time.perf_counter() - t0, 2)})
             if progress:

@@ -67,10 +67,11 @@ MAX_ERROR = {
     "MxNE": SPACING * np.sqrt(2) + 1e-6,
     "gamma_map": SPACING,
     "dipole_scan": 0.0,
+    "dipoles": 0.5 * SPACING,  # off the grid: the peak table reads the nearest grid point
 }
 
 
-FAST = ("MNE", "sLORETA", "eLORETA", "LCMV", "dipole_scan")
+FAST = ("MNE", "sLORETA", "eLORETA", "LCMV", "dipole_scan", "dipoles")
 
 
 @pytest.mark.parametrize(
@@ -236,3 +237,22 @@ def test_sample_subject_meg_auditory_dipole(sample_dir):
     # single dipole explains little in absolute terms, but far more than a typical grid point
     gof = res.extras["gof"]
     assert gof.max() > 3 * np.median(gof)
+
+
+def test_sequential_dipoles_find_two_sources_off_the_grid(sphere_setup):
+    """The classical 'dipoles' method: two dipoles, their number and positions, in one map."""
+    _, info, fwd, cov = sphere_setup
+    rr = fwd["source_rr"]
+    i = nearest(fwd, np.array([0.03, 0.0, 0.075]))
+    j = nearest(fwd, np.array([-0.045, 0.015, 0.03]))
+    ev1, _, _ = simulate(fwd, info, i, snr_db=30, seed=1)
+    ev2, _, _ = simulate(fwd, info, j, snr_db=30, seed=2)
+    evoked = ev1.copy()  # the second source 8 ms later: two time courses
+    evoked.data = ev1.data + np.roll(ev2.data, 8, axis=1)
+    res = apply_classical(evoked, "sequential_dipoles", fwd, cov)
+    assert res.method == "dipoles" and len(res.sources) == 2
+    found = np.array([[r["x_mm"], r["y_mm"], r["z_mm"]] for r in res.sources]) * 1e-3
+    d = np.linalg.norm(rr[[i, j]][:, None] - found[None], axis=2).min(axis=1)
+    assert d.max() < 3e-3, d
+    assert res.fit["sources"]["nave"] == evoked.nave
+    assert np.count_nonzero(res.amplitudes.any(axis=1)) == 2

@@ -51,6 +51,7 @@ CLASSICAL_METHODS: tuple[str, ...] = (
     "MxNE",
     "gamma_map",
     "dipole_scan",
+    "dipoles",
 )
 
 #: Unit of the amplitude map of each method.
@@ -63,6 +64,7 @@ METHOD_UNITS: dict[str, str] = {
     "MxNE": "A·m",
     "gamma_map": "A·m",
     "dipole_scan": "A·m",
+    "dipoles": "A·m",
 }
 
 MINIMUM_NORM = ("MNE", "dSPM", "sLORETA", "eLORETA")
@@ -71,6 +73,7 @@ _ALIASES = {m.lower(): m for m in CLASSICAL_METHODS} | {
     "gammamap": "gamma_map",
     "gamma-map": "gamma_map",
     "mixed_norm": "MxNE",
+    "sequential_dipoles": "dipoles",
 }
 
 
@@ -186,6 +189,7 @@ class ClassicalInverse:
             )
         # the whitened gain: the dipole scan, and every method's goodness of fit
         self._whitened = WhitenedGain(self.info, self.forward, noise_cov)
+        self._fitters: dict[int, Any] = {}  # 'dipoles': one source-set fitter per nave
 
     @property
     def params(self) -> dict:
@@ -198,6 +202,8 @@ class ClassicalInverse:
             out.update(loose=self.loose, depth=self.depth)
         elif self.method == "dipole_scan":
             out.update(refine=self.refine)
+        elif self.method == "dipoles":
+            out.update(seeds="scan")
         out.update(self.options)
         return out
 
@@ -249,6 +255,9 @@ class ClassicalInverse:
             report = map_fit(amp[:, k], self.source_space, self._whitened.gain,
                              self._whitened.whiten(ev)[:, k], time=float(ev.times[k]),
                              method=self.method)
+        if "source_set" in extras:
+            report["sources"] = {**extras["source_set"].to_dict(), "nave": int(ev.nave),
+                                 "window_s": [float(ev.times[0]), float(ev.times[-1])]}
         return SourceMap.from_amplitudes(
             amp, ev.times, self.source_space, method=self.method,
             units=METHOD_UNITS[self.method], peak_time=float(ev.times[k]), params=params,
@@ -264,6 +273,8 @@ class ClassicalInverse:
             return self._lcmv(ev, data_cov)
         if self.method in ("MxNE", "gamma_map"):
             return self._sparse(ev)
+        if self.method == "dipoles":
+            return self._sequential(ev)
         return self._dipole(ev)
 
     def _empty(self, ev: mne.Evoked) -> np.ndarray:
@@ -319,6 +330,24 @@ class ClassicalInverse:
         amp[_vertex_rows(self.forward, stc.vertices)] = norm
         return amp, {"raw_stc": stc, "alpha": kwargs["alpha"]}
 
+    def _sequential(self, ev: mne.Evoked) -> tuple[np.ndarray, dict]:
+        """Sequential dipole fitting (:func:`deepesi.inverse.fit_source_set` with scan seeds
+        only: no network) over the window, on data whitened by the noise covariance / nave; the
+        map holds each source's moment norm over time at its nearest grid point."""
+        from .source_set import SourceSetFitter
+
+        nave = max(int(ev.nave), 1)
+        if nave not in self._fitters:
+            self._fitters[nave] = SourceSetFitter(np.sqrt(nave) * self._whitened.gain,
+                                                  self.source_space)
+        x = np.sqrt(nave) * self._whitened.whiten(ev)
+        found = self._fitters[nave].fit(x, seeds="scan", **self.options)
+        amp = self._empty(ev)
+        for src in found.sources:
+            amp[src.grid_index] = np.maximum(amp[src.grid_index],
+                                             np.linalg.norm(src.moment, axis=0))
+        return amp, {"source_set": found}
+
     def _dipole(self, ev: mne.Evoked) -> tuple[np.ndarray, dict]:
         fit = dipole_scan(ev, self.forward, self.noise_cov, refine=self.refine,
                           whitened=self._whitened)
@@ -354,8 +383,11 @@ def make_classical(
         One of :data:`CLASSICAL_METHODS` (case-insensitive): ``'MNE'``, ``'dSPM'``, ``'sLORETA'``,
         ``'eLORETA'`` (:mod:`mne.minimum_norm`), ``'LCMV'`` (:mod:`mne.beamformer`), ``'MxNE'``
         (:func:`mne.inverse_sparse.mixed_norm`), ``'gamma_map'``
-        (:func:`mne.inverse_sparse.gamma_map`) or ``'dipole_scan'``
-        (:func:`deepesi.inverse.dipole.dipole_scan`).
+        (:func:`mne.inverse_sparse.gamma_map`), ``'dipole_scan'``
+        (:func:`deepesi.inverse.dipole.dipole_scan`) or ``'dipoles'`` (sequential dipole
+        fitting: :func:`deepesi.inverse.fit_source_set` seeded by the scan alone; the number of
+        dipoles by an information criterion, positions off the grid, the set in
+        :attr:`SourceMap.sources`; ``options`` are its keywords, e.g. ``max_sources``).
     info : mne.Info
         The recording's info: its good EEG/MEG channels are used, each must be in the forward
         and the noise covariance. An average EEG reference projector is added if the EEG has
