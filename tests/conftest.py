@@ -95,3 +95,33 @@ def synthetic_head(voxel_mm: float = 2.0, n: int = 84, regions: bool = True):
 def small_synthetic_head():
     """:func:`synthetic_head` at 4 mm (42^3 voxels), shared by the drawing and CLI tests."""
     return synthetic_head(voxel_mm=4.0, n=42)
+
+
+#: Fiducials of :func:`synthetic_head` (MRI frame, m), for heads without an MNI transform.
+SYNTHETIC_FID = {"nasion": [0.0, 0.08, 0.0], "lpa": [-0.08, 0.0, 0.0], "rpa": [0.08, 0.0, 0.0]}
+
+
+@pytest.fixture(scope="session")
+def small_scalp_leadfield(small_synthetic_head):
+    """The dense scalp lead field of the 4 mm synthetic head (8 mm spacing over the region of
+    a registered biosemi64 cap; 10 mm sources), with the FEM of biosemi32 solved alongside:
+    ``(slf, cap_sensors, direct_gain_at_its_nodes, cap_node_positions)``."""
+    from deepesi.anatomy.masks import head_centre
+    from deepesi.forward.eeg import make_eeg_transfer
+    from deepesi.forward.scalp import ScalpLeadField, dense_scalp_positions
+    from deepesi.sensors import make_eeg_sensors
+    from deepesi.sources import make_source_space
+
+    head = small_synthetic_head
+    src = make_source_space(head, 10e-3)
+    cover = make_eeg_sensors(head, "biosemi64", mri_fiducials=SYNTHETIC_FID).eeg_pos_mri
+    dense = dense_scalp_positions(head, 8e-3, cover=cover)
+    cap = make_eeg_sensors(head, "biosemi32", mri_fiducials=SYNTHETIC_FID)
+    tr = make_eeg_transfer(head, np.concatenate([dense, cap.eeg_pos_mri]), verbose=False)
+    gain = tr.leadfield(src.pos, reference=tr.ch_names[0])
+    # the FEM's potentials are those of the scalp nodes the electrodes are attached to
+    nodes = tr.mesh.nodes[tr.electrode_nodes]
+    slf = ScalpLeadField.from_gain(nodes[: len(dense)], gain[: len(dense)], src,
+                                   head_centre(head), rel_error=1e-4)
+    direct = gain[len(dense):]
+    return slf, cap, direct - direct.mean(0), nodes[len(dense):]

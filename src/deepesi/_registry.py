@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["MODELS_DIR", "PRETRAINED", "pretrained_files"]
+__all__ = ["MODELS_DIR", "PRETRAINED", "SCALP_LEADFIELD", "pretrained_files"]
 
 #: The pretrained models and what each was trained for.
 PRETRAINED = {
@@ -26,7 +26,20 @@ PRETRAINED = {
             "(for evoked responses and other smooth time courses; 250 Hz-like sampling)"
         ),
     },
+    "template-eeg": {
+        "head": "template",
+        "layout": "any",
+        "cap_free": True,
+        "leadfield": "template-scalp-fwd.npz",
+        "description": (
+            "embedded template head, any EEG cap (trained on random electrode sets of 16-256 "
+            "channels read through a fixed virtual layout), 5 mm cortical + subcortical grid"
+        ),
+    },
 }
+
+#: The dense scalp lead field of the template (any electrode set's EEG gain).
+SCALP_LEADFIELD = "template-scalp-fwd.npz"
 
 MODELS_DIR = Path(__file__).parent / "data" / "models"
 
@@ -47,10 +60,11 @@ def pretrained_files(name: str = "template-eeg64") -> dict[str, Path]:
     """
     if name not in PRETRAINED:
         raise ValueError(f"unknown pretrained model {name!r}; available: {sorted(PRETRAINED)}.")
-    base = PRETRAINED[name].get("shares", name)  # a variant reuses its base's forward
+    entry = PRETRAINED[name]
+    base = entry.get("shares", name)  # a variant reuses its base's forward
     files = {
         "model": MODELS_DIR / f"{name}.pt",
-        "leadfield": MODELS_DIR / f"{base}-fwd.npz",
+        "leadfield": MODELS_DIR / entry.get("leadfield", f"{base}-fwd.npz"),
         "evaluation": MODELS_DIR / f"{name}-evaluation.json",
     }
     missing = [str(p) for k, p in files.items() if k != "evaluation" and not p.is_file()]

@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "simulate",
     "train",
     "localize",
+    "models",
     "benchmark",
 )
 

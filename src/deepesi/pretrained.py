@@ -15,9 +15,24 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["MODELS_DIR", "PRETRAINED", "load_pretrained", "pretrained_files", "save_leadfield_npz"]
+__all__ = ["MODELS_DIR", "PRETRAINED", "describe_pretrained", "load_pretrained",
+           "load_scalp_leadfield",
+           "pretrained_files", "save_leadfield_npz"]
 
-from ._registry import MODELS_DIR, PRETRAINED, pretrained_files
+from ._registry import MODELS_DIR, PRETRAINED, SCALP_LEADFIELD, pretrained_files
+
+
+def load_scalp_leadfield(source_space):
+    """The shipped dense scalp lead field of the template
+    (:class:`~deepesi.forward.scalp.ScalpLeadField`) for ``source_space`` (the shipped models'
+    5 mm grid; checked by hash)."""
+    from .forward.scalp import read_scalp_leadfield
+
+    path = MODELS_DIR / SCALP_LEADFIELD
+    if not path.is_file():
+        raise FileNotFoundError(f"the template's scalp lead field is missing ({path}); rebuild "
+                                "it with scripts/build_scalp_leadfield.py --ship.")
+    return read_scalp_leadfield(path, source_space)
 
 
 def save_leadfield_npz(leadfield, path: Path) -> None:
@@ -43,9 +58,10 @@ def load_pretrained(name: str = "template-eeg64"):
     Returns
     -------
     model : deepesi.training.TrainedModel
-    leadfield : deepesi.forward.LeadField
+    leadfield : deepesi.forward.LeadField | deepesi.forward.scalp.ScalpLeadField
         The training lead field (float16 precision), with the sensors as registered to the
-        template when the model was built.
+        template when the model was built; for a montage-independent model (``'template-eeg'``)
+        the template's dense scalp lead field, which gives the lead field of any cap.
     """
     from mne.transforms import Transform
 
@@ -60,6 +76,8 @@ def load_pretrained(name: str = "template-eeg64"):
             f"pretrained {name!r}: the model file lacks its {', '.join(missing)}; rebuild it "
             "with scripts/build_pretrained.py --stage ship."
         )
+    if PRETRAINED[name].get("cap_free"):
+        return model, load_scalp_leadfield(model.source_space)
     with np.load(files["leadfield"], allow_pickle=False) as data:
         gain = data["gain"].astype(np.float64)
         ch_names = [str(c) for c in data["ch_names"]]
@@ -70,3 +88,37 @@ def load_pretrained(name: str = "template-eeg64"):
     lf = LeadField(gain, ch_names, ch_types, model.source_space, info=model.info,
                    trans=Transform("head", "mri", model.trans), meta=meta)
     return model, lf
+
+
+def describe_pretrained() -> list[dict]:
+    """One row per shipped model: name, description, channels, source points, file size,
+    whether its files are installed, and its evaluation (the ``-evaluation.json`` shipped with
+    it: single-source errors on held-out simulations), as ``deepesi models`` prints them."""
+    from ._registry import MODELS_DIR as models_dir
+
+    rows = []
+    for name, spec in PRETRAINED.items():
+        row = {"name": name, "description": spec["description"], "head": spec["head"],
+               "installed": True, "n_sources": None, "model_mb": 0.0}
+        try:
+            files = pretrained_files(name)
+        except FileNotFoundError:
+            row["installed"] = False
+            files = {"model": models_dir / f"{name}.pt",
+                     "evaluation": models_dir / f"{name}-evaluation.json"}
+        if spec.get("cap_free"):
+            row["channels"] = "any EEG cap (by the recording's electrode positions)"
+        else:
+            row["channels"] = f"EEG layout {spec['layout']}"
+        if row["installed"]:
+            from .training import read_model
+
+            model = read_model(files["model"])
+            row["n_sources"] = model.n_sources
+            if not spec.get("cap_free"):
+                row["channels"] += f" ({len(model.ch_names)} channels)"
+            row["model_mb"] = files["model"].stat().st_size / 1e6
+        if files["evaluation"].is_file():
+            row["evaluation"] = json.loads(files["evaluation"].read_text())
+        rows.append(row)
+    return rows

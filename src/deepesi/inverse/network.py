@@ -11,6 +11,7 @@ from .._logging import logger, verbose
 from .._validation import validate_type
 from ..sources import SourceSpace
 from ..whitening import only_rereferences
+from .anycap import bind_recording, is_cap_free
 from .fit import map_fit
 from .prepare import Recording, check_channels, peak_sample, prepare_data, recording_nave
 from .result import SourceMap
@@ -86,6 +87,14 @@ def _source_space_of(model: Any, source_space: SourceSpace | None) -> SourceSpac
     )
 
 
+def _info_of(inst: Any) -> mne.Info:
+    info = getattr(inst, "info", None)
+    if not isinstance(info, mne.Info):
+        raise TypeError("a montage-independent model needs an MNE recording (Raw, Epochs or "
+                        f"Evoked, with electrode positions), got {type(inst).__name__}.")
+    return info
+
+
 def _peak_sample(data: np.ndarray, info: mne.Info, model: Any, noise_cov: Any) -> int:
     """The data's peak: whitened by ``noise_cov`` as the classical methods do when it is given,
     else by the model's own input whitener, else by its per-channel input scaling."""
@@ -125,7 +134,10 @@ def apply_network(
     model : TrainedModel
         From :func:`deepesi.training.read_model` or :func:`deepesi.pretrained.load_pretrained`
         (anything with ``ch_names``, ``ch_types``, ``predict(data) -> (n_sources, n_times)`` and
-        optionally ``n_sources``, ``source_space_hash``, ``source_space``).
+        optionally ``n_sources``, ``source_space_hash``, ``source_space``). A montage-independent
+        model (``'template-eeg'``, trained on random caps) reads the recording's own EEG
+        electrodes, placed on its head by their fiducials
+        (:func:`deepesi.inverse.anycap.bind_recording`).
     source_space : SourceSpace | None
         The source space the model was trained on (checked by hash and size); default the one
         the model carries.
@@ -133,9 +145,11 @@ def apply_network(
         Whitens the data to find the peak time as the classical methods do (the sample of the
         largest whitened global field power) and for the goodness of fit. None: the model's
         input whitener, or its per-type input scaling, stands in.
-    forward : LeadField | None
+    forward : LeadField | ScalpLeadField | None
         The model's forward (its training lead field; :func:`deepesi.forward.read_forward`, or
-        the one :func:`deepesi.pretrained.load_pretrained` returns). With it the map's peaks are
+        the one :func:`deepesi.pretrained.load_pretrained` returns; for a montage-independent
+        model its head's dense scalp lead field, from which the recording's electrodes get
+        theirs). With it the map's peaks are
         refitted on the data (:attr:`SourceMap.fit`: goodness of fit next to the best single
         dipole; a warning when the map explains much less). None: no fit.
     tmin, tmax : float | None
@@ -164,6 +178,15 @@ def apply_network(
     SourceMap
         Method 'deepesi', relative units (the net predicts the shape of the map).
     """
+    if is_cap_free(model):  # a montage-independent net: read through this recording's cap
+        from ..forward.leadfield import LeadField
+
+        if forward is not None and isinstance(forward, LeadField):
+            raise ValueError("a montage-independent model takes the dense scalp lead field "
+                             "of its head as forward (load_pretrained('template-eeg') returns "
+                             "it), not a fixed-channel LeadField.")
+        model, cap_forward = bind_recording(model, _info_of(inst), forward)
+        forward = cap_forward if forward is not None else None
     src = _source_space_of(model, source_space)
     check_model_source_space(model, src)
     if noise_cov is not None:

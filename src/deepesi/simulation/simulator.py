@@ -279,10 +279,28 @@ class Simulator:
         ``sources`` is instead a list of ``(n, n_src)`` scipy CSR matrices, one per map sample
         (the maps hold a few patches each; the training data pipeline smooths them sparse).
         """
+        rng = check_random_state(seed)
+        signal_all, fields = self.signal(n, rng, map_samples, sparse_maps=sparse_maps)
+        # ---- bad channels, sensor noise, reference and SNR
+        data, good, snr = self._add_noise(signal_all, rng)
+        return SimulatedBatch(data=data.astype(np.float32), snr_db=snr, good=good,
+                              ch_names=list(self.ch_names), ch_types=list(self.ch_types),
+                              **fields)
+
+    def signal(
+        self,
+        n: int,
+        rng: np.random.Generator,
+        map_samples=None,
+        *,
+        sparse_maps: bool = False,
+    ) -> tuple[np.ndarray, dict]:
+        """The noise-free sensor signal ``(n, n_ch, n_times)`` of ``n`` drawn source
+        configurations and the batch's source fields (``sources``, ``centres``, ``regions``,
+        ``amplitudes``, ``extent_mm``, ``n_active``); :meth:`simulate` adds the noise."""
         if not isinstance(n, int | np.integer) or n < 0:
             raise ValueError(f"n must be a non-negative integer, got {n!r}.")
         n = int(n)
-        rng = check_random_state(seed)
         cfg = self.config
         n_ch, T, K = len(self.ch_names), cfg.n_times, cfg.n_sources[1]
         if map_samples is None:
@@ -355,21 +373,9 @@ class Simulator:
         regions[sample_of, slot] = self.region_ids[centre]
         amplitudes[sample_of, slot] = moment * sizes
         extents[sample_of, slot] = radius * 1e3
-        # ---- bad channels, sensor noise, reference and SNR
-        data, good, snr = self._add_noise(signal_all, rng)
-        return SimulatedBatch(
-            data=data.astype(np.float32),
-            sources=sources,
-            centres=centres,
-            regions=regions,
-            amplitudes=amplitudes,
-            extent_mm=extents,
-            n_active=n_active,
-            snr_db=snr,
-            good=good,
-            ch_names=list(self.ch_names),
-            ch_types=list(self.ch_types),
-        )
+        return signal_all, {"sources": sources, "centres": centres, "regions": regions,
+                            "amplitudes": amplitudes, "extent_mm": extents,
+                            "n_active": n_active}
 
     def _add_noise(
         self, signal_all: np.ndarray, rng: np.random.Generator

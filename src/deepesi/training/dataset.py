@@ -79,6 +79,11 @@ class SimulatedDataset(IterableDataset):
     ensemble : ForwardEnsemble | list of LeadField | None
         Lead fields of the same channels and source space; each sample's signal goes through
         one of them drawn at random (:class:`~deepesi.simulation.Simulator`).
+    simulator : object | None
+        A prepared simulator with ``simulate(n, seed, map_samples, sparse_maps=)`` and
+        ``precompute_patches()`` to draw from instead (e.g. the random-cap
+        :class:`~deepesi.simulation.caps.CapFreeSimulator`); None: a :class:`Simulator` of
+        ``leadfield``, ``config`` and ``ensemble``.
     """
 
     def __init__(
@@ -93,6 +98,7 @@ class SimulatedDataset(IterableDataset):
         target_sample: int | None = None,
         target_kernel: sparse.spmatrix | sparse.sparray | None = None,
         ensemble=None,
+        simulator=None,
     ) -> None:
         super().__init__()
         if n_batches < 1 or batch_size < 1:
@@ -112,7 +118,8 @@ class SimulatedDataset(IterableDataset):
         self.target_sample = None if target_sample is None else int(target_sample)
         self.target_kernel = None if target_kernel is None else sparse.csr_matrix(target_kernel)
         # built here, patches included, so that forked DataLoader workers inherit it warm
-        self._sim = Simulator(leadfield, self.config, ensemble=ensemble)
+        self._sim = (Simulator(leadfield, self.config, ensemble=ensemble) if simulator is None
+                     else simulator)
         self._sim.precompute_patches()
 
     def set_epoch(self, epoch: int) -> None:

@@ -70,6 +70,7 @@ def train_model(
     precision: str = "float32",
     whiten: bool | None = None,
     ensemble: Any = None,
+    caps: Any = None,
     overwrite: bool = False,
     verbose: bool | str | int | None = None,
 ) -> TrainedModel:
@@ -139,6 +140,12 @@ def train_model(
         training and validation sample's signal goes through one member drawn at random. The
         members must have ``leadfield``'s channels and source space; ``leadfield`` stays the
         model's forward (its hash, the amplitude recovery, the input scaling).
+    caps : CapPool | None
+        Train a montage-independent net (:class:`deepesi.simulation.caps.CapPool`): every
+        sample is simulated on an electrode set drawn from the pool and read through the
+        virtual channels of ``leadfield`` (whose rows are those channels). The model records
+        it (``meta['cap_free']``), and :func:`deepesi.inverse.apply_network` then reads any
+        EEG recording through the same layout.
     overwrite : bool
         Replace an existing ``out_path``.
     verbose : bool | str | int | None
@@ -189,12 +196,17 @@ def train_model(
             ensemble = ForwardEnsemble(list(ensemble))
         settings["ensemble"] = {"hash": ensemble.hash(), "n_members": len(ensemble),
                                 **dict(getattr(ensemble, "meta", {}))}
+    if caps is not None:
+        if ensemble is not None:
+            raise ValueError("caps= and ensemble= cannot be combined (yet); pass one.")
+        settings["cap_free"] = caps.describe()
     plan = _Plan(dev=dev, input_t=input_t, loss_fn=loss_fn, mixed=precision == "bfloat16",
                  lr=lr, schedule=schedule, epochs=epochs,
                  per_rank=-(-batches_per_epoch // world), max_minutes=max_minutes)
     dataset, loader, val_x, val_y = _make_data(
         leadfield, config, plan, batch_size=batch_size, seed=seed, rank=rank, n_val=n_val,
         num_workers=num_workers, target_smoothing_mm=target_smoothing_mm, ensemble=ensemble,
+        caps=caps,
     )
     train_net = model
     if world > 1:
@@ -320,6 +332,7 @@ class _Plan:
 def _make_data(
     leadfield: LeadField, config: SimulationConfig, plan: _Plan, *, batch_size: int, seed: int,
     rank: int, n_val: int, num_workers: int, target_smoothing_mm: float, ensemble: Any = None,
+    caps: Any = None,
 ) -> tuple[SimulatedDataset, torch.utils.data.DataLoader, torch.Tensor, torch.Tensor]:
     """The training stream of this process and the fixed, normalised validation set."""
     centre = config.n_times // 2
@@ -334,6 +347,7 @@ def _make_data(
         target_sample=centre,
         target_kernel=kernel,
         ensemble=ensemble,
+        simulator=None if caps is None else caps.simulator(leadfield, config),
     )
     loader = torch.utils.data.DataLoader(
         dataset,
@@ -342,9 +356,9 @@ def _make_data(
         persistent_workers=False,
         pin_memory=plan.dev.type == "cuda",
     )
-    val = Simulator(leadfield, config, ensemble=ensemble).simulate(
-        n_val, batch_seed(seed, _VAL_EPOCH, 0, 0)
-    )
+    val_sim = (Simulator(leadfield, config, ensemble=ensemble) if caps is None
+               else caps.simulator(leadfield, config))
+    val = val_sim.simulate(n_val, batch_seed(seed, _VAL_EPOCH, 0, 0))
     val_x = normalise_input(torch.from_numpy(val.data).to(plan.dev), plan.input_t)
     val_y = normalise_target(
         torch.from_numpy(smooth_target(val.sources[:, :, centre], kernel)).to(plan.dev)
@@ -509,6 +523,7 @@ def _meta(state: dict, settings: dict, dev: torch.device, target_smoothing_mm: f
         "whiten": settings["whiten"],
         "seed": settings["seed"],
         "ensemble": settings.get("ensemble"),
+        **({"cap_free": settings["cap_free"]} if "cap_free" in settings else {}),
         "deepesi_version": _version(),
     }
 
