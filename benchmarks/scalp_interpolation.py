@@ -7,7 +7,7 @@ RDM (relative difference of the normalised topographies, 0-2) and lnMAG (log rat
 norms). From the full dense gain and from the shipped compressed basis, at the scalp nodes the
 FEM attached the cap's electrodes to (``@node``: the interpolation's own error) and at the
 electrodes' positions (what a user gets: adds the FEM's snapping of each electrode to its
-nearest node, up to 1.7 mm on the 2 mm mesh). Target (issue 15): median RDM <= 1 %, worst
+nearest node, median 0.7, max 2.2 mm on the 2 mm mesh). Target (issue 15): median RDM <= 1 %, worst
 <= 3 %.
 
 ``python benchmarks/scalp_interpolation.py --work out/scalp`` → table, and

@@ -29,10 +29,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="anything mne.io.read_raw reads (FIF, BrainVision .vhdr, EDF/BDF, EEGLAB .set, "
              "CTF .ds), or an evoked (-ave.fif) or epochs (-epo.fif) file; SI units",
     )
-    parser.add_argument("--model", required=True, metavar="MODEL.pt",
+    parser.add_argument("--model", default="auto", metavar="MODEL.pt",
                         help="trained model (deepesi train), or the name of a pretrained model "
-                             "shipped in the package: 'template-eeg64' (template head, 64-channel "
-                             "10-10 EEG)")
+                             "shipped in the package (deepesi models lists them: "
+                             "'template-eeg' reads any EEG cap, 'template-eeg64' the 64-channel "
+                             "10-10 layout). Default 'auto': the shipped model for the "
+                             "recording's sensors, named in the output")
     parser.add_argument("--source-space", metavar="SRC.npz",
                         help="the source space the model was trained on (default: the one the "
                              "model file records, if any)")
@@ -75,6 +77,32 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     add_common_options(parser)
     parser.set_defaults(func=run)
     return parser
+
+
+def choose_pretrained(inst: Any) -> tuple[str, str]:
+    """The shipped model for a recording (``--model auto``) and why: EEG → the
+    montage-independent ``template-eeg``. MEG: none is shipped yet, which is an error."""
+    import mne
+
+    from ..pretrained import PRETRAINED
+
+    info = inst.info
+    n_eeg = len(mne.pick_types(info, meg=False, eeg=True, exclude="bads"))
+    n_meg = len(mne.pick_types(info, meg=True, ref_meg=False, exclude="bads"))
+    if n_eeg >= 8:
+        name = "template-eeg" if "template-eeg" in PRETRAINED else "template-eeg64"
+        why = f"an EEG recording with {n_eeg} good electrodes"
+        if n_meg:
+            why += f" (its {n_meg} MEG channels are not used: no MEG model is shipped)"
+        return name, why
+    if n_meg:
+        raise ValueError(
+            f"the recording has {n_meg} MEG channels and no EEG: no pretrained MEG network is "
+            "shipped yet. Train one for your system (deepesi forward --meg RECORDING ...; "
+            "deepesi train ...) and pass --model MODEL.pt, or use a classical method "
+            "(deepesi benchmark / deepesi.inverse.apply_classical).")
+    raise ValueError(f"the recording has {n_eeg} good EEG channels and no MEG; a pretrained "
+                     "model needs at least 8 EEG electrodes. Pass --model MODEL.pt.")
 
 
 def _model_and_source_space(args: argparse.Namespace) -> tuple[Any, Any, Any]:
@@ -153,6 +181,11 @@ def run(args: argparse.Namespace) -> int:
         check_overwrite(out, args.overwrite)
     if args.peaks < 1:
         raise ValueError(f"--peaks must be >= 1, got {args.peaks}.")
+    inst = read_recording(args.recording, args.condition)
+    if args.model == "auto":
+        args.model, why = choose_pretrained(inst)
+        if not args.quiet:
+            print(f"model: {args.model} (chosen for {why}; --model to choose another)")
     model, src, forward = _model_and_source_space(args)
     if (args.refine or args.sources) and forward is None:
         flag = "--refine" if args.refine else "--sources"
@@ -178,7 +211,6 @@ def run(args: argparse.Namespace) -> int:
         from ..anatomy.template import load_template  # a shipped model: its head is known
 
         head = load_template()
-    inst = read_recording(args.recording, args.condition)
     if args.baseline is not None:
         from ..inverse.prepare import subtract_baseline
 

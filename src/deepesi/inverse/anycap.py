@@ -65,7 +65,7 @@ class CapBoundModel:
         self.meta = {**base.meta, "bound_to": {"n_electrodes": len(self.ch_names),
                                                **{k: sensors.meta.get(k) for k in
                                                   ("scale", "projection_mm",
-                                                   "fiducial_residual_mm")}}}
+                                                   "fiducial_residual_mm", "scaling")}}}
 
     @property
     def n_sources(self) -> int:
@@ -120,9 +120,30 @@ def _recording_montage(info: mne.Info, names: list[str]) -> Any:
     return montage
 
 
+def _scaled_sensors(head: Any, info: mne.Info, montage: Any, names: list[str], mode: str,
+                    mri_fiducials: dict | None) -> Any:
+    """The electrodes placed on ``head`` by a scaling fitted to the digitization."""
+    from dataclasses import replace
+
+    from ..sensors.scaling import fit_head_scaling
+    from ..sensors.scalp import place_on_scalp
+    from ..simulation.caps import template_sensors
+
+    fit = fit_head_scaling(head, info, mode=mode, mri_fiducials=mri_fiducials)
+    pos = montage.get_positions()["ch_pos"]
+    el = fit.to_template(np.array([pos[n] for n in names], float))
+    placed, dist, _ = place_on_scalp(head, el, names, 0.01, "scaled electrodes")
+    sensors = template_sensors(head, placed, names, mri_fiducials)
+    return replace(sensors, meta={**sensors.meta, "source": f"scaled to the digitization "
+                                  f"({mode})", "scale": fit.scale.tolist(),
+                                  "scaling": fit.to_dict(),
+                                  "projection_mm": {"median": float(np.median(dist) * 1e3),
+                                                    "max": float(dist.max() * 1e3)}})
+
+
 def bind_recording(model: Any, info: mne.Info, scalp_lf: Any = None, *,
-                   head: Any = None, mri_fiducials: dict | None = None
-                   ) -> tuple[CapBoundModel, Any]:
+                   head: Any = None, mri_fiducials: dict | None = None,
+                   scaling: str = "auto") -> tuple[CapBoundModel, Any]:
     """Bind a montage-independent model to a recording's EEG electrodes.
 
     Parameters
@@ -139,6 +160,14 @@ def bind_recording(model: Any, info: mne.Info, scalp_lf: Any = None, *,
         The model's head (default the template).
     mri_fiducials : dict | None
         The head's fiducials (MRI frame, m), for a head without an MNI transform.
+    scaling : {'auto', '3-axis', 'uniform', 'fiducials'}
+        How the electrodes reach the head: '3-axis' / 'uniform' fit the head to the
+        recording's fiducials and head shape first (:func:`deepesi.sensors.scaling.
+        fit_head_scaling`, as MNE's coregistration scales fsaverage; the fit and its
+        residuals are in ``model.meta['bound_to']['scaling']``); 'fiducials' registers by the
+        fiducials with one scale fitted to the electrodes' radii
+        (:func:`deepesi.sensors.make_eeg_sensors`). 'auto': '3-axis' when the digitization
+        has at least 20 head-shape points, else 'fiducials'.
 
     Returns
     -------
@@ -159,13 +188,24 @@ def bind_recording(model: Any, info: mne.Info, scalp_lf: Any = None, *,
         raise ValueError(f"the recording has {len(names)} good EEG channels; the "
                          "montage-independent net needs at least 8.")
     montage = _recording_montage(info, names)
-    sensors = make_eeg_sensors(head, montage, ch_names=names, mri_fiducials=mri_fiducials)
+    if scaling not in ("auto", "3-axis", "uniform", "fiducials"):
+        raise ValueError(f"scaling must be 'auto', '3-axis', 'uniform' or 'fiducials', got "
+                         f"{scaling!r}.")
+    if scaling == "auto":
+        from ..sensors.scaling import digitized_points
+
+        scaling = "3-axis" if len(digitized_points(info)[0]) >= 20 else "fiducials"
+    if scaling == "fiducials":
+        sensors = make_eeg_sensors(head, montage, ch_names=names, mri_fiducials=mri_fiducials)
+    else:
+        sensors = _scaled_sensors(head, info, montage, names, scaling, mri_fiducials)
     if scalp_lf is None:
         from ..pretrained import load_scalp_leadfield
 
         scalp_lf = load_scalp_leadfield(model.source_space)
     bound = CapBoundModel(model, sensors, scalp_lf.centre)
-    logger.info("montage-independent net: %d electrodes placed on the template (scale %.3f, "
-                "projection median %.1f mm)", len(names), sensors.meta.get("scale", 1.0),
+    logger.info("montage-independent net: %d electrodes placed on the head (%s, scale %s, "
+                "projection median %.1f mm)", len(names), sensors.meta.get("source"),
+                np.round(sensors.meta.get("scale", 1.0), 3),
                 sensors.meta["projection_mm"]["median"])
     return bound, scalp_lf.leadfield(sensors)
