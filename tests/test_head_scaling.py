@@ -5,8 +5,8 @@ from __future__ import annotations
 import mne
 import numpy as np
 import pytest
-from conftest import SYNTHETIC_FID
 
+from conftest import SYNTHETIC_FID
 from deepesi.sensors.registration import fiducial_frame
 from deepesi.sensors.scaling import digitized_points, fit_head_scaling
 

@@ -48,7 +48,7 @@ def _recording(montage: str, names=None, source=(0.05, -0.02, 0.05)):
     from deepesi.pretrained import load_pretrained
     from deepesi.sensors import make_eeg_sensors
 
-    model, slf = load_pretrained("template-eeg")
+    _, slf = load_pretrained("template-eeg")
     from deepesi.anatomy.template import load_template
 
     sensors = make_eeg_sensors(load_template(), montage, ch_names=names)
