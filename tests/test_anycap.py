@@ -101,9 +101,13 @@ def test_wrong_or_missing_positions_fail_clearly(anycap_model, small_scalp_leadf
     model, _, _ = anycap_model
     slf, cap, _, _ = small_scalp_leadfield
     names = cap.eeg_names
+    egi = mne.create_info([f"E{i + 1}" for i in range(32)], 250.0, "eeg")
+    with pytest.raises(ValueError, match="no positions and 32 of 32 are not 10-05 names"):
+        bind_recording(model, egi, slf, head=small_synthetic_head, mri_fiducials=SYNTHETIC_FID)
     bare = mne.create_info(names, 250.0, "eeg")
-    with pytest.raises(ValueError, match="no positions"):
-        bind_recording(model, bare, slf, head=small_synthetic_head, mri_fiducials=SYNTHETIC_FID)
+    by_name, _ = bind_recording(model, bare, slf, head=small_synthetic_head,
+                                mri_fiducials=SYNTHETIC_FID)  # biosemi32 uses 10-05 names
+    assert by_name.ch_names == names
     pos = {n: ch["loc"][:3] for n, ch in zip(names, cap.info["chs"], strict=True)}
     fid = cap.info.get_montage().get_positions()
     mm = bare.copy()  # positions in millimetres

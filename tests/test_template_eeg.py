@@ -69,9 +69,12 @@ def _recording(montage: str, names=None, source=(0.05, -0.02, 0.05)):
 @needs_shipped
 @pytest.mark.parametrize("montage,names", [
     ("standard_1020", ["Fp1", "Fp2", "F7", "F3", "Fz", "F4", "F8", "T7", "C3", "Cz", "C4", "T8",
-                       "P7", "P3", "Pz", "P4", "P8", "O1", "O2"]),
+                       "P7", "P3", "Pz", "P4", "P8", "O1", "O2"]),  # 10-20, 19 channels
     ("biosemi32", None),
-    ("GSN-HydroCel-128", None),
+    ("biosemi64", None),
+    ("GSN-HydroCel-128", None),  # EGI
+    ("GSN-HydroCel-256", None),
+    ("brainproducts-RNP-BA-128", None),  # BrainVision positions
 ])
 def test_any_layout_localizes_without_training(template, montage, names):
     from deepesi.inverse import apply_network
@@ -103,6 +106,38 @@ def test_cli_picks_the_model_and_models_lists_it(tmp_path, capsys):
     assert main(["models", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert {r["name"] for r in rows} == set(PRETRAINED)
+
+
+@needs_shipped
+def test_brainvision_file_without_positions_through_the_cli(tmp_path, capsys):
+    ev, _ = _recording("brainproducts-RNP-BA-128")
+    raw = mne.io.RawArray(np.tile(ev.data, 3), mne.create_info(ev.ch_names, 250.0, "eeg"),
+                          verbose=False)
+    fname = tmp_path / "rec.vhdr"
+    with np.errstate(all="ignore"):
+        mne.export.export_raw(fname, raw, fmt="brainvision", verbose=False)
+    out = tmp_path / "out"
+    assert main(["localize", str(fname), "-o", str(out / "a")]) == 2  # no positions, no names
+    assert "not 10-05 names" in capsys.readouterr().err
+    assert main(["localize", str(fname), "--montage", "brainproducts-RNP-BA-128", "-o",
+                 str(out / "b"), "--quiet"]) == 0
+
+
+@needs_shipped
+def test_digitized_recording_scales_the_template(template, sample_dir):
+    """The sample subject's 60 digitized electrodes: the template is scaled to its head shape."""
+    from deepesi.inverse.anycap import bind_recording
+
+    model, slf = template
+    ev = mne.read_evokeds(sample_dir / "MEG/sample/sample_audvis-auditory-ave.fif",
+                          condition=0, verbose=False).pick("eeg")
+    bound, lf = bind_recording(model, ev.info, slf)
+    meta = bound.meta["bound_to"]
+    assert meta["n_electrodes"] == len(ev.ch_names) - len(ev.info["bads"]) == 59
+    res = meta["scaling"]["residual_mm"]
+    assert res["after"]["median"] < res["before_fiducials_only"]["median"]
+    assert 0.9 < min(meta["scale"]) and max(meta["scale"]) < 1.1
+    assert lf.ch_names == bound.ch_names
 
 
 def test_meg_only_recording_gets_a_clear_error(tmp_path, capsys):

@@ -35,6 +35,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              "'template-eeg' reads any EEG cap, 'template-eeg64' the 64-channel "
                              "10-10 layout). Default 'auto': the shipped model for the "
                              "recording's sensors, named in the output")
+    parser.add_argument("--montage", metavar="NAME",
+                        help="electrode positions to set on the recording first: an MNE "
+                             "built-in montage (e.g. GSN-HydroCel-128, biosemi64, "
+                             "standard_1005) for a file without positions (montage-"
+                             "independent nets place 10-05-named channels themselves)")
     parser.add_argument("--source-space", metavar="SRC.npz",
                         help="the source space the model was trained on (default: the one the "
                              "model file records, if any)")
@@ -182,6 +187,11 @@ def run(args: argparse.Namespace) -> int:
     if args.peaks < 1:
         raise ValueError(f"--peaks must be >= 1, got {args.peaks}.")
     inst = read_recording(args.recording, args.condition)
+    if args.montage is not None:
+        from ..sensors.montages import resolve_montage
+
+        montage, _ = resolve_montage(args.montage)
+        inst.set_montage(montage, on_missing="warn", verbose=False)
     if args.model == "auto":
         args.model, why = choose_pretrained(inst)
         if not args.quiet:

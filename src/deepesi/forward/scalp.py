@@ -68,17 +68,19 @@ def coverage_positions(head: Any, montages: Sequence[str] = COVERAGE_MONTAGES) -
     return np.concatenate(pos)
 
 
-def _farthest_points(candidates: np.ndarray, spacing: float, start: int) -> np.ndarray:
-    """Indices of candidates picked by farthest-point sampling until every candidate lies
-    within ``spacing`` of a pick (deterministic: ties go to the lowest index)."""
-    dmin = np.linalg.norm(candidates - candidates[start], axis=1)
+def farthest_points(points: np.ndarray, start: int, *, spacing: float = 0.0,
+                    n: int | None = None) -> np.ndarray:
+    """Indices picked by farthest-point sampling from ``start``: until every point lies within
+    ``spacing`` of a pick, or ``n`` picks (deterministic: ties go to the lowest index)."""
+    dmin = np.linalg.norm(points - points[start], axis=1)
     picked = [start]
-    while True:
+    while n is None or len(picked) < n:
         i = int(np.argmax(dmin))
-        if dmin[i] < spacing:
-            return np.array(picked)
+        if dmin[i] < spacing or dmin[i] == 0:
+            break
         picked.append(i)
-        np.minimum(dmin, np.linalg.norm(candidates - candidates[i], axis=1), out=dmin)
+        np.minimum(dmin, np.linalg.norm(points - points[i], axis=1), out=dmin)
+    return np.array(picked)
 
 
 def dense_scalp_positions(
@@ -117,7 +119,7 @@ def dense_scalp_positions(
     _, first = np.unique(key, axis=0, return_index=True)
     cand = cand[np.sort(first)]
     start = int(np.argmax(cand[:, 2] - 1e-3 * np.abs(cand[:, 0]) - 1e-3 * np.abs(cand[:, 1])))
-    return cand[_farthest_points(cand, spacing, start)]
+    return cand[farthest_points(cand, start, spacing=spacing)]
 
 
 def scalp_weights(

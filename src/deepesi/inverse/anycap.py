@@ -99,12 +99,45 @@ class CapBoundModel:
                 f"{len(self.base.ch_names)} virtual channels, {self.n_sources} sources>")
 
 
-def _recording_montage(info: mne.Info, names: list[str]) -> Any:
-    """The recording's electrode positions with its fiducials, as a head-frame montage."""
-    montage = info.get_montage()
+def _has_positions(montage: Any, names: list[str]) -> bool:
     if montage is None:
-        raise ValueError("the recording's EEG channels have no positions; set a montage "
-                         "(raw.set_montage('standard_1005') or the digitized one).")
+        return False
+    pos = montage.get_positions()["ch_pos"]
+    return all(n in pos and np.all(np.isfinite(pos[n])) and np.any(pos[n] != 0) for n in names)
+
+
+def _standard_montage(names: list[str]) -> tuple[Any, list[str]]:
+    """MNE's 10-05 positions for the channels named by the 10-05 system (case-insensitive);
+    returns the montage (with its fiducials) and the names it places."""
+    std = mne.channels.make_standard_montage("standard_1005")
+    pos = std.get_positions()
+    lower = {k.lower(): k for k in pos["ch_pos"]}
+    found = {n: pos["ch_pos"][lower[n.lower()]] for n in names if n.lower() in lower}
+    montage = mne.channels.make_dig_montage(ch_pos=found, nasion=pos["nasion"], lpa=pos["lpa"],
+                                            rpa=pos["rpa"], coord_frame="head")
+    return montage, list(found)
+
+
+def _recording_montage(info: mne.Info, names: list[str]) -> tuple[Any, list[str]]:
+    """The recording's electrode positions with its fiducials, as a head-frame montage, and
+    the channels it places; by the 10-05 names when the recording has no positions."""
+    montage = info.get_montage()
+    if not _has_positions(montage, names):
+        montage, placed = _standard_montage(names)
+        if len(placed) < max(8, 0.8 * len(names)):
+            unknown = [n for n in names if n not in placed]
+            raise ValueError(
+                f"the recording's EEG channels have no positions and {len(unknown)} of "
+                f"{len(names)} are not 10-05 names ({unknown[:5]}); set the montage "
+                "(raw.set_montage('GSN-HydroCel-128'), the digitized one, ...; CLI: "
+                "--montage NAME).")
+        if len(placed) < len(names):
+            logger.warning("%d EEG channel(s) without a position and a 10-05 name are left out:"
+                           " %s", len(names) - len(placed),
+                           ", ".join(n for n in names if n not in placed))
+        logger.info("no electrode positions in the recording: %d placed by their 10-05 names",
+                    len(placed))
+        return montage, placed
     pos = montage.get_positions()
     missing = [k for k in ("nasion", "lpa", "rpa") if pos.get(k) is None]
     if missing:
@@ -112,12 +145,7 @@ def _recording_montage(info: mne.Info, names: list[str]) -> Any:
             f"the recording's montage has no {', '.join(missing)}: a montage-independent net "
             "places the electrodes on its template by the fiducials. Set a montage that has "
             "them (MNE's standard montages do: raw.set_montage('standard_1005')).")
-    lacking = [n for n in names if n not in pos["ch_pos"]
-               or not np.all(np.isfinite(pos["ch_pos"][n]))]
-    if lacking:
-        raise ValueError(f"{len(lacking)} EEG channel(s) have no position ({lacking[:5]}); set "
-                         "a montage or drop them.")
-    return montage
+    return montage, names
 
 
 def _scaled_sensors(head: Any, info: mne.Info, montage: Any, names: list[str], mode: str,
@@ -187,7 +215,7 @@ def bind_recording(model: Any, info: mne.Info, scalp_lf: Any = None, *,
     if len(names) < 8:
         raise ValueError(f"the recording has {len(names)} good EEG channels; the "
                          "montage-independent net needs at least 8.")
-    montage = _recording_montage(info, names)
+    montage, names = _recording_montage(info, names)
     if scaling not in ("auto", "3-axis", "uniform", "fiducials"):
         raise ValueError(f"scaling must be 'auto', '3-axis', 'uniform' or 'fiducials', got "
                          f"{scaling!r}.")

@@ -144,6 +144,7 @@ def training_caps(scalp_lf: Any, virtual_pos: np.ndarray, head: Any, *, n_random
     :func:`~deepesi.sensors.make_eeg_sensors`).
     """
     from .._logging import use_log_level
+    from ..forward.scalp import farthest_points
     from ..sensors import make_eeg_sensors
 
     rng = check_random_state(seed)
@@ -168,23 +169,12 @@ def training_caps(scalp_lf: Any, virtual_pos: np.ndarray, head: Any, *, n_random
         lowest = rng.uniform(z.min(), np.quantile(z, 0.5))
         pool = dense[z >= lowest]
         start = int(rng.integers(len(pool)))
-        idx = np.arange(len(pool)) if len(pool) <= n else _n_farthest(pool, n, start)
+        idx = np.arange(len(pool)) if len(pool) <= n else farthest_points(pool, start, n=n)
         pos = pool[idx]
         caps.append(make_cap(f"random{n}-{i}", pos, scalp_lf, virtual_pos,
                              _jitter_on_scalp(pos, dense, centre, jitter_mm * 1e-3 / np.sqrt(2),
                                               rng)))
     return caps
-
-
-def _n_farthest(points: np.ndarray, n: int, start: int) -> np.ndarray:
-    """The first ``n`` picks of farthest-point sampling from ``start``."""
-    dmin = np.linalg.norm(points - points[start], axis=1)
-    picked = [start]
-    for _ in range(n - 1):
-        i = int(np.argmax(dmin))
-        picked.append(i)
-        np.minimum(dmin, np.linalg.norm(points - points[i], axis=1), out=dmin)
-    return np.array(picked)
 
 
 class CapFreeSimulator:
@@ -287,11 +277,11 @@ def virtual_leadfield(scalp_lf: Any, head: Any, spacing: float = 12e-3,
     """The virtual layout of a montage-independent net and its lead field: the dense scalp
     positions thinned to about ``spacing`` (farthest-point sampling from the vertex), named
     ``V001``, ... (average reference)."""
-    from ..forward.scalp import _farthest_points
+    from ..forward.scalp import farthest_points
 
     dense = scalp_lf.positions
     start = int(np.argmax(dense[:, 2]))
-    idx = np.sort(_farthest_points(dense, spacing, start))
+    idx = np.sort(farthest_points(dense, start, spacing=spacing))
     names = [f"V{i + 1:03d}" for i in range(len(idx))]
     sensors = template_sensors(head, dense[idx], names, mri_fiducials)
     return scalp_lf.leadfield(sensors)
