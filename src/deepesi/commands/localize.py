@@ -173,10 +173,23 @@ def sources_summary(result: Any) -> str:
     return "\n".join(lines)
 
 
+def _read(args: argparse.Namespace) -> Any:
+    """The recording, with ``--montage`` set on it."""
+    from ..inverse import read_recording
+
+    inst = read_recording(args.recording, args.condition)
+    if args.montage is not None:
+        from ..sensors.montages import resolve_montage
+
+        montage, _ = resolve_montage(args.montage)
+        inst.set_montage(montage, on_missing="warn", verbose=False)
+    return inst
+
+
 def run(args: argparse.Namespace) -> int:
     """Read, localize, write."""
     from .._io import check_overwrite
-    from ..inverse import apply_network, read_recording
+    from ..inverse import apply_network
     from ..pretrained import PRETRAINED
 
     out = Path(args.output)
@@ -186,13 +199,9 @@ def run(args: argparse.Namespace) -> int:
         check_overwrite(out, args.overwrite)
     if args.peaks < 1:
         raise ValueError(f"--peaks must be >= 1, got {args.peaks}.")
-    inst = read_recording(args.recording, args.condition)
-    if args.montage is not None:
-        from ..sensors.montages import resolve_montage
-
-        montage, _ = resolve_montage(args.montage)
-        inst.set_montage(montage, on_missing="warn", verbose=False)
-    if args.model == "auto":
+    inst = None
+    if args.model == "auto":  # the recording decides, so it is read first
+        inst = _read(args)
         args.model, why = choose_pretrained(inst)
         if not args.quiet:
             print(f"model: {args.model} (chosen for {why}; --model to choose another)")
@@ -221,6 +230,8 @@ def run(args: argparse.Namespace) -> int:
         from ..anatomy.template import load_template  # a shipped model: its head is known
 
         head = load_template()
+    if inst is None:
+        inst = _read(args)
     if args.baseline is not None:
         from ..inverse.prepare import subtract_baseline
 
