@@ -45,7 +45,7 @@ class CapBoundModel:
 
     def __init__(self, base: Any, sensors: Any, centre: np.ndarray) -> None:
         from ..sensors.container import apply_transform
-        from ..simulation.caps import cap_to_virtual
+        from ..sensors.virtual import cap_to_virtual
 
         self.base = base
         self.sensors = sensors
@@ -155,7 +155,7 @@ def _scaled_sensors(head: Any, info: mne.Info, montage: Any, names: list[str], m
 
     from ..sensors.scaling import fit_head_scaling
     from ..sensors.scalp import place_on_scalp
-    from ..simulation.caps import template_sensors
+    from ..sensors.virtual import template_sensors
 
     fit = fit_head_scaling(head, info, mode=mode, mri_fiducials=mri_fiducials)
     pos = montage.get_positions()["ch_pos"]

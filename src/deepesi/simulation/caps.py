@@ -1,10 +1,8 @@
 """Training on any EEG cap: random electrode sets read through one fixed virtual layout.
 
 A montage-independent network sees every recording through the same *virtual* channels: fixed
-positions spread over the whole covered scalp. A recording's electrodes reach them by a
-spherical-spline interpolation (Perrin et al. 1989, the interpolation of MNE's bad-channel
-repair), tapered to zero where the cap has no electrode nearby (:func:`cap_to_virtual`), so a
-sparse cap leaves the scalp it does not cover empty instead of extrapolated.
+positions spread over the whole covered scalp (:func:`virtual_leadfield`), which a cap's
+electrodes reach by the tapered spherical splines of :mod:`deepesi.sensors.virtual`.
 
 Training draws, per sample, an electrode set from a pool (:func:`training_caps`: MNE's built-in
 montages with channels dropped, and random caps of 16–256 electrodes over a random part of the
@@ -24,6 +22,7 @@ from scipy import sparse
 from scipy.spatial import cKDTree
 
 from .._validation import check_random_state
+from ..sensors.virtual import cap_to_virtual, spline_matrix, template_sensors
 from .batch import SimulatedBatch
 from .config import SimulationConfig
 from .simulator import Simulator
@@ -39,50 +38,6 @@ TRAINING_MONTAGES = (
     "GSN-HydroCel-64_1.0", "GSN-HydroCel-128", "GSN-HydroCel-256", "mgh60", "mgh70",
     "brainproducts-RNP-BA-128", "standard_1010_64", "standard_1005_128",
 )
-
-
-def _unit_sphere(pos: np.ndarray, centre: np.ndarray) -> np.ndarray:
-    v = np.asarray(pos, float) - centre
-    return v / np.linalg.norm(v, axis=1, keepdims=True)
-
-
-def _legendre_g(cosang: np.ndarray, stiffness: int = 4, n_terms: int = 50) -> np.ndarray:
-    """Perrin's spline kernel: sum_n (2n+1) / (n(n+1))^m P_n(cos) / 4π."""
-    coef = np.zeros(n_terms + 1)
-    n = np.arange(1, n_terms + 1)
-    coef[1:] = (2 * n + 1) / (n * (n + 1)) ** stiffness / (4 * np.pi)
-    return np.polynomial.legendre.legval(np.clip(cosang, -1, 1), coef)
-
-
-def spline_matrix(from_pos: np.ndarray, to_pos: np.ndarray, centre: np.ndarray, *,
-                  reg: float = 1e-7) -> np.ndarray:
-    """Spherical-spline interpolation matrix (n_to, n_from) about ``centre`` (positions are
-    projected onto the unit sphere around it); ``reg`` is the smoothing added to the kernel."""
-    a = _unit_sphere(from_pos, centre)
-    b = _unit_sphere(to_pos, centre)
-    n = len(a)
-    gmat = np.empty((n + 1, n + 1))
-    gmat[:n, :n] = _legendre_g(a @ a.T) + reg * np.eye(n)
-    gmat[:n, n] = gmat[n, :n] = 1.0
-    gmat[n, n] = 0.0
-    rhs = np.c_[_legendre_g(b @ a.T), np.ones(len(b))]  # (n_to, n+1)
-    return np.linalg.solve(gmat, rhs.T)[:n].T  # symmetric system
-
-
-def cap_to_virtual(cap_pos: np.ndarray, virtual_pos: np.ndarray, centre: np.ndarray
-                   ) -> np.ndarray:
-    """Map (n_virtual, n_cap) from a cap's electrodes to the virtual channels: spherical
-    splines, tapered from 1 within one electrode spacing of the nearest electrode to 0 at two
-    (the spacing: the cap's median nearest-neighbour distance)."""
-    cap_pos = np.asarray(cap_pos, float)
-    if len(cap_pos) < 4:
-        raise ValueError(f"a cap needs at least 4 electrodes, got {len(cap_pos)}.")
-    tree = cKDTree(cap_pos)
-    nn = tree.query(cap_pos, k=2)[0][:, 1]
-    spacing = float(np.median(nn))
-    dist, _ = tree.query(virtual_pos)
-    taper = np.clip(2.0 - dist / spacing, 0.0, 1.0)
-    return taper[:, None] * spline_matrix(cap_pos, virtual_pos, centre)
 
 
 @dataclass(frozen=True, eq=False)
@@ -122,7 +77,7 @@ def _jitter_on_scalp(pos: np.ndarray, dense_pos: np.ndarray, centre: np.ndarray,
     """Positions moved tangentially by ``sd`` (m, per axis) and put back on the scalp at the
     radius of the nearest dense position."""
     moved = pos + rng.normal(0.0, sd, pos.shape)
-    r_dir = _unit_sphere(moved, centre)
+    r_dir = (moved - centre) / np.linalg.norm(moved - centre, axis=1, keepdims=True)
     _, idx = cKDTree(dense_pos).query(moved)
     radius = np.linalg.norm(dense_pos[idx] - centre, axis=1)
     return centre + r_dir * radius[:, None]
@@ -249,27 +204,6 @@ class CapFreeSimulator:
             out[rows] = np.einsum("vc,nct->nvt", cap.to_virtual, x)
         return SimulatedBatch(data=out, snr_db=snr, good=np.ones((n, len(self.ch_names)), bool),
                               ch_names=self.ch_names, ch_types=self.ch_types, **fields)
-
-
-def template_sensors(head: Any, pos_mri: np.ndarray, ch_names: list[str],
-                     mri_fiducials: dict | None = None) -> Any:
-    """:class:`~deepesi.sensors.Sensors` of EEG electrodes at ``pos_mri`` (on the scalp of
-    ``head``, MRI frame, m), in the head frame of the head's own fiducials (or of
-    ``mri_fiducials``, MRI frame, m)."""
-    from mne.transforms import Transform
-
-    from ..sensors.container import Sensors, apply_transform
-    from ..sensors.info import eeg_info
-    from ..sensors.registration import fiducial_frame, mri_fiducials_of
-
-    fid = mri_fiducials_of(head) if mri_fiducials is None else {
-        k: np.asarray(mri_fiducials[k], float) for k in ("nasion", "lpa", "rpa")}
-    mri_to_head = fiducial_frame(fid["nasion"], fid["lpa"], fid["rpa"])
-    fid_head = {k: apply_transform(mri_to_head, v[None])[0] for k, v in fid.items()}
-    info = eeg_info(list(ch_names), apply_transform(mri_to_head, pos_mri), fid_head, "average")
-    trans = Transform("head", "mri", np.linalg.inv(mri_to_head))
-    return Sensors(list(ch_names), ["eeg"] * len(ch_names), info, trans, pos_mri, "average",
-                   {"source": "virtual layout"})
 
 
 def virtual_leadfield(scalp_lf: Any, head: Any, spacing: float = 12e-3,
