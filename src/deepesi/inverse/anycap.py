@@ -109,7 +109,9 @@ def _has_positions(montage: Any, names: list[str]) -> bool:
 def _standard_montage(names: list[str]) -> tuple[Any, list[str]]:
     """MNE's 10-05 positions for the channels named by the 10-05 system (case-insensitive);
     returns the montage (with its fiducials) and the names it places."""
-    std = mne.channels.make_standard_montage("standard_1005")
+    from ..sensors.montages import resolve_montage
+
+    std, _ = resolve_montage("standard_1005")
     pos = std.get_positions()
     lower = {k.lower(): k for k in pos["ch_pos"]}
     found = {n: pos["ch_pos"][lower[n.lower()]] for n in names if n.lower() in lower}
