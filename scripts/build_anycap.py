@@ -196,9 +196,9 @@ def stage_ship(work: Path, args) -> None:
     summary = {"caps": caps, "train_batches": ev["train_batches"],
                "note": "realistic mismatch (scripts/build_anycap.py --stage evaluate)"}
     (MODELS_DIR / "template-eeg-evaluation.json").write_text(json.dumps(summary, indent=1))
-    src = Path(args.scalp) / "template-scalp-fwd.npz"
-    if not (MODELS_DIR / src.name).exists():
-        shutil.copyfile(src, MODELS_DIR / src.name)
+    for part in sorted(Path(args.scalp).glob("template-scalp-fwd*.npz")):  # + its part files
+        if not (MODELS_DIR / part.name).exists():
+            shutil.copyfile(part, MODELS_DIR / part.name)
     print(f"shipped template-eeg to {MODELS_DIR}")
 
 

@@ -94,8 +94,6 @@ def describe_pretrained() -> list[dict]:
     """One row per shipped model: name, description, channels, source points, file size,
     whether its files are installed, and its evaluation (the ``-evaluation.json`` shipped with
     it: single-source errors on held-out simulations), as ``deepesi models`` prints them."""
-    from ._registry import MODELS_DIR as models_dir
-
     rows = []
     for name, spec in PRETRAINED.items():
         row = {"name": name, "description": spec["description"], "head": spec["head"],
@@ -104,8 +102,8 @@ def describe_pretrained() -> list[dict]:
             files = pretrained_files(name)
         except FileNotFoundError:
             row["installed"] = False
-            files = {"model": models_dir / f"{name}.pt",
-                     "evaluation": models_dir / f"{name}-evaluation.json"}
+            files = {"model": MODELS_DIR / f"{name}.pt",
+                     "evaluation": MODELS_DIR / f"{name}-evaluation.json"}
         if spec.get("cap_free"):
             row["channels"] = "any EEG cap (by the recording's electrode positions)"
         else:

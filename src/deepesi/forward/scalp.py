@@ -246,7 +246,8 @@ class ScalpLeadField:
     def weights(self, pos_mri: np.ndarray, *, max_distance: float | None = None
                 ) -> sparse.csr_matrix:
         """Interpolation weights (n, N) of electrodes at ``pos_mri`` (on the scalp, m, MRI);
-        ``max_distance`` defaults to twice the dense spacing."""
+        electrodes farther than ``max_distance`` (default 2.5 dense spacings) from every dense
+        position are refused."""
         limit = 2.5 * self.spacing if max_distance is None else max_distance
         return scalp_weights(self.positions, pos_mri, self.centre, max_distance=limit)
 
