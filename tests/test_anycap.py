@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+
 import mne
 import numpy as np
 import pytest
@@ -54,6 +57,20 @@ def test_cap_pool_and_simulator(anycap_model):
     assert is_cap_free(model) and model.meta["cap_free"]["n_caps"] == 9
     with pytest.raises(ValueError, match="white sensor noise only"):
         pool.simulator(vlf, SimulationConfig(bad_channel_prob=0.5))
+
+
+@contextlib.contextmanager
+def _logs(text: str):
+    """Assert that the deepesi logger emits a message containing ``text`` in the block."""
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    logging.getLogger("deepesi").addHandler(handler)
+    try:
+        yield
+    finally:
+        logging.getLogger("deepesi").removeHandler(handler)
+    assert any(text in m for m in seen), seen
 
 
 def _evoked(sensors, data):
@@ -121,3 +138,11 @@ def test_wrong_or_missing_positions_fail_clearly(anycap_model, small_scalp_leadf
         bind_recording(model, few, slf, head=small_synthetic_head, mri_fiducials=SYNTHETIC_FID)
     with pytest.raises(ValueError, match="montage-independent"):
         bind_recording(type("M", (), {"meta": {}})(), cap.info, slf)
+    # one electrode without a position: the others keep their digitized positions
+    one_off = cap.info.copy()
+    with one_off._unlock():
+        one_off["chs"][3]["loc"][:3] = 0.0
+    with _logs("left out"):
+        part, _ = bind_recording(model, one_off, slf, head=small_synthetic_head,
+                                 mri_fiducials=SYNTHETIC_FID)
+    assert part.ch_names == [n for i, n in enumerate(names) if i != 3]

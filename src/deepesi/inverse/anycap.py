@@ -99,11 +99,19 @@ class CapBoundModel:
                 f"{len(self.base.ch_names)} virtual channels, {self.n_sources} sources>")
 
 
-def _has_positions(montage: Any, names: list[str]) -> bool:
+def _with_positions(montage: Any, names: list[str]) -> list[str]:
+    """The channels a montage gives a finite, non-zero position."""
     if montage is None:
-        return False
+        return []
     pos = montage.get_positions()["ch_pos"]
-    return all(n in pos and np.all(np.isfinite(pos[n])) and np.any(pos[n] != 0) for n in names)
+    return [n for n in names
+            if n in pos and np.all(np.isfinite(pos[n])) and np.any(pos[n] != 0)]
+
+
+def _left_out(names: list[str], kept: list[str], why: str) -> None:
+    if len(kept) < len(names):
+        logger.warning("%d EEG channel(s) %s are left out: %s", len(names) - len(kept), why,
+                       ", ".join(n for n in names if n not in kept))
 
 
 def _standard_montage(names: list[str]) -> tuple[Any, list[str]]:
@@ -124,7 +132,8 @@ def _recording_montage(info: mne.Info, names: list[str]) -> tuple[Any, list[str]
     """The recording's electrode positions with its fiducials, as a head-frame montage, and
     the channels it places; by the 10-05 names when the recording has no positions."""
     montage = info.get_montage()
-    if not _has_positions(montage, names):
+    placed = _with_positions(montage, names)
+    if len(placed) < max(8, 0.8 * len(names)):  # no usable positions: the 10-05 names
         montage, placed = _standard_montage(names)
         if len(placed) < max(8, 0.8 * len(names)):
             unknown = [n for n in names if n not in placed]
@@ -133,13 +142,11 @@ def _recording_montage(info: mne.Info, names: list[str]) -> tuple[Any, list[str]
                 f"{len(names)} are not 10-05 names ({unknown[:5]}); set the montage "
                 "(raw.set_montage('GSN-HydroCel-128'), the digitized one, ...; CLI: "
                 "--montage NAME).")
-        if len(placed) < len(names):
-            logger.warning("%d EEG channel(s) without a position and a 10-05 name are left out:"
-                           " %s", len(names) - len(placed),
-                           ", ".join(n for n in names if n not in placed))
+        _left_out(names, placed, "without a position and a 10-05 name")
         logger.info("no electrode positions in the recording: %d placed by their 10-05 names",
                     len(placed))
         return montage, placed
+    _left_out(names, placed, "without a position")
     pos = montage.get_positions()
     missing = [k for k in ("nasion", "lpa", "rpa") if pos.get(k) is None]
     if missing:
@@ -147,7 +154,7 @@ def _recording_montage(info: mne.Info, names: list[str]) -> tuple[Any, list[str]
             f"the recording's montage has no {', '.join(missing)}: a montage-independent net "
             "places the electrodes on its template by the fiducials. Set a montage that has "
             "them (MNE's standard montages do: raw.set_montage('standard_1005')).")
-    return montage, names
+    return montage, placed
 
 
 def _scaled_sensors(head: Any, info: mne.Info, montage: Any, names: list[str], mode: str,
