@@ -52,9 +52,9 @@ EVAL_CAPS = {
     "GSN-HydroCel-256": ("GSN-HydroCel-256", None),
 }
 
-#: The training-data distribution of the shipped template-eeg64 (white sensor noise only: the
-#: random-cap simulator adds it on each cap's electrodes).
 def sim_config() -> SimulationConfig:
+    """The training-data distribution of the shipped template-eeg64 (white sensor noise only:
+    the random-cap simulator adds it on each cap's electrodes)."""
     return SimulationConfig(n_sources=(1, 3), deep_fraction=0.4, extent_mm=(0.0, 30.0),
                             snr_db=(0.0, 20.0), n_times=1)
 

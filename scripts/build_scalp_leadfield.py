@@ -46,19 +46,6 @@ VALIDATION_CAPS = {
 }
 
 
-def snapped_positions(fem_head, el: np.ndarray) -> np.ndarray:
-    """The scalp mesh nodes the FEM attaches electrodes at ``el`` to (where it computes their
-    potential): the nearest outer-surface node, as :func:`make_eeg_transfer` does."""
-    from scipy.spatial import cKDTree
-
-    from deepesi.forward.mesh import make_hex_mesh
-
-    mesh = make_hex_mesh(fem_head, geometry_adapted=True, shift=0.45)
-    surf = np.flatnonzero(mesh.surface)
-    _, which = cKDTree(mesh.nodes[surf]).query(el)
-    return mesh.nodes[surf[which]]
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--work", type=Path, default=Path("out/scalp"))
@@ -89,13 +76,17 @@ def main() -> None:
         gain = transfer.leadfield(pos, reference=transfer.ch_names[0])
         secs = time.perf_counter() - t0
         n = len(dense)
+        # the FEM's potentials are those of the scalp nodes the electrodes are attached to
+        nodes = transfer.mesh.nodes[transfer.electrode_nodes]
         start = n
         for name, s in caps.items():
             g = gain[start:start + s.n_eeg]
-            start += s.n_eeg
             np.save(work / f"direct-{name}-gain.npy", (g - g.mean(0)).astype(np.float32))
             np.save(work / f"direct-{name}-pos.npy", s.eeg_pos_mri)
+            np.save(work / f"direct-{name}-node-pos.npy", nodes[start:start + s.n_eeg])
+            start += s.n_eeg
         np.save(work / "dense-pos.npy", dense)
+        np.save(work / "dense-node-pos.npy", nodes[:n])
         np.save(work / "dense-gain.npy", gain[:n].astype(np.float32))
         (work / "dense.json").write_text(json.dumps({
             "n_positions": n, "spacing_mm": args.spacing, "fem_voxel_mm": args.voxel,
@@ -107,14 +98,6 @@ def main() -> None:
         print(f"FEM: {len(el)} electrodes in {secs:.0f} s")
     info = json.loads((work / "dense.json").read_text())
     gain = np.load(work / "dense-gain.npy")
-    if not (work / "dense-node-pos.npy").exists():  # where the FEM computed the potentials
-        fem_head = head.resample(info["fem_voxel_mm"])
-        np.save(work / "dense-node-pos.npy",
-                snapped_positions(fem_head, np.load(work / "dense-pos.npy")))
-        for f in sorted(work.glob("direct-*-pos.npy")):
-            if not f.name.endswith("-node-pos.npy"):
-                np.save(f.with_name(f.name.replace("-pos.npy", "-node-pos.npy")),
-                        snapped_positions(fem_head, np.load(f)))
     dense = np.load(work / "dense-node-pos.npy")
     slf = ScalpLeadField.from_gain(
         dense, gain, src, head_centre(head), rel_error=args.rel_error,

@@ -89,17 +89,14 @@ def choose_pretrained(inst: Any) -> tuple[str, str]:
     montage-independent ``template-eeg``. MEG: none is shipped yet, which is an error."""
     import mne
 
-    from ..pretrained import PRETRAINED
-
     info = inst.info
     n_eeg = len(mne.pick_types(info, meg=False, eeg=True, exclude="bads"))
     n_meg = len(mne.pick_types(info, meg=True, ref_meg=False, exclude="bads"))
     if n_eeg >= 8:
-        name = "template-eeg" if "template-eeg" in PRETRAINED else "template-eeg64"
         why = f"an EEG recording with {n_eeg} good electrodes"
         if n_meg:
             why += f" (its {n_meg} MEG channels are not used: no MEG model is shipped)"
-        return name, why
+        return "template-eeg", why
     if n_meg:
         raise ValueError(
             f"the recording has {n_meg} MEG channels and no EEG: no pretrained MEG network is "

@@ -159,7 +159,7 @@ def jitter_electrodes(head: HeadModel, sensors: Sensors, rms_mm: float,
                        rng: np.random.Generator) -> tuple[Sensors, float]:
     """Electrodes moved tangentially (RMS ``rms_mm``) and projected back onto the scalp."""
     from ..anatomy.masks import head_mask
-    from ..sensors.scalp import place_on_scalp
+    from ..sensors.scalp import place_on_scalp, tangent_frames
 
     pos = sensors.eeg_pos_mri
     if len(pos) == 0 or rms_mm <= 0:
@@ -167,10 +167,7 @@ def jitter_electrodes(head: HeadModel, sensors: Sensors, rms_mm: float,
     centre = pos.mean(axis=0)
     normal = pos - centre
     normal /= np.linalg.norm(normal, axis=1, keepdims=True)
-    helper = np.where(np.abs(normal[:, [2]]) < 0.9, [[0.0, 0.0, 1.0]], [[1.0, 0.0, 0.0]])
-    e1 = np.cross(normal, helper)
-    e1 /= np.linalg.norm(e1, axis=1, keepdims=True)
-    e2 = np.cross(normal, e1)
+    e1, e2 = tangent_frames(normal)
     g = rng.standard_normal((len(pos), 2)) * (rms_mm * 1e-3 / np.sqrt(2.0))
     moved = pos + g[:, :1] * e1 + g[:, 1:] * e2
     projected, _, _ = place_on_scalp(head, moved, sensors.eeg_names, 0.02,

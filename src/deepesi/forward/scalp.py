@@ -22,6 +22,7 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from scipy.spatial import cKDTree
 from .._io import atomic_path, check_overwrite
 from .._logging import logger
 from .._validation import check_finite
+from ..sensors.scalp import tangent_frames
 from ..sources import SourceSpace
 
 __all__ = [
@@ -124,7 +126,7 @@ def dense_scalp_positions(
 
 def scalp_weights(
     dense_pos: np.ndarray, target_pos: np.ndarray, centre: np.ndarray, *,
-    n_neighbors: int = 16, max_distance: float | None = None,
+    n_neighbors: int = 16, max_distance: float | None = None, tree: cKDTree | None = None,
 ) -> sparse.csr_matrix:
     """Moving-least-squares weights (n_target, N) from dense scalp positions to targets.
 
@@ -144,13 +146,16 @@ def scalp_weights(
     max_distance : float | None
         Refuse targets farther (m) than this from every dense position (outside the covered
         region, where the quadratic would extrapolate). None: no check.
+    tree : scipy.spatial.cKDTree | None
+        A KD-tree of ``dense_pos``, when the caller keeps one.
     """
     dense_pos = np.asarray(dense_pos, float)
     target = check_finite(np.atleast_2d(np.asarray(target_pos, float)), "electrode positions")
     k = min(int(n_neighbors), len(dense_pos))
     if k < 6:
         raise ValueError(f"need at least 6 dense positions for a quadratic, got {k}.")
-    dist, idx = cKDTree(dense_pos).query(target, k=k)
+    tree = cKDTree(dense_pos) if tree is None else tree
+    dist, idx = tree.query(target, k=k)
     if max_distance is not None and np.any(dist[:, 0] > max_distance):
         far = np.flatnonzero(dist[:, 0] > max_distance)
         raise ValueError(
@@ -160,10 +165,7 @@ def scalp_weights(
         )
     normal = target - np.asarray(centre, float)
     normal /= np.linalg.norm(normal, axis=1, keepdims=True)
-    helper = np.where(np.abs(normal[:, [2]]) < 0.9, [[0.0, 0.0, 1.0]], [[1.0, 0.0, 0.0]])
-    e1 = np.cross(normal, helper)
-    e1 /= np.linalg.norm(e1, axis=1, keepdims=True)
-    e2 = np.cross(normal, e1)
+    e1, e2 = tangent_frames(normal)
     off = dense_pos[idx] - target[:, None, :]  # (n, k, 3)
     scale = dist[:, -1:]  # (n, 1)
     u = np.einsum("nkd,nd->nk", off, e1) / scale
@@ -216,12 +218,11 @@ class ScalpLeadField:
         g = np.asarray(gain, float).reshape(len(positions), -1)
         g = g - g.mean(axis=0, keepdims=True)
         u, s, vt = np.linalg.svd(g, full_matrices=False)
-        tail = np.sqrt(np.cumsum((s**2)[::-1])[::-1]) / np.sqrt(np.sum(s**2))
-        k = int(np.searchsorted(-np.r_[tail[1:], 0.0], -rel_error) + 1)
-        k = max(1, min(k, len(s)))
+        # error[j]: the relative error with j + 1 components (0 with all of them)
+        error = np.r_[np.sqrt(np.cumsum((s**2)[::-1])[::-1])[1:] / np.sqrt(np.sum(s**2)), 0.0]
+        k = int(np.argmax(error <= rel_error)) + 1
         meta = dict(meta or {})
-        meta.update({"n_components": k, "truncation_rel_error": float(tail[k] if k < len(s)
-                                                                         else 0.0)})
+        meta.update({"n_components": k, "truncation_rel_error": float(error[k - 1])})
         coef = (s[:k, None] * vt[:k]).reshape(k, source_space.n_sources, 3)
         return cls(np.asarray(positions, float), u[:, :k].astype(np.float32),
                    coef.astype(np.float32), source_space, np.asarray(centre, float), meta)
@@ -231,10 +232,14 @@ class ScalpLeadField:
         """Number of dense scalp positions."""
         return len(self.positions)
 
-    @property
+    @cached_property
+    def _tree(self) -> cKDTree:
+        return cKDTree(self.positions)
+
+    @cached_property
     def spacing(self) -> float:
         """Median distance (m) from a dense position to its nearest neighbour."""
-        d, _ = cKDTree(self.positions).query(self.positions, k=2)
+        d, _ = self._tree.query(self.positions, k=2)
         return float(np.median(d[:, 1]))
 
     def dense_gain(self, dtype: Any = np.float32) -> np.ndarray:
@@ -249,7 +254,8 @@ class ScalpLeadField:
         electrodes farther than ``max_distance`` (default 2.5 dense spacings) from every dense
         position are refused."""
         limit = 2.5 * self.spacing if max_distance is None else max_distance
-        return scalp_weights(self.positions, pos_mri, self.centre, max_distance=limit)
+        return scalp_weights(self.positions, pos_mri, self.centre, max_distance=limit,
+                             tree=self._tree)
 
     def gain_at(self, pos_mri: np.ndarray, *, reference: str = "average") -> np.ndarray:
         """EEG gain (n, n_sources, 3) of electrodes at ``pos_mri``, average-referenced over

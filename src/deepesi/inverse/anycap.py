@@ -44,13 +44,11 @@ class CapBoundModel:
     """
 
     def __init__(self, base: Any, sensors: Any, centre: np.ndarray) -> None:
-        from ..sensors.container import apply_transform
-        from ..sensors.virtual import cap_to_virtual
+        from ..sensors.virtual import cap_to_virtual, layout_positions
 
         self.base = base
         self.sensors = sensors
-        pos_head = np.array([ch["loc"][:3] for ch in base.info["chs"]])
-        virtual = apply_transform(np.asarray(base.trans), pos_head)
+        virtual = layout_positions(base.info, base.trans)
         self.to_virtual = cap_to_virtual(sensors.eeg_pos_mri, virtual, centre)
         self.ch_names = list(sensors.eeg_names)
         self.ch_types = ["eeg"] * len(self.ch_names)

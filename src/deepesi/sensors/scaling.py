@@ -136,13 +136,9 @@ def fit_head_scaling(head: Any, info: Any, *, mode: str = "3-axis",
                          "shape, or place the sensors by the fiducials alone).")
     mfid = mri_fiducials_of(head) if mri_fiducials is None else {
         k: np.asarray(mri_fiducials[k], float) for k in ("nasion", "lpa", "rpa")}
-    scalp = boundary_faces(head_mask(head), head.affine_m)
-    # the scalp above the lowest fiducial-level band: the template is cut below the face
-    tree = cKDTree(scalp)
-    # start: the fiducial frames identified (the registration without scaling)
-    to_head_subj = np.eye(4)  # the digitization is in the head frame already
-    mri_to_head = fiducial_frame(mfid["nasion"], mfid["lpa"], mfid["rpa"])
-    head_to_mri = np.linalg.inv(mri_to_head) @ to_head_subj
+    tree = cKDTree(boundary_faces(head_mask(head), head.affine_m))
+    # start: the head frames of both fiducial triangles identified (registration, no scaling)
+    head_to_mri = np.linalg.inv(fiducial_frame(mfid["nasion"], mfid["lpa"], mfid["rpa"]))
     r0, t0 = head_to_mri[:3, :3], head_to_mri[:3, 3]
     fid_s = np.array([fid[k] for k in ("nasion", "lpa", "rpa")])
     fid_t = np.array([mfid[k] for k in ("nasion", "lpa", "rpa")])

@@ -33,6 +33,15 @@ def check_positions(names: list[str], pos: np.ndarray, what: str) -> None:
         )
 
 
+def tangent_frames(normal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two unit vectors (n, 3) each, orthogonal to each other and to the unit ``normal``
+    (n, 3): the tangent planes of scalp points."""
+    helper = np.where(np.abs(normal[:, [2]]) < 0.9, [[0.0, 0.0, 1.0]], [[1.0, 0.0, 0.0]])
+    e1 = np.cross(normal, helper)
+    e1 /= np.linalg.norm(e1, axis=1, keepdims=True)
+    return e1, np.cross(normal, e1)
+
+
 def place_on_scalp(
     head, pos_mri: np.ndarray, names: list[str], max_distance: float, what: str,
     mask: np.ndarray | None = None,

@@ -16,7 +16,16 @@ from typing import Any
 import numpy as np
 from scipy.spatial import cKDTree
 
-__all__ = ["cap_to_virtual", "spline_matrix", "template_sensors"]
+__all__ = ["cap_to_virtual", "layout_positions", "spline_matrix", "template_sensors"]
+
+
+def layout_positions(info: Any, head_to_mri: np.ndarray) -> np.ndarray:
+    """Channel positions (n, 3) of ``info`` (head frame) in the MRI frame (m): where a
+    model's or lead field's virtual channels sit on its head."""
+    from .container import apply_transform
+
+    pos_head = np.array([ch["loc"][:3] for ch in info["chs"]], float)
+    return apply_transform(np.asarray(head_to_mri, float), pos_head)
 
 
 def _unit_sphere(pos: np.ndarray, centre: np.ndarray) -> np.ndarray:

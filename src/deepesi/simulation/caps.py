@@ -256,11 +256,9 @@ class CapPool:
 def make_cap_pool(scalp_lf: Any, head: Any, virtual_lf: Any, **options: Any) -> CapPool:
     """:func:`training_caps` on ``virtual_lf``'s layout, as a :class:`CapPool`."""
     from .._io import to_jsonable
-    from ..sensors.container import apply_transform
+    from ..sensors.virtual import layout_positions
 
-    trans = np.asarray(virtual_lf.trans["trans"])
-    pos_head = np.array([ch["loc"][:3] for ch in virtual_lf.info["chs"]])
-    virtual_pos = apply_transform(trans, pos_head)
+    virtual_pos = layout_positions(virtual_lf.info, virtual_lf.trans["trans"])
     caps = training_caps(scalp_lf, virtual_pos, head, **options)
     return CapPool(scalp_lf, caps, {"options": to_jsonable(options),
                                     "virtual_spline": "spherical, m=4, 50 terms, reg 1e-7"})

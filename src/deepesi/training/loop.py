@@ -336,6 +336,7 @@ def _make_data(
 ) -> tuple[SimulatedDataset, torch.utils.data.DataLoader, torch.Tensor, torch.Tensor]:
     """The training stream of this process and the fixed, normalised validation set."""
     centre = config.n_times // 2
+    cap_sim = None if caps is None else caps.simulator(leadfield, config)  # ~0.4 GB: build once
     kernel = smoothing_kernel(leadfield.source_space.pos, target_smoothing_mm * 1e-3)
     dataset = SimulatedDataset(
         leadfield,
@@ -347,7 +348,7 @@ def _make_data(
         target_sample=centre,
         target_kernel=kernel,
         ensemble=ensemble,
-        simulator=None if caps is None else caps.simulator(leadfield, config),
+        simulator=cap_sim,
     )
     loader = torch.utils.data.DataLoader(
         dataset,
@@ -356,8 +357,7 @@ def _make_data(
         persistent_workers=False,
         pin_memory=plan.dev.type == "cuda",
     )
-    val_sim = (Simulator(leadfield, config, ensemble=ensemble) if caps is None
-               else caps.simulator(leadfield, config))
+    val_sim = Simulator(leadfield, config, ensemble=ensemble) if cap_sim is None else cap_sim
     val = val_sim.simulate(n_val, batch_seed(seed, _VAL_EPOCH, 0, 0))
     val_x = normalise_input(torch.from_numpy(val.data).to(plan.dev), plan.input_t)
     val_y = normalise_target(
