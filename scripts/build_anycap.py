@@ -39,6 +39,7 @@ from deepesi.simulation import SimulationConfig
 from deepesi.simulation.caps import make_cap_pool, virtual_leadfield
 from deepesi.sources import make_source_space
 from deepesi.training import evaluate_single_sources, read_model, train_model
+from deepesi.training.evaluate import DipoleScanReference
 
 #: Evaluation caps: name → (montage or layout, channel subset).
 EVAL_CAPS = {
@@ -125,23 +126,6 @@ def stage_forward_test(work: Path, args) -> None:
          "jitter_mm": 5.0, "caps": {n: nominal[n].n_eeg for n in EVAL_CAPS}}, indent=1))
 
 
-class ScanReference:
-    """The exhaustive single-dipole scan on a lead field, as a "model" (``predict`` → the energy
-    each grid point's three dipoles explain, per sample): the classical reference of the
-    evaluation, on the same samples and the same (nominal) forward the nets are told."""
-
-    def __init__(self, lf: LeadField) -> None:
-        self.ch_names = list(lf.ch_names)
-        g = np.moveaxis(lf.gain, 1, 0)  # (n_src, n_ch, 3)
-        u, sv, _ = np.linalg.svd(g, full_matrices=False)
-        self.u = u * (sv > 1e-6 * sv[:, :1])[:, None, :]
-
-    def predict(self, data: np.ndarray, ch_names: list[str] | None = None) -> np.ndarray:
-        if ch_names is not None:
-            data = data[[list(ch_names).index(n) for n in self.ch_names]]
-        return np.sum(np.einsum("sco,ct->sot", self.u, data) ** 2, axis=1)
-
-
 def _test_lf(work: Path, name: str, nominal, test_src) -> LeadField:
     gain = np.load(work / f"test-{name}-gain.npy").astype(float)
     return LeadField(gain, nominal.eeg_names, ["eeg"] * nominal.n_eeg, test_src,
@@ -169,7 +153,7 @@ def stage_evaluate(work: Path, args) -> None:
             nets[f"layout-{montage}"] = read_model(layout_file)
         if montage == "standard_1010_64":
             nets["template-eeg64 (shipped)"] = shipped64
-        nets["dipole scan (nominal forward)"] = ScanReference(lf_nominal)
+        nets["dipole scan (nominal forward)"] = DipoleScanReference(lf_nominal)
         row = {}
         for label, net in nets.items():
             row[label] = {f"{snr:g}dB": evaluate_single_sources(net, lf_nominal, test_lf,

@@ -148,12 +148,17 @@ def test_digitized_recording_scales_the_template(template, sample_dir):
     assert lf.ch_names == bound.ch_names
 
 
-def test_meg_only_recording_gets_a_clear_error(tmp_path, capsys):
+def test_auto_model_by_modality_and_system(tmp_path, capsys):
     from deepesi.commands.localize import choose_pretrained
 
     info = mne.create_info([f"MEG{i:03d}" for i in range(10)], 250.0, "mag")
     ev = mne.EvokedArray(np.zeros((10, 5)), info, verbose=False)
-    with pytest.raises(ValueError, match="no pretrained MEG network is shipped"):
+    name, why = choose_pretrained(ev)  # Neuromag coils
+    assert name == "template-meg306" and "neuromag MEG" in why
+    with ev.info._unlock():
+        for ch in ev.info["chs"]:
+            ch["coil_type"] = 5001  # CTF: none is shipped, one clear line
+    with pytest.raises(ValueError, match="no pretrained network is shipped for it"):
         choose_pretrained(ev)
     info = mne.create_info([f"EEG{i:03d}" for i in range(12)], 250.0, "eeg")
     name, why = choose_pretrained(mne.EvokedArray(np.zeros((12, 5)), info, verbose=False))

@@ -36,6 +36,19 @@ PRETRAINED = {
             "channels read through a fixed virtual layout), 5 mm cortical + subcortical grid"
         ),
     },
+    "template-meg306": {
+        "head": "template",
+        "layout": "neuromag306",
+        "modality": "meg",
+        "system": "neuromag306",
+        "head_positions_rms": (8.0, 6.0),
+        "description": (
+            "embedded template head, MEGIN/Neuromag 306 MEG (102 magnetometers, 204 planar "
+            "gradiometers), trained over head positions in the helmet (RMS 8 mm / 6 deg); the "
+            "recording's dev_head_t places the sensors for the fit; 5 mm cortical + "
+            "subcortical grid"
+        ),
+    },
 }
 
 #: The dense scalp lead field of the template (any electrode set's EEG gain).
@@ -56,7 +69,9 @@ def pretrained_files(name: str = "template-eeg64") -> dict[str, Path]:
     -------
     dict
         ``'model'`` (the network, with its source space and sensor Info), ``'leadfield'`` (the
-        float16 gain of the base model) and ``'evaluation'`` (JSON; may be absent).
+        float16 gain of the base model; none for a template MEG model, whose forward is
+        computed for the recording's head position) and ``'evaluation'`` (JSON; may be
+        absent).
     """
     if name not in PRETRAINED:
         raise ValueError(f"unknown pretrained model {name!r}; available: {sorted(PRETRAINED)}.")
@@ -67,6 +82,8 @@ def pretrained_files(name: str = "template-eeg64") -> dict[str, Path]:
         "leadfield": MODELS_DIR / entry.get("leadfield", f"{base}-fwd.npz"),
         "evaluation": MODELS_DIR / f"{name}-evaluation.json",
     }
+    if entry.get("modality") == "meg":  # its forward is computed for the recording's head
+        del files["leadfield"]
     missing = [str(p) for k, p in files.items() if k != "evaluation" and not p.is_file()]
     if missing:
         raise FileNotFoundError(

@@ -61,7 +61,10 @@ def load_pretrained(name: str = "template-eeg64"):
     leadfield : deepesi.forward.LeadField | deepesi.forward.scalp.ScalpLeadField
         The training lead field (float16 precision), with the sensors as registered to the
         template when the model was built; for a montage-independent model (``'template-eeg'``)
-        the template's dense scalp lead field, which gives the lead field of any cap.
+        the template's dense scalp lead field, which gives the lead field of any cap; for a
+        template MEG model (``'template-meg306'``) its system's forward at the nominal head
+        position, computed on first use (~15 s) and cached
+        (:func:`deepesi.inverse.helmet.bind_meg_recording` computes it at a recording's).
     """
     from mne.transforms import Transform
 
@@ -78,6 +81,10 @@ def load_pretrained(name: str = "template-eeg64"):
         )
     if PRETRAINED[name].get("cap_free"):
         return model, load_scalp_leadfield(model.source_space)
+    if PRETRAINED[name].get("modality") == "meg":  # at the nominal head position (cached)
+        from .inverse.helmet import template_meg_forward
+
+        return model, template_meg_forward(model)
     with np.load(files["leadfield"], allow_pickle=False) as data:
         gain = data["gain"].astype(np.float64)
         ch_names = [str(c) for c in data["ch_names"]]
@@ -106,6 +113,8 @@ def describe_pretrained() -> list[dict]:
                      "evaluation": MODELS_DIR / f"{name}-evaluation.json"}
         if spec.get("cap_free"):
             row["channels"] = "any EEG cap (by the recording's electrode positions)"
+        elif spec.get("modality") == "meg":
+            row["channels"] = f"MEG system {spec['system']}"
         else:
             row["channels"] = f"EEG layout {spec['layout']}"
         if row["installed"]:

@@ -33,8 +33,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="trained model (deepesi train), or the name of a pretrained model "
                              "shipped in the package (deepesi models lists them: "
                              "'template-eeg' reads any EEG cap, 'template-eeg64' the 64-channel "
-                             "10-10 layout). Default 'auto': the shipped model for the "
-                             "recording's sensors, named in the output")
+                             "10-10 layout, 'template-meg306' MEGIN/Neuromag MEG). Default "
+                             "'auto': the shipped model for the recording's sensors, named in "
+                             "the output")
     parser.add_argument("--montage", metavar="NAME",
                         help="electrode positions to set on the recording first: an MNE "
                              "built-in montage (e.g. GSN-HydroCel-128, biosemi64, "
@@ -86,8 +87,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def choose_pretrained(inst: Any) -> tuple[str, str]:
     """The shipped model for a recording (``--model auto``) and why: EEG → the
-    montage-independent ``template-eeg``. MEG: none is shipped yet, which is an error."""
+    montage-independent ``template-eeg``; MEG only → the template net of its system
+    (``template-meg306`` for MEGIN/Neuromag 306), an error for a system none is shipped for."""
     import mne
+
+    from ..inverse.helmet import meg_system, system_family
+    from ..pretrained import PRETRAINED
 
     info = inst.info
     n_eeg = len(mne.pick_types(info, meg=False, eeg=True, exclude="bads"))
@@ -95,14 +100,20 @@ def choose_pretrained(inst: Any) -> tuple[str, str]:
     if n_eeg >= 8:
         why = f"an EEG recording with {n_eeg} good electrodes"
         if n_meg:
-            why += f" (its {n_meg} MEG channels are not used: no MEG model is shipped)"
+            why += (f" (its {n_meg} MEG channels are not used: each shipped net reads one "
+                    "modality; --model template-meg306 for a Neuromag recording's MEG)")
         return "template-eeg", why
     if n_meg:
+        system = meg_system(info)
+        family = system_family(system)  # e.g. a Neuromag helmet with a few channels missing
+        for name, spec in PRETRAINED.items():
+            if spec.get("modality") == "meg" and spec.get("system") == family:
+                return name, f"a {system} MEG recording ({n_meg} good channels)"
         raise ValueError(
-            f"the recording has {n_meg} MEG channels and no EEG: no pretrained MEG network is "
-            "shipped yet. Train one for your system (deepesi forward --meg RECORDING ...; "
-            "deepesi train ...) and pass --model MODEL.pt, or use a classical method "
-            "(deepesi benchmark / deepesi.inverse.apply_classical).")
+            f"the recording has {n_meg} MEG channels of a {system} system and no EEG: no "
+            "pretrained network is shipped for it (only MEGIN/Neuromag 306). Train one for "
+            "your system (deepesi forward --meg RECORDING ...; deepesi train ...) and pass "
+            "--model MODEL.pt, or use a classical method (deepesi.inverse.apply_classical).")
     raise ValueError(f"the recording has {n_eeg} good EEG channels and no MEG; a pretrained "
                      "model needs at least 8 EEG electrodes. Pass --model MODEL.pt.")
 
@@ -118,10 +129,16 @@ def _model_and_source_space(args: argparse.Namespace) -> tuple[Any, Any, Any]:
             raise ValueError(
                 f"--source-space cannot be combined with the pretrained {args.model!r}."
             )
-        model, leadfield = load_pretrained(args.model)
         if args.forward is not None:
             raise ValueError(f"--forward cannot be combined with the pretrained {args.model!r} "
                              "(its forward is shipped with it).")
+        if PRETRAINED[args.model].get("modality") == "meg":  # forward: at the recording's head
+            from ..pretrained import pretrained_files
+            from ..training import read_model
+
+            model = read_model(pretrained_files(args.model)["model"])
+            return model, model.source_space, None
+        model, leadfield = load_pretrained(args.model)
         return model, leadfield.source_space, leadfield
     from .._validation import check_file
     from ..training import read_model
@@ -203,6 +220,18 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"model: {args.model} (chosen for {why}; --model to choose another)")
     model, src, forward = _model_and_source_space(args)
+    head_position = None
+    if PRETRAINED.get(args.model, {}).get("modality") == "meg":
+        from ..inverse.helmet import bind_meg_recording
+
+        inst = _read(args) if inst is None else inst
+        inst, forward, head_position = bind_meg_recording(
+            inst, model, trained_rms=PRETRAINED[args.model].get("head_positions_rms"))
+        if not args.quiet:
+            print(f"head position: {head_position['head_shift_mm']:.1f} mm, "
+                  f"{head_position['head_rotation_deg']:.1f} deg from the model's nominal one"
+                  + (" (outside the trained range)" if head_position["outside_trained_range"]
+                     else "") + "; forward computed there")
     if (args.refine or args.sources) and forward is None:
         flag = "--refine" if args.refine else "--sources"
         raise ValueError(f"{flag} needs the model's forward: add --forward FWD.fif.")
@@ -239,6 +268,8 @@ def run(args: argparse.Namespace) -> int:
                            tmin=args.tmin, tmax=args.tmax, refine=args.refine,
                            sources=args.sources, max_sources=args.max_sources)
     result.meta["recording"] = str(Path(args.recording).resolve())
+    if head_position is not None:
+        result.meta["head_position"] = head_position
     result.meta["model_file"] = (
         args.model if args.model in PRETRAINED else str(Path(args.model).resolve())
     )

@@ -29,6 +29,7 @@ from __future__ import annotations
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -97,7 +98,7 @@ def make_inner_skull_bem(head, source_pos_m: np.ndarray | None = None, *, grade:
 @verbose
 def compute_meg_leadfield(
     head, sensors, source_pos_m: np.ndarray, *, grade: int = 4, margin: float = 0.002,
-    verbose: bool | str | int | None = None,
+    bem: Any = None, verbose: bool | str | int | None = None,
 ) -> tuple[np.ndarray, list[str], list[str], dict]:
     """MEG gain of the source points, dipoles along the MRI x, y, z axes.
 
@@ -113,6 +114,9 @@ def compute_meg_leadfield(
         Icosahedron subdivision of the inner-skull BEM surface.
     margin : float
         Minimum distance (m) of every source point to the inner-skull surface.
+    bem : tuple | None
+        ``(bem, surface)`` from :func:`make_inner_skull_bem` for these source points, to reuse
+        one BEM for several sensor placements (e.g. head positions); None builds it.
     verbose : bool | str | int | None
         Log level for the call (:func:`deepesi.set_log_level`); the steps are logged at INFO.
 
@@ -133,7 +137,8 @@ def compute_meg_leadfield(
     if pos.ndim != 2 or pos.shape[1] != 3 or not len(pos):
         raise ValueError(f"source positions must have shape (n, 3), got {pos.shape}.")
     t0 = time.perf_counter()
-    bem, surf = make_inner_skull_bem(head, pos, grade=grade, margin=margin)
+    bem, surf = bem if bem is not None else make_inner_skull_bem(head, pos, grade=grade,
+                                                                 margin=margin)
     logger.info("MEG: one-layer BEM on the inner skull (%d triangles) in %.1f s",
                 len(surf.tris), time.perf_counter() - t0)
     info = sensors.info

@@ -59,20 +59,46 @@ def warn_untrained_ssp(info: mne.Info, model: Any) -> bool:
     trained average-referenced) and does not count
     (:func:`deepesi.whitening.only_rereferences`).
     """
-    if (getattr(model, "sim_config", None) or {}).get("projs") == "given":
-        return False
-    names, types = list(model.ch_names), list(model.ch_types)
-    extra = [q for q in info["projs"] if not only_rereferences([q], names, types)]
+    extra = _untrained_projs(info, model)
     if not extra:
         return False
     logger.warning(
         "the recording has %d SSP projector(s) on the model's channels (%s) but the model was "
         "trained without them: the data lack field components the training data had, which "
-        "biases the network. Retrain with the recording's projectors (SimulationConfig(projs="
-        "info['projs']) or deepesi train --projs FILE.fif).", len(extra),
+        "biases the network. Give the model's forward (the field is then restored from it), "
+        "or retrain with the recording's projectors (SimulationConfig(projs=info['projs']) or "
+        "deepesi train --projs FILE.fif).", len(extra),
         ", ".join(q["desc"] for q in extra[:3]) + (", ..." if len(extra) > 3 else ""),
     )
     return True
+
+
+def _untrained_projs(info: mne.Info, model: Any) -> list:
+    """The recording's projectors on the model's channels that the model was not trained with
+    (an average-reference projector does not count)."""
+    if (getattr(model, "sim_config", None) or {}).get("projs") == "given":
+        return []
+    names, types = list(model.ch_names), list(model.ch_types)
+    return [q for q in info["projs"] if not only_rereferences([q], names, types)]
+
+
+def _restoring(model: Any, forward: Any, info: mne.Info) -> Any:
+    """``model`` wrapped to restore what the recording's projectors removed (under ``forward``)."""
+    from .ssp_restore import ProjectionRestoredModel, restoration_matrix
+
+    names, types = list(model.ch_names), np.asarray(model.ch_types)
+    gain = forward.pick(names).gain.reshape(len(names), -1)
+    scale = np.ones(len(names))
+    for t in set(types):  # per-type RMS gain: magnetometers and gradiometers weigh alike
+        scale[types == t] = np.sqrt(np.mean(gain[types == t] ** 2))
+    extra = _untrained_projs(info, model)
+    matrix = restoration_matrix(extra, gain, names, scale)
+    if matrix is None:
+        return model
+    logger.info("the recording's %d SSP projector(s) were not in the model's training: the "
+                "field they removed is restored from the forward before the net reads it",
+                len(extra))
+    return ProjectionRestoredModel(model, matrix)
 
 
 def _source_space_of(model: Any, source_space: SourceSpace | None) -> SourceSpace:
@@ -121,6 +147,7 @@ def apply_network(
     sources: bool = False,
     max_sources: int = 4,
     source_window: float = 0.01,
+    restore_ssp: bool = True,
     verbose: bool | str | int | None = None,
 ) -> SourceMap:
     """Localize the sources of a recording with a trained network.
@@ -170,6 +197,12 @@ def apply_network(
     source_window : float
         Half-width (s) of the window around the peak sample whose samples the sources are
         fitted to together (positions shared, moments per sample).
+    restore_ssp : bool
+        With ``forward``, when the recording carries SSP projectors on the model's channels
+        that the model was not trained with: fill the directions they removed in with their
+        expected value under the forward before the net reads the data
+        (:mod:`deepesi.inverse.ssp_restore`; ``meta['ssp_restored']``). False, or no
+        forward: the data are read as they are, with a warning.
     verbose : bool | str | int | None
         Log level for the call.
 
@@ -205,7 +238,11 @@ def apply_network(
                                      tmin=tmin, tmax=tmax,
                                      model_info=getattr(model, "info", None),
                                      channel_report=channels)
-    warn_untrained_ssp(info, model)
+    restored = False
+    if forward is not None and restore_ssp and _untrained_projs(info, model):
+        model, restored = _restoring(model, forward, info), True
+    else:
+        warn_untrained_ssp(info, model)
     size = src.n_sources * data.shape[1]
     if size > MAX_VALUES:
         raise ValueError(
@@ -226,6 +263,7 @@ def apply_network(
         "model_leadfield_hash": getattr(model, "leadfield_hash", None),
         "n_channels": len(model.ch_names),
         "channels": channels,
+        "ssp_restored": restored,
     }
     fnames = getattr(inst, "filenames", None) or []
     if fnames and fnames[0] is not None:

@@ -15,7 +15,8 @@ import numpy as np
 from ..forward.leadfield import LeadField
 from ..simulation import SimulationConfig, Simulator
 
-__all__ = ["evaluate_single_sources"]
+__all__ = ["DipoleScanReference", "evaluate_single_sources", "single_source_errors",
+           "summarize_errors"]
 
 
 def evaluate_single_sources(
@@ -60,8 +61,27 @@ def evaluate_single_sources(
         ``n``, ``median_mm``, ``p25_mm``, ``p75_mm``, ``within_10mm`` (fraction) and
         ``confusion`` (fraction of peaks in the other compartment, cortex ↔ deep).
     """
+    err_mm, deep, est_deep = single_source_errors(model, train_lf, test_lf, n, seed,
+                                                  snr_db=snr_db, n_times=n_times)
+    return summarize_errors(err_mm, deep, est_deep, snr_db=snr_db)
+
+
+def single_source_errors(
+    model: Any,
+    train_lf: LeadField,
+    test_lf: LeadField,
+    n: int,
+    seed: int,
+    snr_db: float = 10.0,
+    n_times: int = 1,
+    projs: Any = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The per-sample errors behind :func:`evaluate_single_sources` (same arguments; ``projs``:
+    SSP projectors applied to the simulated data, as a recording carries them): the peak
+    localization error (mm), whether the true source is deep, and whether the peak is."""
     config = SimulationConfig(n_sources=(1, 1), extent_mm=(0.0, 0.0), snr_db=(snr_db, snr_db),
-                              deep_fraction=0.5, n_times=n_times, waveforms=("evoked",))
+                              deep_fraction=0.5, n_times=n_times, waveforms=("evoked",),
+                              projs=projs)
     batch = Simulator(test_lf, config).simulate(n, seed=seed)
     # samples end to end in time: the window centred on a sample's centre is that sample
     data = batch.data.transpose(1, 0, 2).reshape(len(batch.ch_names), n * n_times)
@@ -71,7 +91,15 @@ def evaluate_single_sources(
     err_mm = np.linalg.norm(est - true, axis=1) * 1e3
     deep = test_lf.source_space.is_subcortical[batch.centres[:, 0]]
     est_deep = train_lf.source_space.is_subcortical[np.argmax(maps, axis=0)]
-    out = {"n": n, "snr_db": snr_db}
+    return err_mm, deep, est_deep
+
+
+def summarize_errors(err_mm: np.ndarray, deep: np.ndarray, est_deep: np.ndarray, *,
+                     snr_db: float) -> dict:
+    """Median, quartiles, fraction within 10 mm and cortical ↔ deep confusion, for the deep
+    ('subcortical'), cortical and all sources (the format of the ``*-evaluation.json`` files)."""
+    err_mm, deep, est_deep = (np.asarray(a) for a in (err_mm, deep, est_deep))
+    out = {"n": len(err_mm), "snr_db": snr_db}
     for name, mask in (("subcortical", deep), ("cortical", ~deep), ("all", np.ones_like(deep))):
         e = err_mm[mask]
         out[name] = {"n": int(mask.sum()), "median_mm": float(np.median(e)),
@@ -79,3 +107,32 @@ def evaluate_single_sources(
                      "within_10mm": float(np.mean(e <= 10)),
                      "confusion": float(np.mean(est_deep[mask] != deep[mask]))}
     return out
+
+
+class DipoleScanReference:
+    """The exhaustive single-dipole scan on a lead field, as a "model" (``predict`` → the energy
+    each grid point's three dipoles explain, per sample): the classical reference of the
+    evaluations, on the same samples and the same (nominal) forward the nets are told.
+
+    Parameters
+    ----------
+    lf : LeadField
+        The forward the scan assumes.
+    channel_scale : ndarray (n_channels,) | None
+        Divides each channel (data and gain) first, e.g. the per-type noise level of mixed
+        magnetometers and gradiometers; None: no scaling (one channel type).
+    """
+
+    def __init__(self, lf: LeadField, channel_scale: np.ndarray | None = None) -> None:
+        self.ch_names = list(lf.ch_names)
+        self.scale = (np.ones(len(self.ch_names)) if channel_scale is None
+                      else np.asarray(channel_scale, float))
+        g = np.moveaxis(lf.gain / self.scale[:, None, None], 1, 0)  # (n_src, n_ch, 3)
+        u, sv, _ = np.linalg.svd(g, full_matrices=False)
+        self.u = u * (sv > 1e-6 * sv[:, :1])[:, None, :]
+
+    def predict(self, data: np.ndarray, ch_names: list[str] | None = None) -> np.ndarray:
+        if ch_names is not None:
+            data = data[[list(ch_names).index(n) for n in self.ch_names]]
+        data = data / self.scale[:, None]
+        return np.sum(np.einsum("sco,ct->sot", self.u, data) ** 2, axis=1)

@@ -1,0 +1,156 @@
+"""A template MEG network on a recording: the recording's channels matched to the system the
+net was trained for, its head position compared with the trained range, and the template's
+forward computed where the recording's ``dev_head_t`` puts the sensors.
+
+A template MEG net (``template-meg306``) was trained on one system's helmet around the
+template head over a range of head positions (``scripts/build_template_meg.py``). A recording
+of the same system gives the data in the same channels; its own ``dev_head_t`` places the
+sensors for the forward that refits the map on the data (goodness of fit, refinement, source
+sets), so that fit is made with the geometry of this recording, not with the nominal one.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import mne
+import numpy as np
+
+from .._logging import logger
+from .._validation import validate_type
+
+__all__ = ["TRAINED_RANGE_FACTOR", "bind_meg_recording", "meg_system", "system_family",
+           "template_meg_forward"]
+
+#: A recording's head is "outside the trained range" when its shift or rotation from the
+#: nominal position exceeds this many times the RMS the training positions were drawn with.
+TRAINED_RANGE_FACTOR = 2.0
+
+_NEUROMAG_COILS = {3012, 3013, 3014, 3022, 3023, 3024}
+_CTF_COILS = {5001}
+
+
+def _key(name: str) -> str:
+    return re.sub(r"\s+", "", str(name)).upper()
+
+
+def meg_system(info: mne.Info) -> str | None:
+    """The MEG system of a recording, from its MEG channels' coil types and count:
+    'neuromag306', 'neuromag' (MEGIN/Neuromag coils, another count), 'ctf275' (CTF axial
+    gradiometers, 240 or more: the 275-channel helmet with a few channels switched off),
+    'ctf151' (120-180), 'ctf' (another count), 'other', or None (no MEG channels)."""
+    picks = mne.pick_types(info, meg=True, ref_meg=False, exclude=())
+    if not len(picks):
+        return None
+    coils = {int(info["chs"][i]["coil_type"]) for i in picks}
+    if coils <= _NEUROMAG_COILS:
+        return "neuromag306" if len(picks) == 306 else "neuromag"
+    if coils <= _CTF_COILS:
+        return "ctf275" if len(picks) >= 240 else "ctf151" if 120 <= len(picks) <= 180 else "ctf"
+    return "other"
+
+
+def system_family(system: str | None) -> str | None:
+    """The shipped-model system a recording's system is read by ('neuromag' → 'neuromag306':
+    channels of the same helmet, a few missing)."""
+    return "neuromag306" if system == "neuromag" else system
+
+
+def template_meg_forward(model: Any, info: mne.Info | None = None, *,
+                         cache_dir: Any = None) -> Any:
+    """The forward of a template MEG model: its system's sensors around the template, placed by
+    ``info['dev_head_t']`` (the recording's head position; None: the model's nominal one), on
+    the model's source space, with the one-layer BEM it was trained with.
+
+    Computed by :func:`deepesi.forward.make_forward` (about 15 s) and cached on disk by content.
+
+    Returns
+    -------
+    LeadField
+        The model's channels, in the model's order.
+    """
+    from ..anatomy.template import load_template
+    from ..forward import make_forward
+    from ..sensors.helmet import template_meg_sensors
+
+    if getattr(model, "info", None) is None or getattr(model, "source_space", None) is None:
+        raise ValueError("the model carries no sensor Info or source space; a template MEG "
+                         "model is read with deepesi.pretrained.load_pretrained.")
+    head = load_template()
+    dev_head = (model.info if info is None else info)["dev_head_t"]
+    if dev_head is None:
+        raise ValueError("the recording has no dev_head_t (device → head transform): its head "
+                         "position in the helmet is needed to place the sensors.")
+    sensors = template_meg_sensors(head, model.info, dev_head)
+    lf = make_forward(head, sensors, model.source_space, meg=True, cache_dir=cache_dir,
+                      verbose="WARNING")
+    return lf.pick(list(model.ch_names))
+
+
+def bind_meg_recording(inst: Any, model: Any, *, trained_rms: tuple[float, float] | None = None,
+                       cache_dir: Any = None) -> tuple[Any, Any, dict]:
+    """Match a recording to a template MEG model and compute its forward.
+
+    Parameters
+    ----------
+    inst : mne.io.Raw | mne.Epochs | mne.Evoked
+        A recording of the model's MEG system (channel names may differ in spacing:
+        ``'MEG0113'`` and ``'MEG 0113'`` are the same channel).
+    model : TrainedModel
+        A template MEG model (its ``info`` holds the system at the nominal head position).
+    trained_rms : (shift_mm, rotation_deg) | None
+        RMS of the head positions the model was trained over; with it, a warning when the
+        recording's head is beyond :data:`TRAINED_RANGE_FACTOR` times that.
+    cache_dir
+        Passed to :func:`template_meg_forward`.
+
+    Returns
+    -------
+    inst : same type
+        A copy with the model's channel names (the input is not modified).
+    forward : LeadField
+        At the recording's head position.
+    report : dict
+        ``system``, ``head_shift_mm`` and ``head_rotation_deg`` (from the nominal position),
+        ``outside_trained_range``, ``n_renamed``.
+    """
+    from ..sensors.helmet import head_position_change
+
+    info = getattr(inst, "info", None)
+    validate_type(info, mne.Info, "inst.info", "an MNE recording (Raw, Epochs or Evoked)")
+    system = meg_system(info)
+    want = meg_system(model.info)
+    if system is None:
+        raise ValueError("the recording has no MEG channels; this model is a template MEG "
+                         f"model ({want}). Use an EEG model for EEG (--model auto).")
+    keys = {_key(n): n for n in info["ch_names"]}
+    found = [n for n in model.ch_names if _key(n) in keys]
+    if system_family(system) != system_family(want) or len(found) < 0.9 * len(model.ch_names):
+        raise ValueError(
+            f"the recording's MEG system ({system}, {len(found)} of the model's "
+            f"{len(model.ch_names)} channels by name) is not the model's ({want}); no "
+            "template model is shipped for it: compute its forward (deepesi forward --meg) "
+            "and train one (deepesi train).")
+    rename = {keys[_key(n)]: n for n in found if keys[_key(n)] != n}
+    inst = inst.copy()
+    if rename:
+        inst.rename_channels(rename)
+    if info["dev_head_t"] is None:
+        raise ValueError("the recording has no dev_head_t (device → head transform): its head "
+                         "position in the helmet is needed.")
+    shift, angle = head_position_change(model.info["dev_head_t"], info["dev_head_t"])
+    report = {"system": system, "head_shift_mm": shift, "head_rotation_deg": angle,
+              "n_renamed": len(rename), "outside_trained_range": False}
+    if trained_rms is not None:
+        lim_shift, lim_rot = (TRAINED_RANGE_FACTOR * float(v) for v in trained_rms)
+        if shift > lim_shift or angle > lim_rot:
+            report["outside_trained_range"] = True
+            logger.warning(
+                "the head sits %.1f mm / %.1f deg from the model's nominal position, beyond the "
+                "range it was trained over (%.0f mm / %.0f deg): expect larger errors.",
+                shift, angle, lim_shift, lim_rot)
+    forward = template_meg_forward(model, info, cache_dir=cache_dir)
+    logger.info("head position: %.1f mm, %.1f deg from the nominal one", shift, angle)
+    report["forward_channels"] = int(np.size(forward.ch_names))
+    return inst, forward, report
