@@ -94,10 +94,10 @@ def main() -> None:
         evoked = evoked_all.copy().pick("meg")
         if ssp == "off":
             evoked.del_proj()
-        bound, fwd, report = bind_meg_recording(evoked, model, trained_rms=rms)
+        bound, net, fwd, report = bind_meg_recording(evoked, model, trained_rms=rms)
         rows = []
         t0 = time.perf_counter()
-        res = apply_network(bound, model, forward=fwd, noise_cov=cov, tmin=WINDOW[0],
+        res = apply_network(bound, net, forward=fwd, noise_cov=cov, tmin=WINDOW[0],
                             tmax=WINDOW[1], sources=True)
         secs = time.perf_counter() - t0
         rows.append({"method": "template-meg306", **_score(_map_peaks(res.amplitudes, src),

@@ -15,7 +15,7 @@ Stages (each cached in the work folder; rerun to resume):
 3. ``evaluate``: single sources at 10 and 5 dB on the test positions, beside the dipole scan on
    the nominal forward and on each sample's true forward (the same samples); and with the
    ``--info`` recording's SSP projectors on the data, read as they are and restored from the
-   nominal forward (:mod:`deepesi.inverse.ssp_restore`).
+   nominal forward (:mod:`deepesi.inverse.fieldmap`).
 4. ``ship``: the network (it carries the source space, the system's Info at the nominal head
    position and the template's head → MRI transform) and its evaluation into the package; the
    lead field is not shipped: it is computed for the recording's own head position when the
@@ -39,7 +39,11 @@ from deepesi.anatomy.template import load_template
 from deepesi.forward.ensemble import ForwardEnsemble
 from deepesi.forward.leadfield import LeadField
 from deepesi.forward.meg import compute_meg_leadfield, make_inner_skull_bem
-from deepesi.inverse.ssp_restore import ProjectionRestoredModel, restoration_matrix
+from deepesi.inverse.fieldmap import (
+    MappedInputModel,
+    field_mapping_matrix,
+    restoration_matrix,
+)
 from deepesi.sensors.helmet import (
     coil_clearance_mm,
     draw_head_positions,
@@ -177,22 +181,28 @@ def stage_evaluate(work: Path, args) -> None:
     restored = None
     if projs:
         matrix = restoration_matrix(projs, nominal.gain, nominal.ch_names, scale)
-        restored = ProjectionRestoredModel(model, matrix)
+        restored = MappedInputModel(model, matrix)
         results["ssp"] = [q["desc"] for q in projs]
+    at_position = _forwards_at_test_positions(work, head, info, src)
     for snr in (10.0, 5.0):
         rows: dict = {}
         for k in range(n_test):
             test_lf = _leadfield(work, "test", k, head, info, test_src)
-            true_lf = LeadField(test_lf.gain, test_lf.ch_names, test_lf.ch_types, src,
-                                info=test_lf.info, trans=test_lf.trans)
+            here = at_position[k]  # what a user's forward at the recording's head position is
+            mapping = field_mapping_matrix(here.gain, nominal.gain, scale, scale)
             runs = [
                 ("template-meg306", model, None),
+                ("template-meg306, mapped to the nominal position",
+                 MappedInputModel(model, mapping), None),
                 ("dipole scan (nominal position)", DipoleScanReference(nominal, scale), None),
-                ("dipole scan (true position, grid)", DipoleScanReference(true_lf, scale), None),
+                ("dipole scan (recording's position)", DipoleScanReference(here, scale), None),
             ]
             if restored is not None:  # the recording's SSP on the data: as read, and restored
+                r_here = restoration_matrix(projs, here.gain, here.ch_names, scale)
                 runs += [("template-meg306, SSP data as read", model, projs),
-                         ("template-meg306, SSP restored (nominal forward)", restored, projs)]
+                         ("template-meg306, SSP restored (nominal forward)", restored, projs),
+                         ("template-meg306, SSP restored + mapped",
+                          MappedInputModel(model, mapping @ r_here), projs)]
             for label, net, p in runs:
                 err, deep, est_deep = single_source_errors(net, nominal, test_lf, per, k,
                                                            snr_db=snr, projs=p)
@@ -212,6 +222,23 @@ def stage_evaluate(work: Path, args) -> None:
     results["train_minutes"] = model.meta.get("train_time_s", float("nan")) / 60
     results["command"] = f"python scripts/build_template_meg.py --stage evaluate --work {work}"
     (work / "evaluation.json").write_text(json.dumps(results, indent=1))
+
+
+def _forwards_at_test_positions(work: Path, head, info, src: SourceSpace) -> list[LeadField]:
+    """The forward a user gets at each test head position (the training BEM on the training
+    grid, as :func:`deepesi.inverse.helmet.template_meg_forward` computes it), cached."""
+    out, bem = [], None
+    for k, dev_head in enumerate(_positions(work, "test")):
+        fname = work / f"test-{k:02d}-grid-gain.npy"
+        sensors = template_meg_sensors(head, info, dev_head)
+        if not fname.exists():
+            if bem is None:
+                bem = make_inner_skull_bem(head, src.pos, grade=4)
+            gain, _, _, _ = compute_meg_leadfield(head, sensors, src.pos, bem=bem)
+            np.save(fname, gain.astype(np.float32))
+        out.append(LeadField(np.load(fname).astype(float), sensors.ch_names, sensors.ch_types,
+                             src, info=sensors.info, trans=sensors.trans))
+    return out
 
 
 def _recording_projs(path: str, ch_names: list[str]) -> list:
@@ -243,6 +270,7 @@ def stage_ship(work: Path, args) -> None:
     summary = {"test_forward": ev["template-meg306"]["10dB"],
                "test_forward_5dB": ev["template-meg306"]["5dB"],
                "dipole_scan_nominal": ev["dipole scan (nominal position)"]["10dB"],
+               "dipole_scan_recording_position": ev["dipole scan (recording's position)"]["10dB"],
                "test_positions": ev["test_positions"], "train_batches": ev["train_batches"],
                "note": ("single sources on head positions not seen in training, finer BEM, "
                         "off-grid sources (scripts/build_template_meg.py --stage evaluate)")}

@@ -75,6 +75,30 @@ def test_sensors_are_placed_by_dev_head_t_and_clearance_follows(template, helmet
     assert coil_clearance_mm(template, template_meg_sensors(template, small)).max() < 0
 
 
+def test_scaled_placement(template, helmet):
+    """An identity scaling places the coils as the rigid placement does; a subject 10 % smaller
+    than the template puts them 10 % farther out relative to the template."""
+    from deepesi.sensors.scaling import HeadScaling
+
+    trans = np.asarray(template_head_to_mri(template)["trans"])
+    identity = HeadScaling(trans[:3, :3], trans[:3, 3], np.ones(3), "uniform")
+    rigid = template_meg_sensors(template, helmet)
+    same = template_meg_sensors(template, helmet, scaling=identity)
+
+    def coils(sensors):
+        t = np.asarray(sensors.trans["trans"]) @ np.asarray(sensors.info["dev_head_t"]["trans"])
+        locs = np.array([c["loc"] for c in sensors.info["chs"]])
+        return locs[:, :3] @ t[:3, :3].T + t[:3, 3], locs[:, 9:12] @ t[:3, :3].T
+
+    (p0, n0), (p1, n1) = coils(rigid), coils(same)
+    np.testing.assert_allclose(p1, p0, atol=1e-9)
+    np.testing.assert_allclose(n1, n0, atol=1e-9)
+    smaller = HeadScaling(trans[:3, :3], trans[:3, 3], np.full(3, 0.9), "uniform")
+    p2, n2 = coils(template_meg_sensors(template, helmet, scaling=smaller))
+    np.testing.assert_allclose(p2, p0 / 0.9, atol=1e-9)  # about the MRI origin
+    np.testing.assert_allclose(np.linalg.norm(n2, axis=1), 1.0, atol=1e-9)
+
+
 def test_head_position_draws_are_reproducible_and_keep_clear(template, helmet):
     a = draw_head_positions(template, helmet, 3, seed=4, shift_mm=8, rotation_deg=6,
                             min_clearance_mm=15.0)
@@ -111,14 +135,17 @@ def test_bind_meg_recording(template, helmet, caplog):
     spaced = [n[:3] + " " + n[3:] for n in names]  # 'MAG000' -> 'MAG 000', as older systems
     model_info = helmet.copy()
     mne.rename_channels(model_info, dict(zip(names, spaced, strict=True)))
-    model = SimpleNamespace(ch_names=spaced, info=model_info, source_space=src)
+    model = SimpleNamespace(ch_names=spaced, info=model_info, source_space=src,
+                            channel_scale=np.where(
+                                np.array([n.startswith("MAG") for n in names]), 1e-13, 1e-11))
     # a recording of the same system, names without the model's spacing, head 6 mm lower
     rec_info = helmet.copy()
     with rec_info._unlock():
         rec_info["dev_head_t"] = mne.transforms.Transform(
             "meg", "head", _motion([0, 4, 0], [0, 0, 6]))
     ev = mne.EvokedArray(np.zeros((len(names), 3)), rec_info, verbose=False)
-    bound, fwd, report = bind_meg_recording(ev, model, trained_rms=(8.0, 6.0), cache_dir=False)
+    bound, net, fwd, report = bind_meg_recording(ev, model, trained_rms=(8.0, 6.0),
+                                                 cache_dir=False)
     assert bound.ch_names == model.ch_names and ev.ch_names == names  # a renamed copy
     assert report["n_renamed"] == len(names) and not report["outside_trained_range"]
     assert report["head_shift_mm"] == pytest.approx(6.0, abs=1e-6)
@@ -132,13 +159,24 @@ def test_bind_meg_recording(template, helmet, caplog):
                       verbose="WARNING").gain
     rel = np.linalg.norm(fwd.gain - g0) / np.linalg.norm(g0)
     assert 0.05 < rel < 1.0
+    # the data are read through the field the nominal position would have measured
+    assert report["mapped_to_nominal"] and net.ch_names == model.ch_names
+    scale = model.channel_scale[:, None]
+    cols = np.arange(0, fwd.gain.reshape(len(names), -1).shape[1], 7)
+    here = fwd.gain.reshape(len(names), -1)[:, cols]
+    there = g0.reshape(len(names), -1)[:, cols]
+    mapped_rel = np.linalg.norm((net.matrix @ here - there) / scale) / np.linalg.norm(
+        there / scale)
+    assert mapped_rel < 0.7 * np.linalg.norm((here - there) / scale) / np.linalg.norm(
+        there / scale)  # 0.11 vs 0.19 (50 coils, 25 mm sources, the 10 dB regularisation)
     # far outside the trained range: a warning
     with rec_info._unlock():
         rec_info["dev_head_t"] = mne.transforms.Transform(
             "meg", "head", _motion([0, 0, 0], [0, 0, 30]))
     far = mne.EvokedArray(np.zeros((len(names), 3)), rec_info, verbose=False)
     with caplog.at_level(logging.WARNING, logger="deepesi"):
-        _, _, report = bind_meg_recording(far, model, trained_rms=(8.0, 6.0), cache_dir=False)
+        _, _, _, report = bind_meg_recording(far, model, trained_rms=(8.0, 6.0),
+                                             cache_dir=False, map_to_nominal=False)
     assert report["outside_trained_range"] and "beyond the range" in caplog.text
     # another system, and no MEG at all: one clear line each
     ctf = ev.copy()

@@ -225,13 +225,17 @@ def run(args: argparse.Namespace) -> int:
         from ..inverse.helmet import bind_meg_recording
 
         inst = _read(args) if inst is None else inst
-        inst, forward, head_position = bind_meg_recording(
+        inst, model, forward, head_position = bind_meg_recording(
             inst, model, trained_rms=PRETRAINED[args.model].get("head_positions_rms"))
         if not args.quiet:
+            scaled = head_position["scaling"]
             print(f"head position: {head_position['head_shift_mm']:.1f} mm, "
                   f"{head_position['head_rotation_deg']:.1f} deg from the model's nominal one"
                   + (" (outside the trained range)" if head_position["outside_trained_range"]
-                     else "") + "; forward computed there")
+                     else "") + "; template "
+                  + ("placed by the fiducials" if scaled is None
+                     else f"scaled to the head shape ({scaled['mode']})")
+                  + "; forward computed there, data mapped to the nominal position")
     if (args.refine or args.sources) and forward is None:
         flag = "--refine" if args.refine else "--sources"
         raise ValueError(f"{flag} needs the model's forward: add --forward FWD.fif.")

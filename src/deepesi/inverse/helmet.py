@@ -57,11 +57,13 @@ def system_family(system: str | None) -> str | None:
     return "neuromag306" if system == "neuromag" else system
 
 
-def template_meg_forward(model: Any, info: mne.Info | None = None, *,
+def template_meg_forward(model: Any, info: mne.Info | None = None, *, scaling: Any = None,
                          cache_dir: Any = None) -> Any:
     """The forward of a template MEG model: its system's sensors around the template, placed by
-    ``info['dev_head_t']`` (the recording's head position; None: the model's nominal one), on
-    the model's source space, with the one-layer BEM it was trained with.
+    ``info['dev_head_t']`` (the recording's head position; None: the model's nominal one) and,
+    with ``scaling`` (a :class:`~deepesi.sensors.scaling.HeadScaling` of the template to the
+    subject), relative to the template scaled to the subject's head; on the model's source
+    space, with the one-layer BEM it was trained with.
 
     Computed by :func:`deepesi.forward.make_forward` (about 15 s) and cached on disk by content.
 
@@ -82,15 +84,34 @@ def template_meg_forward(model: Any, info: mne.Info | None = None, *,
     if dev_head is None:
         raise ValueError("the recording has no dev_head_t (device → head transform): its head "
                          "position in the helmet is needed to place the sensors.")
-    sensors = template_meg_sensors(head, model.info, dev_head)
+    sensors = template_meg_sensors(head, model.info, dev_head, scaling=scaling)
     lf = make_forward(head, sensors, model.source_space, meg=True, cache_dir=cache_dir,
                       verbose="WARNING")
     return lf.pick(list(model.ch_names))
 
 
+def _scaling_for(head: Any, info: mne.Info, scaling: str) -> Any:
+    """The template fitted to the recording's digitization (None: the rigid fiducial
+    placement), by ``scaling`` as :func:`bind_meg_recording` documents."""
+    from ..sensors.scaling import digitized_points, fit_head_scaling
+
+    if scaling not in ("auto", "3-axis", "uniform", "fiducials"):
+        raise ValueError(f"scaling must be 'auto', '3-axis', 'uniform' or 'fiducials', got "
+                         f"{scaling!r}.")
+    points, fid = digitized_points(info)
+    if scaling == "auto":
+        if not {"nasion", "lpa", "rpa"} <= set(fid):
+            return None  # no fiducials digitized: the head frame is all there is
+        scaling = "3-axis" if len(points) >= 20 else "uniform"
+    if scaling == "fiducials":
+        return None
+    return fit_head_scaling(head, info, mode=scaling)
+
+
 def bind_meg_recording(inst: Any, model: Any, *, trained_rms: tuple[float, float] | None = None,
-                       cache_dir: Any = None) -> tuple[Any, Any, dict]:
-    """Match a recording to a template MEG model and compute its forward.
+                       scaling: str = "auto", map_to_nominal: bool = True,
+                       cache_dir: Any = None) -> tuple[Any, Any, Any, dict]:
+    """Match a recording to a template MEG model, place its sensors and compute its forward.
 
     Parameters
     ----------
@@ -102,6 +123,17 @@ def bind_meg_recording(inst: Any, model: Any, *, trained_rms: tuple[float, float
     trained_rms : (shift_mm, rotation_deg) | None
         RMS of the head positions the model was trained over; with it, a warning when the
         recording's head is beyond :data:`TRAINED_RANGE_FACTOR` times that.
+    scaling : {'auto', '3-axis', 'uniform', 'fiducials'}
+        How the recording's sensors are placed around the template: 'fiducials', rigidly by
+        the head frame (the recording's ``dev_head_t``); '3-axis' / 'uniform', relative to
+        the template scaled to the subject's fiducials and head-shape points
+        (:func:`deepesi.sensors.scaling.fit_head_scaling`). 'auto': '3-axis' with at least 20
+        head-shape points, 'uniform' with the fiducials only, else 'fiducials'.
+    map_to_nominal : bool
+        Read the data through the field the model's nominal geometry would have measured
+        (:func:`deepesi.inverse.fieldmap.field_mapping_matrix` from this recording's forward
+        to the nominal one): the returned model is then a
+        :class:`~deepesi.inverse.fieldmap.MappedInputModel`.
     cache_dir
         Passed to :func:`template_meg_forward`.
 
@@ -109,12 +141,17 @@ def bind_meg_recording(inst: Any, model: Any, *, trained_rms: tuple[float, float
     -------
     inst : same type
         A copy with the model's channel names (the input is not modified).
+    model : TrainedModel | MappedInputModel
+        The model to apply to ``inst``.
     forward : LeadField
-        At the recording's head position.
+        At the recording's head position (and scaling): for the fit, the source sets and the
+        classical methods.
     report : dict
-        ``system``, ``head_shift_mm`` and ``head_rotation_deg`` (from the nominal position),
-        ``outside_trained_range``, ``n_renamed``.
+        ``system``, ``head_shift_mm`` and ``head_rotation_deg`` (the recording's
+        ``dev_head_t`` against the nominal one), ``outside_trained_range``, ``n_renamed``,
+        ``scaling`` (None or the fit's summary), ``mapped_to_nominal``.
     """
+    from ..anatomy.template import load_template
     from ..sensors.helmet import head_position_change
 
     info = getattr(inst, "info", None)
@@ -132,13 +169,13 @@ def bind_meg_recording(inst: Any, model: Any, *, trained_rms: tuple[float, float
             f"{len(model.ch_names)} channels by name) is not the model's ({want}); no "
             "template model is shipped for it: compute its forward (deepesi forward --meg) "
             "and train one (deepesi train).")
+    if info["dev_head_t"] is None:
+        raise ValueError("the recording has no dev_head_t (device → head transform): its head "
+                         "position in the helmet is needed.")
     rename = {keys[_key(n)]: n for n in found if keys[_key(n)] != n}
     inst = inst.copy()
     if rename:
         inst.rename_channels(rename)
-    if info["dev_head_t"] is None:
-        raise ValueError("the recording has no dev_head_t (device → head transform): its head "
-                         "position in the helmet is needed.")
     shift, angle = head_position_change(model.info["dev_head_t"], info["dev_head_t"])
     report = {"system": system, "head_shift_mm": shift, "head_rotation_deg": angle,
               "n_renamed": len(rename), "outside_trained_range": False}
@@ -150,7 +187,17 @@ def bind_meg_recording(inst: Any, model: Any, *, trained_rms: tuple[float, float
                 "the head sits %.1f mm / %.1f deg from the model's nominal position, beyond the "
                 "range it was trained over (%.0f mm / %.0f deg): expect larger errors.",
                 shift, angle, lim_shift, lim_rot)
-    forward = template_meg_forward(model, info, cache_dir=cache_dir)
-    logger.info("head position: %.1f mm, %.1f deg from the nominal one", shift, angle)
-    report["forward_channels"] = int(np.size(forward.ch_names))
-    return inst, forward, report
+    fit = _scaling_for(load_template(), info, scaling)
+    report["scaling"] = None if fit is None else fit.to_dict()
+    forward = template_meg_forward(model, info, scaling=fit, cache_dir=cache_dir)
+    logger.info("head position: %.1f mm, %.1f deg from the nominal one; template %s",
+                shift, angle, "rigid" if fit is None else f"scaled ({fit.mode})")
+    report["mapped_to_nominal"] = bool(map_to_nominal)
+    if map_to_nominal:
+        from .fieldmap import MappedInputModel, field_mapping_matrix
+
+        nominal = template_meg_forward(model, cache_dir=cache_dir)
+        scale = np.asarray(model.channel_scale, float)
+        model = MappedInputModel(model, field_mapping_matrix(forward.gain, nominal.gain,
+                                                             scale, scale))
+    return inst, model, forward, report

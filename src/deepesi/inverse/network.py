@@ -84,7 +84,7 @@ def _untrained_projs(info: mne.Info, model: Any) -> list:
 
 def _restoring(model: Any, forward: Any, info: mne.Info) -> Any:
     """``model`` wrapped to restore what the recording's projectors removed (under ``forward``)."""
-    from .ssp_restore import ProjectionRestoredModel, restoration_matrix
+    from .fieldmap import MappedInputModel, restoration_matrix
 
     names, types = list(model.ch_names), np.asarray(model.ch_types)
     gain = forward.pick(names).gain.reshape(len(names), -1)
@@ -98,7 +98,7 @@ def _restoring(model: Any, forward: Any, info: mne.Info) -> Any:
     logger.info("the recording's %d SSP projector(s) were not in the model's training: the "
                 "field they removed is restored from the forward before the net reads it",
                 len(extra))
-    return ProjectionRestoredModel(model, matrix)
+    return MappedInputModel(model, matrix)
 
 
 def _source_space_of(model: Any, source_space: SourceSpace | None) -> SourceSpace:
@@ -201,7 +201,7 @@ def apply_network(
         With ``forward``, when the recording carries SSP projectors on the model's channels
         that the model was not trained with: fill the directions they removed in with their
         expected value under the forward before the net reads the data
-        (:mod:`deepesi.inverse.ssp_restore`; ``meta['ssp_restored']``). False, or no
+        (:mod:`deepesi.inverse.fieldmap`; ``meta['fieldmapd']``). False, or no
         forward: the data are read as they are, with a warning.
     verbose : bool | str | int | None
         Log level for the call.
@@ -263,7 +263,7 @@ def apply_network(
         "model_leadfield_hash": getattr(model, "leadfield_hash", None),
         "n_channels": len(model.ch_names),
         "channels": channels,
-        "ssp_restored": restored,
+        "fieldmapd": restored,
     }
     fnames = getattr(inst, "filenames", None) or []
     if fnames and fnames[0] is not None:

@@ -40,7 +40,8 @@ def template_head_to_mri(head: Any):
     return Transform("head", "mri", np.linalg.inv(mri_to_head))
 
 
-def template_meg_sensors(head: Any, info: Any, dev_head_t: Any = None) -> Sensors:
+def template_meg_sensors(head: Any, info: Any, dev_head_t: Any = None, *,
+                         scaling: Any = None) -> Sensors:
     """The MEG sensors of ``info`` around ``head``, placed by ``dev_head_t``.
 
     Parameters
@@ -52,6 +53,12 @@ def template_meg_sensors(head: Any, info: Any, dev_head_t: Any = None) -> Sensor
         system's coils in the device frame; EEG and other channels are dropped.
     dev_head_t : mne.transforms.Transform | ndarray (4, 4) | None
         Device → head transform; None: the one ``info`` carries.
+    scaling : HeadScaling | None
+        The template fitted to the subject's digitization
+        (:func:`deepesi.sensors.scaling.fit_head_scaling`): the coils are then placed where the
+        subject's head puts them relative to the template scaled to its size (positions by the
+        fitted map, coil axes by its linear part, re-orthonormalised), written in the template's
+        head frame with an identity ``dev_head_t``. None: the rigid placement by the fiducials.
 
     Returns
     -------
@@ -73,7 +80,39 @@ def template_meg_sensors(head: Any, info: Any, dev_head_t: Any = None) -> Sensor
             raise ValueError(f"dev_head_t must be a 4x4 rigid transform, got shape {mat.shape}.")
         with info._unlock():
             info["dev_head_t"] = mne.transforms.Transform("meg", "head", mat)
-    return sensors_from_info(info, template_head_to_mri(head), head, picks=("meg",))
+    trans = template_head_to_mri(head)
+    if scaling is not None:
+        if info["dev_head_t"] is None:
+            raise ValueError("info has no dev_head_t: the coils cannot be placed.")
+        info = _scaled_coils(info, scaling, np.asarray(trans["trans"], float))
+    return sensors_from_info(info, trans, head, picks=("meg",))
+
+
+def _scaled_coils(info: Any, scaling: Any, head_to_mri: np.ndarray) -> Any:
+    """``info`` with its MEG coils mapped by ``scaling`` into the template's head frame
+    (device frame = head frame)."""
+    import mne
+
+    dev_head = _as_matrix(info["dev_head_t"])
+    mri_to_head = np.linalg.inv(head_to_mri)
+    linear = mri_to_head[:3, :3] @ (np.diag(1.0 / np.asarray(scaling.scale, float))
+                                    @ scaling.rotation) @ dev_head[:3, :3]
+    info = info.copy()
+    picks = mne.pick_types(info, meg=True, ref_meg=True, exclude=())
+    with info._unlock():
+        for i in picks:
+            loc = info["chs"][i]["loc"]
+            pos_head = apply_transform(dev_head, loc[None, :3])
+            pos = apply_transform(mri_to_head, scaling.to_template(pos_head))[0]
+            ez = linear @ loc[9:12]
+            ez /= np.linalg.norm(ez)
+            ex = linear @ loc[3:6]
+            ex -= ez * (ex @ ez)
+            ex /= np.linalg.norm(ex)
+            ey = np.cross(ez, ex)
+            loc[:] = np.r_[pos, ex, ey, ez]
+        info["dev_head_t"] = mne.transforms.Transform("meg", "head", np.eye(4))
+    return info
 
 
 def _signed_distance(head: Any):

@@ -10,7 +10,11 @@ import pytest
 
 from deepesi.forward.leadfield import LeadField
 from deepesi.inverse import apply_network
-from deepesi.inverse.ssp_restore import ProjectionRestoredModel, restoration_matrix
+from deepesi.inverse.fieldmap import (
+    MappedInputModel,
+    field_mapping_matrix,
+    restoration_matrix,
+)
 from deepesi.whitening import ssp_projector
 from localize_helpers import StandInModel, grid_source_space, make_evoked
 
@@ -43,6 +47,23 @@ def test_restoration_is_exact_in_a_low_rank_forward():
     assert restoration_matrix([], gain, names, np.ones(30)) is None
 
 
+def test_field_mapping_is_exact_for_fields_of_the_shared_sources():
+    """Fields of the shared source columns, seen by 40 sensors, mapped to 25 other sensors:
+    exact without noise, and the matrix shape follows the two geometries."""
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((40, 4, 3))  # 12 columns: a low-rank field on both sides
+    b = rng.standard_normal((25, 4, 3))
+    m = field_mapping_matrix(a, b, np.full(40, 2.0), np.full(25, 0.5), snr=1e10)
+    assert m.shape == (25, 40)
+    moments = rng.standard_normal((12, 6))
+    np.testing.assert_allclose(m @ (a.reshape(40, -1) @ moments), b.reshape(25, -1) @ moments,
+                               atol=1e-4 * np.abs(b).max())
+    noisy = field_mapping_matrix(a, b, np.ones(40), np.ones(25), snr=10.0)
+    assert np.linalg.norm(noisy) < np.linalg.norm(m)  # the regularisation shrinks the map
+    with pytest.raises(ValueError, match="share the source space"):
+        field_mapping_matrix(a, b[:, :3], np.ones(40), np.ones(25))
+
+
 def test_apply_network_restores_untrained_projectors(caplog):
     src = grid_source_space()
     model = StandInModel(src)
@@ -60,10 +81,10 @@ def test_apply_network_restores_untrained_projectors(caplog):
     fwd = LeadField(gain, list(model.ch_names), ["eeg"] * len(model.ch_names), src)
     with caplog.at_level("INFO", logger="deepesi"):
         res = apply_network(ev, model, source_space=src, forward=fwd, tmin=0.0, tmax=0.09)
-    assert res.meta["ssp_restored"] and "restored from the forward" in caplog.text
+    assert res.meta["fieldmapd"] and "restored from the forward" in caplog.text
     plain = apply_network(ev, model, source_space=src, tmin=0.0, tmax=0.09)
-    assert not plain.meta["ssp_restored"]  # no forward: read as is (with the warning)
-    wrapped = ProjectionRestoredModel(model, np.eye(len(model.ch_names)))
+    assert not plain.meta["fieldmapd"]  # no forward: read as is (with the warning)
+    wrapped = MappedInputModel(model, np.eye(len(model.ch_names)))
     assert wrapped.ch_names == model.ch_names and wrapped.n_sources == model.n_sources
     from deepesi.inverse.network import _restoring
     from deepesi.whitening import ssp_projector
@@ -75,4 +96,4 @@ def test_apply_network_restores_untrained_projectors(caplog):
     np.testing.assert_allclose(p @ got, ev.data, atol=1e-6 * np.abs(ev.data).max())
     assert np.linalg.norm(got - ev.data) > 1e-3 * np.linalg.norm(clean)
     with pytest.raises(ValueError, match="restoration matrix"):
-        ProjectionRestoredModel(model, np.eye(3))
+        MappedInputModel(model, np.eye(3))

@@ -1,5 +1,8 @@
-"""Give a network trained without SSP the field components a recording's projectors removed.
+"""Linear maps between sensor spaces through the forward, so that a net reads data as it was
+trained to see them: SSP restoration, and mapping one head position's field to another's.
 
+SSP restoration
+---------------
 Recordings often carry signal-space projectors (MEGIN/Neuromag empty-room PCA vectors, ECG/EOG
 projectors): the data lack those field directions. A network trained on unprojected fields
 (every shipped template net) then sees a distorted topography: on the template, the three
@@ -15,6 +18,14 @@ virtual channels):
 on channels scaled per type (``P`` the projector in those units, ``G`` the gain, ``snr`` the
 signal-to-noise power ratio assumed). ``P d_full = d_p``: only the removed directions are
 added; a field the forward explains is restored up to the noise.
+
+Field mapping
+-------------
+A net trained at one sensor geometry (a template MEG net's nominal head position) reads a
+recording made at another (its ``dev_head_t``) through the field the nominal geometry would
+have measured from the same sources: ``M = G_to G_from^T (G_from G_from^T + I / snr)^+``
+(:func:`field_mapping_matrix`), the minimum-norm estimate of the sources mapped forward again,
+as MNE maps MEG fields between helmets.
 """
 
 from __future__ import annotations
@@ -25,7 +36,7 @@ import numpy as np
 
 from ..whitening import ssp_projector
 
-__all__ = ["ProjectionRestoredModel", "restoration_matrix"]
+__all__ = ["MappedInputModel", "field_mapping_matrix", "restoration_matrix"]
 
 
 def restoration_matrix(projs: Any, gain: np.ndarray, ch_names: list[str],
@@ -67,15 +78,50 @@ def restoration_matrix(projs: Any, gain: np.ndarray, ch_names: list[str],
     return scale[:, None] * gain_matrix / scale[None, :]
 
 
-class ProjectionRestoredModel:
-    """A network wrapped so that projected data are restored (:func:`restoration_matrix`)
-    before it reads them: ``predict(data)`` → ``base.predict(R @ data)``.
+def field_mapping_matrix(gain_from: np.ndarray, gain_to: np.ndarray, scale_from: np.ndarray,
+                         scale_to: np.ndarray, *, snr: float = 10.0) -> np.ndarray:
+    """The (n_to, n_from) matrix that maps data of one sensor geometry to the field another
+    geometry would have measured, through a source space both gains share (minimum-norm field
+    mapping; the same Gaussian conditional as :func:`restoration_matrix`):
+
+        M = G_to G_from^T (G_from G_from^T + I / snr')^+,
+
+    on channels scaled per type, ``snr'`` making the noise ``1 / snr`` of the mean signal
+    variance. Used to read a recording made at one head position with a net trained at another
+    (:func:`deepesi.inverse.helmet.bind_meg_recording`).
+
+    Parameters
+    ----------
+    gain_from, gain_to : ndarray, shape (n_from, ...) and (n_to, ...)
+        Gains of the same sources (the trailing dimensions flattened, in the same order).
+    scale_from, scale_to : ndarray
+        Typical amplitude per channel (per type) of each geometry.
+    snr : float
+        Signal-to-noise power ratio assumed.
+    """
+    n_from, n_to = len(gain_from), len(gain_to)
+    a = np.asarray(gain_from, float).reshape(n_from, -1) / np.asarray(scale_from, float)[:, None]
+    b = np.asarray(gain_to, float).reshape(n_to, -1) / np.asarray(scale_to, float)[:, None]
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"the two gains have {a.shape[1]} and {b.shape[1]} source columns; "
+                         "they must share the source space.")
+    norm = n_from / np.einsum("ij,ij->", a, a)  # mean signal variance 1 on the 'from' side
+    cov = norm * (a @ a.T) + np.eye(n_from) / float(snr)
+    m = norm * (b @ a.T) @ np.linalg.inv(cov)
+    return np.asarray(scale_to, float)[:, None] * m / np.asarray(scale_from, float)[None, :]
+
+
+class MappedInputModel:
+    """A network that reads its data through a linear map: ``predict(data)`` →
+    ``base.predict(matrix @ data)`` (an SSP restoration, :func:`restoration_matrix`; a field
+    mapping, :func:`field_mapping_matrix`; or both, multiplied). Everything else (channels,
+    source space, Info, ...) is the base model's.
 
     Parameters
     ----------
     base : TrainedModel
     matrix : ndarray, shape (n_channels, n_channels)
-        In the order of ``base.ch_names``.
+        Rows and columns in the order of ``base.ch_names``.
     """
 
     def __init__(self, base: Any, matrix: np.ndarray) -> None:
@@ -98,4 +144,4 @@ class ProjectionRestoredModel:
         return self.base.predict(self.matrix @ data, **kwargs)
 
     def __repr__(self) -> str:
-        return f"<ProjectionRestoredModel of {self.base!r}>"
+        return f"<MappedInputModel of {self.base!r}>"
