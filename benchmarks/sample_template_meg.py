@@ -1,10 +1,13 @@
 """The sample auditory MEG on the template, with no MRI and no training: the template MEG net
 ``template-meg306`` on the recording's 306 Neuromag channels.
 
-The recording's own ``dev_head_t`` places the helmet around the template (its head frame is
-the template's, both by the fiducials); the forward there serves the net's fit and the
-classical methods (dSPM, LCMV, Gamma-MAP, MxNE, dipole scan), all on the same noise covariance
-and the same window (the N100m, 90-110 ms). Each hemisphere's peak is scored by its distance
+The recording's own ``dev_head_t`` places the helmet around the template scaled to the
+subject's fiducials and head shape (default; or rigidly by the fiducials); the forward there
+serves the net's fit and the classical methods (dSPM, LCMV, Gamma-MAP, MxNE, sequential
+dipoles), all on the same noise covariance and the same window (the N100m, 90-110 ms). The net
+reads the data mapped to its nominal head position with the recording's SSP directions
+restored (the defaults of ``bind_meg_recording`` and ``apply_network``); each of these is also
+switched off once. Each hemisphere's peak is scored by its distance
 to the MNI auditory box (the template's MRI frame is MNI), the right one also to the xfit
 dipole, mapped onto the template by the template's 3-axis scaling to the subject's fiducials
 and head shape (:func:`deepesi.sensors.scaling.fit_head_scaling`). Target (issue 15): both
@@ -89,33 +92,41 @@ def main() -> None:
             xfit = mne.read_dipole(str(paths["xfit_dipole"]), verbose=False).pos[0]  # head, m
         xfit_t = scaling.to_template(xfit[None])[0] * 1e3
     results: dict = {"window_s": list(WINDOW), "model": args.model, "variants": {}}
-    print(f"{'SSP':>4} {'method':>18} {'LH box':>7} {'RH box':>7} {'RH xfit':>8} {'s':>6}")
-    for ssp in ("on", "off"):
-        evoked = evoked_all.copy().pick("meg")
-        if ssp == "off":
-            evoked.del_proj()
-        bound, net, fwd, report = bind_meg_recording(evoked, model, trained_rms=rms)
+    print(f"{'variant':>22} {'method':>24} {'LH box':>7} {'RH box':>7} {'RH xfit':>8} {'s':>6}")
+    evoked = evoked_all.copy().pick("meg")
+    variants = {  # name: (scaling, map_to_nominal, restore_ssp, classical methods too)
+        "default": ("auto", True, True, True),
+        "ssp-not-restored": ("auto", True, False, False),
+        "not-mapped": ("auto", False, True, False),
+        "fiducial-placement": ("fiducials", True, True, True),
+    }
+    for name, (placement, mapped, restore, classical) in variants.items():
+        bound, net, fwd, report = bind_meg_recording(evoked, model, trained_rms=rms,
+                                                     scaling=placement, map_to_nominal=mapped)
         rows = []
         t0 = time.perf_counter()
         res = apply_network(bound, net, forward=fwd, noise_cov=cov, tmin=WINDOW[0],
-                            tmax=WINDOW[1], sources=True)
+                            tmax=WINDOW[1], sources=True, restore_ssp=restore)
         secs = time.perf_counter() - t0
         rows.append({"method": "template-meg306", **_score(_map_peaks(res.amplitudes, src),
                                                            xfit_t),
-                     "gof": res.fit.get("gof"), "seconds": round(secs, 2)})
+                     "gof": res.fit.get("gof"), "best_dipole_gof": res.fit.get("best_dipole_gof"),
+                     "seconds": round(secs, 2)})
         rows.append({"method": "template-meg306-sources",
                      **_score(_source_peaks(res.sources), xfit_t),
                      "n_sources": len(res.sources), "seconds": round(secs, 2)})
-        for method in METHODS:
+        for method in METHODS if classical else ():
             t0 = time.perf_counter()
             sr = apply_classical(bound, method, fwd, cov, tmin=WINDOW[0], tmax=WINDOW[1])
             pk = _source_peaks(sr.sources) if sr.sources else _map_peaks(sr.amplitudes, src)
             rows.append({"method": method, **_score(pk, xfit_t),
                          "seconds": round(time.perf_counter() - t0, 2)})
         for r in rows:
-            print(f"{ssp:>4} {r['method']:>18} {r['box_lh_mm']!s:>7} {r['box_rh_mm']!s:>7} "
+            print(f"{name:>22} {r['method']:>24} {r['box_lh_mm']!s:>7} {r['box_rh_mm']!s:>7} "
                   f"{r.get('xfit_rh_mm')!s:>8} {r['seconds']:6.1f}")
-        results["variants"][f"ssp_{ssp}"] = {"head_position": report, "rows": rows}
+        results["variants"][name] = {"scaling": placement, "mapped_to_nominal": mapped,
+                                     "ssp_restored": bool(res.meta.get("ssp_restored")),
+                                     "head_position": report, "rows": rows}
     results["xfit_mapping"] = "template 3-axis scaling to the fiducials + head shape"
     results["command"] = f"python benchmarks/sample_template_meg.py --data {args.data}"
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -220,6 +220,11 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"model: {args.model} (chosen for {why}; --model to choose another)")
     model, src, forward = _model_and_source_space(args)
+    if args.sources and args.noise_cov is None:
+        raise ValueError("--sources needs the recording's noise covariance (--noise-cov "
+                         "COV.fif): the number of sources is decided against the noise level.")
+    if args.max_sources < 1:
+        raise ValueError(f"--max-sources must be >= 1, got {args.max_sources}.")
     head_position = None
     if PRETRAINED.get(args.model, {}).get("modality") == "meg":
         from ..inverse.helmet import bind_meg_recording
@@ -239,11 +244,6 @@ def run(args: argparse.Namespace) -> int:
     if (args.refine or args.sources) and forward is None:
         flag = "--refine" if args.refine else "--sources"
         raise ValueError(f"{flag} needs the model's forward: add --forward FWD.fif.")
-    if args.sources and args.noise_cov is None:
-        raise ValueError("--sources needs the recording's noise covariance (--noise-cov "
-                         "COV.fif): the number of sources is decided against the noise level.")
-    if args.max_sources < 1:
-        raise ValueError(f"--max-sources must be >= 1, got {args.max_sources}.")
     noise_cov = None
     if args.noise_cov is not None:
         from .._io import read_noise_cov

@@ -48,8 +48,8 @@ def run(args: argparse.Namespace) -> int:
               f"model {r['model_mb']:.1f} MB")
         ev = r.get("evaluation")
         if ev and "test_forward" in ev:
-            print(f"  test forward (conductivities ±20 %), 10 dB, deep / cortical: "
-                  f"{_cell(ev, 'test_forward')}")
+            label = ev.get("test_label", "test forward (conductivities ±20 %)")
+            print(f"  {label}, 10 dB, deep / cortical: {_cell(ev, 'test_forward')}")
         for key, val in sorted((ev or {}).get("caps", {}).items()):
             print(f"  cap {key}, realistic mismatch, 10 dB, deep / cortical: "
                   f"{val['subcortical']['median_mm']:.1f} / {val['cortical']['median_mm']:.1f}"

@@ -15,7 +15,8 @@ import numpy as np
 from ..forward.leadfield import LeadField
 from ..simulation import SimulationConfig, Simulator
 
-__all__ = ["DipoleScanReference", "evaluate_single_sources", "single_source_errors",
+__all__ = ["DipoleScanReference", "LocallyRefined", "evaluate_single_sources",
+           "single_source_errors",
            "summarize_errors"]
 
 
@@ -136,3 +137,41 @@ class DipoleScanReference:
             data = data[[list(ch_names).index(n) for n in self.ch_names]]
         data = data / self.scale[:, None]
         return np.sum(np.einsum("sco,ct->sot", self.u, data) ** 2, axis=1)
+
+
+class LocallyRefined:
+    """A network's peak refined on the data, as a "model" for the evaluations: the grid point
+    within ``radius`` of the net's peak where a single dipole explains the most of the data
+    (the single-source case of :func:`deepesi.inverse.fit.refine_support`, which
+    ``apply_network(refine=True)`` runs); ``predict`` returns that point's one-hot map.
+
+    Parameters
+    ----------
+    model
+        The network (``predict(data, ch_names=)``).
+    scan : DipoleScanReference
+        The dipole scan on the forward the refinement may use (e.g. the recording's own).
+    pos : ndarray, shape (n_sources, 3)
+        The grid (m).
+    radius : float
+        Search radius (m); 0 keeps the net's peak.
+    """
+
+    def __init__(self, model: Any, scan: DipoleScanReference, pos: np.ndarray,
+                 radius: float) -> None:
+        from scipy.spatial import cKDTree
+
+        self.model, self.scan, self.radius = model, scan, float(radius)
+        self.pos = np.asarray(pos, float)
+        self.tree = cKDTree(self.pos)
+        self.ch_names = list(model.ch_names)
+
+    def predict(self, data: np.ndarray, ch_names: list[str] | None = None) -> np.ndarray:
+        maps = np.asarray(self.model.predict(data, ch_names=ch_names))
+        energy = self.scan.predict(data, ch_names=ch_names)
+        out = np.zeros_like(energy)
+        for t, peak in enumerate(np.argmax(maps, axis=0)):
+            near = np.asarray(self.tree.query_ball_point(self.pos[peak], self.radius), int)
+            near = near if len(near) else np.array([peak])
+            out[near[np.argmax(energy[near, t])], t] = 1.0
+        return out
