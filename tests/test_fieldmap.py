@@ -81,9 +81,9 @@ def test_apply_network_restores_untrained_projectors(caplog):
     fwd = LeadField(gain, list(model.ch_names), ["eeg"] * len(model.ch_names), src)
     with caplog.at_level("INFO", logger="deepesi"):
         res = apply_network(ev, model, source_space=src, forward=fwd, tmin=0.0, tmax=0.09)
-    assert res.meta["fieldmapd"] and "restored from the forward" in caplog.text
+    assert res.meta["ssp_restored"] and "restored from the forward" in caplog.text
     plain = apply_network(ev, model, source_space=src, tmin=0.0, tmax=0.09)
-    assert not plain.meta["fieldmapd"]  # no forward: read as is (with the warning)
+    assert not plain.meta["ssp_restored"]  # no forward: read as is (with the warning)
     wrapped = MappedInputModel(model, np.eye(len(model.ch_names)))
     assert wrapped.ch_names == model.ch_names and wrapped.n_sources == model.n_sources
     from deepesi.inverse.network import _restoring

@@ -49,12 +49,16 @@ def test_shipped_meg_model_and_its_nominal_forward(tmp_path):
 def test_localize_a_meg_recording_without_training(tmp_path, sample_dir, capsys):
     """The sample recording's MEG alone: --model auto picks template-meg306, the forward is
     computed at the recording's head position and the peak is refitted on the data."""
-    ev = mne.read_evokeds(sample_dir / "MEG/sample/sample_audvis-auditory-ave.fif",
-                          condition=0, verbose=False).pick("meg")
+    from deepesi.datasets.mne_sample import WINDOW, load_auditory_evoked
+    from deepesi.inverse import read_source_map
+    from deepesi.references import AUDITORY_MNI_BOX, box_distance_mm, hemisphere_peaks
+
+    ev = load_auditory_evoked(sample_dir / "MEG/sample/sample_audvis-auditory-ave.fif")
     fname = tmp_path / "meg-ave.fif"
-    ev.save(fname, verbose=False)
+    ev.pick("meg").save(fname, verbose=False)
     out = tmp_path / "res"
-    rc = main(["localize", str(fname), "-o", str(out), "--tmin", "0.08", "--tmax", "0.11"])
+    rc = main(["localize", str(fname), "-o", str(out), "--tmin", str(WINDOW[0]),
+               "--tmax", str(WINDOW[1])])
     assert rc == 0
     printed = capsys.readouterr().out
     assert "model: template-meg306" in printed and "head position:" in printed
@@ -63,5 +67,12 @@ def test_localize_a_meg_recording_without_training(tmp_path, sample_dir, capsys)
     pos = doc["meta"]["head_position"]
     assert pos["system"] == "neuromag306" and not pos["outside_trained_range"]
     assert pos["head_shift_mm"] < 1e-6  # the model's nominal position is this recording's
+    assert pos["scaling"]["mode"] == "3-axis" and doc["meta"]["ssp_restored"]
     fit = doc.get("fit") or {}
     assert 0 < fit.get("gof", 0) <= 1
+    # the N100m: both auditory cortices within 15 mm of the MNI auditory box (issue 15)
+    smap = read_source_map(out)
+    peaks = hemisphere_peaks(smap.amplitudes.mean(axis=1), smap.source_space)
+    for h in ("lh", "rh"):
+        p_mm = smap.source_space.pos[peaks[h]] * 1e3
+        assert box_distance_mm(p_mm, AUDITORY_MNI_BOX[h]) <= 15.0, h

@@ -24,6 +24,10 @@ __all__ = ["CapBoundModel", "bind_recording", "is_cap_free"]
 def is_cap_free(model: Any) -> bool:
     """Whether ``model`` was trained on random caps (reads any EEG electrode set) and is not
     yet bound to one (:class:`CapBoundModel`)."""
+    from .fieldmap import MappedInputModel
+
+    while isinstance(model, MappedInputModel):  # a linear map in front: look at the net
+        model = model.base
     if isinstance(model, CapBoundModel):
         return False
     return bool((getattr(model, "meta", None) or {}).get("cap_free"))

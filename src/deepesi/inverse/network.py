@@ -201,7 +201,7 @@ def apply_network(
         With ``forward``, when the recording carries SSP projectors on the model's channels
         that the model was not trained with: fill the directions they removed in with their
         expected value under the forward before the net reads the data
-        (:mod:`deepesi.inverse.fieldmap`; ``meta['fieldmapd']``). False, or no
+        (:mod:`deepesi.inverse.fieldmap`; ``meta['ssp_restored']``). False, or no
         forward: the data are read as they are, with a warning.
     verbose : bool | str | int | None
         Log level for the call.
@@ -263,7 +263,7 @@ def apply_network(
         "model_leadfield_hash": getattr(model, "leadfield_hash", None),
         "n_channels": len(model.ch_names),
         "channels": channels,
-        "fieldmapd": restored,
+        "ssp_restored": restored,
     }
     fnames = getattr(inst, "filenames", None) or []
     if fnames and fnames[0] is not None:
