@@ -26,7 +26,6 @@ import warnings
 from pathlib import Path
 
 import mne
-import numpy as np
 
 from deepesi import set_log_level
 from deepesi.anatomy.template import load_template
@@ -34,38 +33,11 @@ from deepesi.datasets.mne_sample import WINDOW, data_paths, load_auditory_evoked
 from deepesi.inverse import apply_classical, apply_network
 from deepesi.inverse.helmet import bind_meg_recording
 from deepesi.pretrained import PRETRAINED, pretrained_files
-from deepesi.references import AUDITORY_MNI_BOX, box_distance_mm, hemisphere_peaks
+from deepesi.references import score_auditory_peaks, source_set_peaks, template_map_peaks
 from deepesi.sensors.scaling import fit_head_scaling
 from deepesi.training import read_model
 
 METHODS = ("dSPM", "LCMV", "gamma_map", "mxne", "dipoles")
-
-
-def _score(points_mm: dict, xfit_template_mm: np.ndarray | None) -> dict:
-    row = {}
-    for h in ("lh", "rh"):
-        p = points_mm.get(h)
-        row[f"box_{h}_mm"] = None if p is None else round(box_distance_mm(p, AUDITORY_MNI_BOX[h]),
-                                                          1)
-        row[f"peak_{h}_mm"] = None if p is None else [round(float(v), 1) for v in p]
-    if xfit_template_mm is not None and points_mm.get("rh") is not None:
-        row["xfit_rh_mm"] = round(float(np.linalg.norm(points_mm["rh"] - xfit_template_mm)), 1)
-    return row
-
-
-def _map_peaks(amplitudes: np.ndarray, src) -> dict:
-    peaks = hemisphere_peaks(np.asarray(amplitudes, float).mean(axis=1), src)
-    return {h: src.pos[i] * 1e3 for h, i in peaks.items() if i is not None}
-
-
-def _source_peaks(sources: list[dict]) -> dict:
-    out = {}
-    for h, sign in (("lh", -1), ("rh", 1)):
-        rows = [r for r in sources if np.sign(r["x_mm"]) == sign]
-        if rows:
-            best = max(rows, key=lambda r: r.get("gof_share", 0.0))
-            out[h] = np.array([best["x_mm"], best["y_mm"], best["z_mm"]])
-    return out
 
 
 def main() -> None:
@@ -108,18 +80,19 @@ def main() -> None:
         res = apply_network(bound, net, forward=fwd, noise_cov=cov, tmin=WINDOW[0],
                             tmax=WINDOW[1], sources=True, restore_ssp=restore)
         secs = time.perf_counter() - t0
-        rows.append({"method": "template-meg306", **_score(_map_peaks(res.amplitudes, src),
-                                                           xfit_t),
+        peaks = template_map_peaks(res.amplitudes, src)
+        rows.append({"method": "template-meg306", **score_auditory_peaks(peaks, xfit_t),
                      "gof": res.fit.get("gof"), "best_dipole_gof": res.fit.get("best_dipole_gof"),
                      "seconds": round(secs, 2)})
         rows.append({"method": "template-meg306-sources",
-                     **_score(_source_peaks(res.sources), xfit_t),
+                     **score_auditory_peaks(source_set_peaks(res.sources), xfit_t),
                      "n_sources": len(res.sources), "seconds": round(secs, 2)})
         for method in METHODS if classical else ():
             t0 = time.perf_counter()
             sr = apply_classical(bound, method, fwd, cov, tmin=WINDOW[0], tmax=WINDOW[1])
-            pk = _source_peaks(sr.sources) if sr.sources else _map_peaks(sr.amplitudes, src)
-            rows.append({"method": method, **_score(pk, xfit_t),
+            pk = (source_set_peaks(sr.sources) if sr.sources
+                  else template_map_peaks(sr.amplitudes, src))
+            rows.append({"method": method, **score_auditory_peaks(pk, xfit_t),
                          "seconds": round(time.perf_counter() - t0, 2)})
         for r in rows:
             print(f"{name:>22} {r['method']:>24} {r['box_lh_mm']!s:>7} {r['box_rh_mm']!s:>7} "

@@ -94,6 +94,20 @@ def test_auditory_box_distance():
         ref.box_distance_mm([1.0, 2.0], box)
 
 
+def test_auditory_peak_scores():
+    """Peaks of a map and of a source list per hemisphere, scored against the box and xfit."""
+    peaks = {"lh": np.array([-50.0, -20.0, 5.0]), "rh": np.array([65.0, -20.0, 5.0])}
+    row = ref.score_auditory_peaks(peaks, xfit_mm=np.array([62.0, -16.0, 5.0]))
+    assert row["box_lh_mm"] == 0.0 and row["box_rh_mm"] == pytest.approx(5.0)
+    assert row["xfit_rh_mm"] == pytest.approx(5.0) and row["peak_rh_mm"] == [65.0, -20.0, 5.0]
+    assert ref.score_auditory_peaks({})["box_lh_mm"] is None
+    rows = [{"x_mm": 50.0, "y_mm": 0.0, "z_mm": 0.0, "gof_share": 0.2},
+            {"x_mm": 40.0, "y_mm": 1.0, "z_mm": 2.0, "gof_share": 0.5},
+            {"x_mm": -45.0, "y_mm": 3.0, "z_mm": 4.0, "gof_share": 0.1}]
+    found = ref.source_set_peaks(rows)
+    assert found["rh"].tolist() == [40.0, 1.0, 2.0] and found["lh"].tolist() == [-45.0, 3.0, 4.0]
+
+
 def test_missing_data_folder(ex, tmp_path):
     with pytest.raises(FileNotFoundError, match="MNE sample data"):
         ms.data_paths(tmp_path)

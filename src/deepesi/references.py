@@ -30,8 +30,11 @@ __all__ = [
     "label_distance_mm",
     "label_in_brain_fraction",
     "label_positions",
+    "score_auditory_peaks",
     "score_map",
     "score_sources",
+    "source_set_peaks",
+    "template_map_peaks",
 ]
 
 #: Approximate MNI extent (mm) of the auditory cortex, Heschl's gyrus and planum temporale
@@ -181,6 +184,43 @@ def hemisphere_peaks(amp_map: np.ndarray, source_space) -> dict[str, int | None]
         else:
             out[h] = int(idx[np.argmax(amp[idx])])
     return out
+
+
+def template_map_peaks(amplitudes: np.ndarray, source_space) -> dict[str, np.ndarray]:
+    """Each hemisphere's strongest point (mm, the source space's MRI frame) of a map averaged
+    over its time samples, (n_sources,) or (n_sources, n_times); hemispheres without one are
+    left out."""
+    amp = np.asarray(amplitudes, float)
+    peaks = hemisphere_peaks(amp.mean(axis=1) if amp.ndim == 2 else amp, source_space)
+    return {h: source_space.pos[i] * 1e3 for h, i in peaks.items() if i is not None}
+
+
+def source_set_peaks(sources: list[dict]) -> dict[str, np.ndarray]:
+    """Each hemisphere's source (mm) of a source list (``SourceMap.sources`` rows), by the
+    sign of x (MNI-like frames), the one with the largest share of the fit."""
+    out = {}
+    for h, sign in (("lh", -1), ("rh", 1)):
+        rows = [r for r in sources if np.sign(r["x_mm"]) == sign]
+        if rows:
+            best = max(rows, key=lambda r: r.get("gof_share", 0.0))
+            out[h] = np.array([best["x_mm"], best["y_mm"], best["z_mm"]])
+    return out
+
+
+def score_auditory_peaks(points_mm: dict, xfit_mm: np.ndarray | None = None) -> dict:
+    """Distances (mm) of hemisphere peaks (mm, MNI frame: the template's MRI) to the MNI
+    auditory box (``box_lh_mm``, ``box_rh_mm``; None for a missing peak), the peaks themselves
+    (``peak_lh_mm``, ``peak_rh_mm``) and, with ``xfit_mm`` (the xfit dipole in the same
+    frame), the right peak's distance to it (``xfit_rh_mm``)."""
+    row: dict = {}
+    for h in ("lh", "rh"):
+        p = points_mm.get(h)
+        row[f"box_{h}_mm"] = (None if p is None
+                              else round(box_distance_mm(p, AUDITORY_MNI_BOX[h]), 1))
+        row[f"peak_{h}_mm"] = None if p is None else [round(float(v), 1) for v in p]
+    if xfit_mm is not None and points_mm.get("rh") is not None:
+        row["xfit_rh_mm"] = round(float(np.linalg.norm(points_mm["rh"] - xfit_mm)), 1)
+    return row
 
 
 def read_xfit_dipole(fname: str | os.PathLike, trans) -> dict:
