@@ -234,7 +234,7 @@ def stage_evaluate(work: Path, args) -> None:
 
 def _forwards_at_test_positions(work: Path, head, info, src: SourceSpace) -> list[LeadField]:
     """The forward a user gets at each test head position (the training BEM on the training
-    grid, as :func:`deepesi.inverse.helmet.template_meg_forward` computes it), cached."""
+    grid, as :func:`deepesi.pretrained.template_meg_forward` computes it), cached."""
     out, bem = [], None
     for k, dev_head in enumerate(_positions(work, "test")):
         fname = work / f"test-{k:02d}-grid-gain.npy"

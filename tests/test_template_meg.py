@@ -18,8 +18,8 @@ needs_shipped = pytest.mark.skipif(not SHIPPED, reason="template-meg306 is not i
 
 @needs_shipped
 def test_shipped_meg_model_and_its_nominal_forward(tmp_path):
-    from deepesi.inverse.helmet import meg_system, template_meg_forward
-    from deepesi.pretrained import load_pretrained, pretrained_files
+    from deepesi.inverse.helmet import meg_system
+    from deepesi.pretrained import load_pretrained, pretrained_files, template_meg_forward
 
     assert "leadfield" not in pretrained_files("template-meg306")  # computed, not shipped
     model, lf = load_pretrained("template-meg306")

@@ -12,12 +12,13 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 __all__ = ["MODELS_DIR", "PRETRAINED", "describe_pretrained", "load_pretrained",
            "load_scalp_leadfield",
-           "pretrained_files", "save_leadfield_npz"]
+           "pretrained_files", "save_leadfield_npz", "template_meg_forward"]
 
 from ._registry import MODELS_DIR, PRETRAINED, SCALP_LEADFIELD, pretrained_files
 
@@ -33,6 +34,39 @@ def load_scalp_leadfield(source_space):
         raise FileNotFoundError(f"the template's scalp lead field is missing ({path}); rebuild "
                                 "it with scripts/build_scalp_leadfield.py --ship.")
     return read_scalp_leadfield(path, source_space)
+
+
+def template_meg_forward(model: Any, info: Any = None, *, scaling: Any = None,
+                         cache_dir: Any = None) -> Any:
+    """The forward of a template MEG model: its system's sensors around the template, placed by
+    ``info['dev_head_t']`` (the recording's head position; None: the model's nominal one) and,
+    with ``scaling`` (a :class:`~deepesi.sensors.scaling.HeadScaling` of the template to the
+    subject), relative to the template scaled to the subject's head; on the model's source
+    space, with the one-layer BEM it was trained with.
+
+    Computed by :func:`deepesi.forward.make_forward` (about 15 s) and cached on disk by content.
+
+    Returns
+    -------
+    LeadField
+        The model's channels, in the model's order.
+    """
+    from .anatomy.template import load_template
+    from .forward import make_forward
+    from .sensors.helmet import template_meg_sensors
+
+    if getattr(model, "info", None) is None or getattr(model, "source_space", None) is None:
+        raise ValueError("the model carries no sensor Info or source space; a template MEG "
+                         "model is read with deepesi.pretrained.load_pretrained.")
+    head = load_template()
+    dev_head = (model.info if info is None else info)["dev_head_t"]
+    if dev_head is None:
+        raise ValueError("the recording has no dev_head_t (device → head transform): its head "
+                         "position in the helmet is needed to place the sensors.")
+    sensors = template_meg_sensors(head, model.info, dev_head, scaling=scaling)
+    lf = make_forward(head, sensors, model.source_space, meg=True, cache_dir=cache_dir,
+                      verbose="WARNING")
+    return lf.pick(list(model.ch_names))
 
 
 def save_leadfield_npz(leadfield, path: Path) -> None:
@@ -64,7 +98,8 @@ def load_pretrained(name: str = "template-eeg64"):
         the template's dense scalp lead field, which gives the lead field of any cap; for a
         template MEG model (``'template-meg306'``) its system's forward at the nominal head
         position, computed on first use (~15 s) and cached
-        (:func:`deepesi.inverse.helmet.bind_meg_recording` computes it at a recording's).
+        (:func:`template_meg_forward`; :func:`deepesi.inverse.helmet.bind_meg_recording`
+        computes it at a recording's).
     """
     from mne.transforms import Transform
 
@@ -82,8 +117,6 @@ def load_pretrained(name: str = "template-eeg64"):
     if PRETRAINED[name].get("cap_free"):
         return model, load_scalp_leadfield(model.source_space)
     if PRETRAINED[name].get("modality") == "meg":  # at the nominal head position (cached)
-        from .inverse.helmet import template_meg_forward
-
         return model, template_meg_forward(model)
     with np.load(files["leadfield"], allow_pickle=False) as data:
         gain = data["gain"].astype(np.float64)

@@ -20,8 +20,7 @@ import numpy as np
 from .._logging import logger
 from .._validation import validate_type
 
-__all__ = ["TRAINED_RANGE_FACTOR", "bind_meg_recording", "meg_system", "system_family",
-           "template_meg_forward"]
+__all__ = ["TRAINED_RANGE_FACTOR", "bind_meg_recording", "meg_system", "system_family"]
 
 #: A recording's head is "outside the trained range" when its shift or rotation from the
 #: nominal position exceeds this many times the RMS the training positions were drawn with.
@@ -55,39 +54,6 @@ def system_family(system: str | None) -> str | None:
     """The shipped-model system a recording's system is read by ('neuromag' → 'neuromag306':
     channels of the same helmet, a few missing)."""
     return "neuromag306" if system == "neuromag" else system
-
-
-def template_meg_forward(model: Any, info: mne.Info | None = None, *, scaling: Any = None,
-                         cache_dir: Any = None) -> Any:
-    """The forward of a template MEG model: its system's sensors around the template, placed by
-    ``info['dev_head_t']`` (the recording's head position; None: the model's nominal one) and,
-    with ``scaling`` (a :class:`~deepesi.sensors.scaling.HeadScaling` of the template to the
-    subject), relative to the template scaled to the subject's head; on the model's source
-    space, with the one-layer BEM it was trained with.
-
-    Computed by :func:`deepesi.forward.make_forward` (about 15 s) and cached on disk by content.
-
-    Returns
-    -------
-    LeadField
-        The model's channels, in the model's order.
-    """
-    from ..anatomy.template import load_template
-    from ..forward import make_forward
-    from ..sensors.helmet import template_meg_sensors
-
-    if getattr(model, "info", None) is None or getattr(model, "source_space", None) is None:
-        raise ValueError("the model carries no sensor Info or source space; a template MEG "
-                         "model is read with deepesi.pretrained.load_pretrained.")
-    head = load_template()
-    dev_head = (model.info if info is None else info)["dev_head_t"]
-    if dev_head is None:
-        raise ValueError("the recording has no dev_head_t (device → head transform): its head "
-                         "position in the helmet is needed to place the sensors.")
-    sensors = template_meg_sensors(head, model.info, dev_head, scaling=scaling)
-    lf = make_forward(head, sensors, model.source_space, meg=True, cache_dir=cache_dir,
-                      verbose="WARNING")
-    return lf.pick(list(model.ch_names))
 
 
 def _scaling_for(head: Any, info: mne.Info, scaling: str) -> Any:
@@ -135,7 +101,7 @@ def bind_meg_recording(inst: Any, model: Any, *, trained_rms: tuple[float, float
         to the nominal one): the returned model is then a
         :class:`~deepesi.inverse.fieldmap.MappedInputModel`.
     cache_dir
-        Passed to :func:`template_meg_forward`.
+        Passed to :func:`deepesi.pretrained.template_meg_forward`.
 
     Returns
     -------
@@ -189,6 +155,8 @@ def bind_meg_recording(inst: Any, model: Any, *, trained_rms: tuple[float, float
                 shift, angle, lim_shift, lim_rot)
     fit = _scaling_for(load_template(), info, scaling)
     report["scaling"] = None if fit is None else fit.to_dict()
+    from ..pretrained import template_meg_forward
+
     forward = template_meg_forward(model, info, scaling=fit, cache_dir=cache_dir)
     logger.info("head position: %.1f mm, %.1f deg from the nominal one; template %s",
                 shift, angle, "rigid" if fit is None else f"scaled ({fit.mode})")
