@@ -166,6 +166,10 @@ def fit_summary(result: Any) -> str:
         line += f"; the best single dipole on the grid {100 * fit['best_dipole_gof']:.1f} %"
     if fit.get("refined_gof") is not None:
         line += f"; refined locally {100 * fit['refined_gof']:.1f} %"
+        where = "; ".join(f"({x:.1f}, {y:.1f}, {z:.1f})"
+                          for x, y, z in fit.get("refined_positions_mm") or [])
+        if where:
+            line += f" at {where} mm MRI"
     if fit.get("poor"):
         line += ("\nWARNING: the map explains much less than one dipole does: it is probably "
                  "not where the sources are (check the model, channels, noise covariance).")

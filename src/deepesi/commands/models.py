@@ -50,6 +50,9 @@ def run(args: argparse.Namespace) -> int:
         if ev and "test_forward" in ev:
             label = ev.get("test_label", "test forward (conductivities ±20 %)")
             print(f"  {label}, 10 dB, deep / cortical: {_cell(ev, 'test_forward')}")
+        if ev and "refined_test_forward" in ev:
+            print(f"  the same, peak refined on the recording's forward (--refine): "
+                  f"{_cell(ev, 'refined_test_forward')}")
         for key, val in sorted((ev or {}).get("caps", {}).items()):
             print(f"  cap {key}, realistic mismatch, 10 dB, deep / cortical: "
                   f"{val['subcortical']['median_mm']:.1f} / {val['cortical']['median_mm']:.1f}"
