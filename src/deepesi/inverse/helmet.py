@@ -106,7 +106,8 @@ def bind_meg_recording(inst: Any, model: Any, *, trained_rms: tuple[float, float
     Returns
     -------
     inst : same type
-        A copy with the model's channel names (the input is not modified).
+        The recording, or a copy of it with the model's channel names where they are spelled
+        differently (the input is never modified).
     model : TrainedModel | MappedInputModel
         The model to apply to ``inst``.
     forward : LeadField
@@ -139,8 +140,8 @@ def bind_meg_recording(inst: Any, model: Any, *, trained_rms: tuple[float, float
         raise ValueError("the recording has no dev_head_t (device → head transform): its head "
                          "position in the helmet is needed.")
     rename = {keys[_key(n)]: n for n in found if keys[_key(n)] != n}
-    inst = inst.copy()
-    if rename:
+    if rename:  # a renamed copy; the recording itself is never modified
+        inst = inst.copy()
         inst.rename_channels(rename)
     shift, angle = head_position_change(model.info["dev_head_t"], info["dev_head_t"])
     report = {"system": system, "head_shift_mm": shift, "head_rotation_deg": angle,

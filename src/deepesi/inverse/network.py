@@ -240,7 +240,8 @@ def apply_network(
                                      channel_report=channels)
     restored = False
     if forward is not None and restore_ssp and _untrained_projs(info, model):
-        model, restored = _restoring(model, forward, info), True
+        wrapped = _restoring(model, forward, info)
+        model, restored = wrapped, wrapped is not model
     else:
         warn_untrained_ssp(info, model)
     size = src.n_sources * data.shape[1]
