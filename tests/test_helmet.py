@@ -188,3 +188,29 @@ def test_bind_meg_recording(template, helmet, caplog):
     eeg = mne.EvokedArray(np.zeros((2, 3)), mne.create_info(["Cz", "Pz"], 1000.0, "eeg"))
     with pytest.raises(ValueError, match="no MEG channels"):
         bind_meg_recording(eeg, model)
+
+
+def test_auto_scaling_needs_a_head_shape(template, helmet):
+    """'auto': 3-axis with >= 20 head-shape points; fiducials alone (or nothing) → the rigid
+    placement; an unknown mode is one clear line."""
+    from deepesi.forward.scalp import coverage_positions
+    from deepesi.inverse.helmet import _scaling_for
+    from deepesi.sensors import mri_fiducials_of
+
+    to_head = np.linalg.inv(np.asarray(template_head_to_mri(template)["trans"]))
+    fid = {k: v @ to_head[:3, :3].T + to_head[:3, 3]
+           for k, v in mri_fiducials_of(template).items()}
+    info = helmet.copy()
+    with info._unlock():
+        info["dig"] = mne.channels.make_dig_montage(coord_frame="head", **fid).dig
+    assert _scaling_for(template, info, "auto") is None
+    scalp = coverage_positions(template)[::25]  # the template's own scalp: a scale of ~1
+    shape = scalp @ to_head[:3, :3].T + to_head[:3, 3]
+    assert len(shape) >= 20
+    with info._unlock():
+        info["dig"] = mne.channels.make_dig_montage(coord_frame="head", hsp=shape, **fid).dig
+    fit = _scaling_for(template, info, "auto")
+    assert fit is not None and fit.mode == "3-axis"
+    np.testing.assert_allclose(fit.scale, 1.0, atol=0.05)
+    with pytest.raises(ValueError, match="scaling must be"):
+        _scaling_for(template, info, "affine")

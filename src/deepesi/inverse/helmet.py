@@ -64,11 +64,8 @@ def _scaling_for(head: Any, info: mne.Info, scaling: str) -> Any:
     if scaling not in ("auto", "3-axis", "uniform", "fiducials"):
         raise ValueError(f"scaling must be 'auto', '3-axis', 'uniform' or 'fiducials', got "
                          f"{scaling!r}.")
-    points, fid = digitized_points(info)
-    if scaling == "auto":
-        if not {"nasion", "lpa", "rpa"} <= set(fid):
-            return None  # no fiducials digitized: the head frame is all there is
-        scaling = "3-axis" if len(points) >= 20 else "uniform"
+    if scaling == "auto":  # a scaling needs a head shape to fit (as for the EEG binding)
+        scaling = "3-axis" if len(digitized_points(info)[0]) >= 20 else "fiducials"
     if scaling == "fiducials":
         return None
     return fit_head_scaling(head, info, mode=scaling)
@@ -93,8 +90,8 @@ def bind_meg_recording(inst: Any, model: Any, *, trained_rms: tuple[float, float
         How the recording's sensors are placed around the template: 'fiducials', rigidly by
         the head frame (the recording's ``dev_head_t``); '3-axis' / 'uniform', relative to
         the template scaled to the subject's fiducials and head-shape points
-        (:func:`deepesi.sensors.scaling.fit_head_scaling`). 'auto': '3-axis' with at least 20
-        head-shape points, 'uniform' with the fiducials only, else 'fiducials'.
+        (:func:`deepesi.sensors.scaling.fit_head_scaling`; needs at least 20 head-shape
+        points). 'auto': '3-axis' with at least 20 head-shape points, else 'fiducials'.
     map_to_nominal : bool
         Read the data through the field the model's nominal geometry would have measured
         (:func:`deepesi.inverse.fieldmap.field_mapping_matrix` from this recording's forward
