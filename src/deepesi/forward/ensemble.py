@@ -179,21 +179,17 @@ def jitter_electrodes(head: HeadModel, sensors: Sensors, rms_mm: float,
 def _jitter_head_position(sensors: Sensors, shift_mm: float, rotation_deg: float,
                           rng: np.random.Generator) -> tuple[Sensors, float, float]:
     """The MEG device → head transform moved by a random rigid motion (RMS shift, rotation)."""
-    from scipy.spatial.transform import Rotation
+    from ..sensors.helmet import head_position_change, random_rigid_motion
 
     if sensors.n_meg == 0 or (shift_mm <= 0 and rotation_deg <= 0):
         return sensors, 0.0, 0.0
     info = sensors.info.copy()
     dev_head = np.asarray(info["dev_head_t"]["trans"], float)
-    rotvec = rng.standard_normal(3) * np.deg2rad(rotation_deg) / np.sqrt(3.0)
-    move = np.eye(4)
-    move[:3, :3] = Rotation.from_rotvec(rotvec).as_matrix()
-    move[:3, 3] = rng.standard_normal(3) * shift_mm * 1e-3 / np.sqrt(3.0)
-    # the head moves in the helmet: rotate about the head origin, then shift
+    move = random_rigid_motion(rng, shift_mm, rotation_deg)
     with info._unlock():
         info["dev_head_t"]["trans"] = move @ dev_head
-    return (replace(sensors, info=info), float(np.linalg.norm(move[:3, 3]) * 1e3),
-            float(np.rad2deg(np.linalg.norm(rotvec))))
+    _, angle = head_position_change(np.eye(4), move)
+    return replace(sensors, info=info), float(np.linalg.norm(move[:3, 3]) * 1e3), angle
 
 
 def draw_member(

@@ -227,13 +227,9 @@ def bind_recording(model: Any, info: mne.Info, scalp_lf: Any = None, *,
         raise ValueError(f"the recording has {len(names)} good EEG channels; the "
                          "montage-independent net needs at least 8.")
     montage, names = _recording_montage(info, names)
-    if scaling not in ("auto", "3-axis", "uniform", "fiducials"):
-        raise ValueError(f"scaling must be 'auto', '3-axis', 'uniform' or 'fiducials', got "
-                         f"{scaling!r}.")
-    if scaling == "auto":
-        from ..sensors.scaling import digitized_points
+    from ..sensors.scaling import resolve_placement
 
-        scaling = "3-axis" if len(digitized_points(info)[0]) >= 20 else "fiducials"
+    scaling = resolve_placement(info, scaling)
     if scaling == "fiducials":
         sensors = make_eeg_sensors(head, montage, ch_names=names, mri_fiducials=mri_fiducials)
     else:

@@ -59,13 +59,9 @@ def system_family(system: str | None) -> str | None:
 def _scaling_for(head: Any, info: mne.Info, scaling: str) -> Any:
     """The template fitted to the recording's digitization (None: the rigid fiducial
     placement), by ``scaling`` as :func:`bind_meg_recording` documents."""
-    from ..sensors.scaling import digitized_points, fit_head_scaling
+    from ..sensors.scaling import fit_head_scaling, resolve_placement
 
-    if scaling not in ("auto", "3-axis", "uniform", "fiducials"):
-        raise ValueError(f"scaling must be 'auto', '3-axis', 'uniform' or 'fiducials', got "
-                         f"{scaling!r}.")
-    if scaling == "auto":  # a scaling needs a head shape to fit (as for the EEG binding)
-        scaling = "3-axis" if len(digitized_points(info)[0]) >= 20 else "fiducials"
+    scaling = resolve_placement(info, scaling)  # a scaling needs a head shape to fit
     if scaling == "fiducials":
         return None
     return fit_head_scaling(head, info, mode=scaling)

@@ -17,27 +17,15 @@ import numpy as np
 
 from .._validation import validate_type
 from .container import Sensors, apply_transform
+from .registration import template_head_to_mri
 
 __all__ = ["coil_clearance_mm", "draw_head_positions", "head_position_change",
-           "template_head_to_mri",
-           "template_meg_sensors"]
+           "random_rigid_motion", "template_head_to_mri", "template_meg_sensors"]
 
 
 def _as_matrix(t: Any) -> np.ndarray:
     """The 4x4 matrix of an ``mne.transforms.Transform`` (or of a matrix)."""
     return np.asarray(t["trans"] if hasattr(t, "keys") else t, float)
-
-
-def template_head_to_mri(head: Any):
-    """Head → MRI transform of a head model with known fiducials (the template's, from its
-    MNI fiducials; :func:`deepesi.sensors.mri_fiducials_of`) as an ``mne.transforms.Transform``."""
-    from mne.transforms import Transform
-
-    from .registration import fiducial_frame, mri_fiducials_of
-
-    fid = mri_fiducials_of(head)
-    mri_to_head = fiducial_frame(fid["nasion"], fid["lpa"], fid["rpa"])
-    return Transform("head", "mri", np.linalg.inv(mri_to_head))
 
 
 def template_meg_sensors(head: Any, info: Any, dev_head_t: Any = None, *,
@@ -161,6 +149,21 @@ def head_position_change(dev_head_a: Any, dev_head_b: Any) -> tuple[float, float
     return float(np.linalg.norm(origin_a - origin_b) * 1e3), float(angle)
 
 
+def random_rigid_motion(rng: np.random.Generator, shift_mm: float,
+                        rotation_deg: float) -> np.ndarray:
+    """A 4x4 rigid motion drawn from ``rng``: an isotropic Gaussian rotation vector of RMS
+    angle ``rotation_deg`` (drawn first), then an isotropic Gaussian shift of RMS length
+    ``shift_mm`` (metres in the matrix): the head moving in the helmet, rotating about the head
+    origin, applied to a device → head transform as ``motion @ dev_head_t``."""
+    from scipy.spatial.transform import Rotation
+
+    move = np.eye(4)
+    rotvec = rng.standard_normal(3) * np.deg2rad(rotation_deg) / np.sqrt(3.0)
+    move[:3, :3] = Rotation.from_rotvec(rotvec).as_matrix()
+    move[:3, 3] = rng.standard_normal(3) * shift_mm * 1e-3 / np.sqrt(3.0)
+    return move
+
+
 def draw_head_positions(
     head: Any,
     info: Any,
@@ -185,20 +188,13 @@ def draw_head_positions(
     list of ndarray (4, 4)
         Device → head transforms.
     """
-    from scipy.spatial.transform import Rotation
-
     nominal = _as_matrix(info["dev_head_t"])
-    sensors = template_meg_sensors(head, info)
     out = []
     for k in range(int(n)):
         for attempt in range(int(max_tries)):
             rng = np.random.default_rng([int(seed), k, attempt])
-            move = np.eye(4)
-            rotvec = rng.standard_normal(3) * np.deg2rad(rotation_deg) / np.sqrt(3.0)
-            move[:3, :3] = Rotation.from_rotvec(rotvec).as_matrix()
-            move[:3, 3] = rng.standard_normal(3) * shift_mm * 1e-3 / np.sqrt(3.0)
-            dev_head = move @ nominal
-            placed = template_meg_sensors(head, sensors.info, dev_head)
+            dev_head = random_rigid_motion(rng, shift_mm, rotation_deg) @ nominal
+            placed = template_meg_sensors(head, info, dev_head)
             if coil_clearance_mm(head, placed).min() >= min_clearance_mm:
                 out.append(dev_head)
                 break

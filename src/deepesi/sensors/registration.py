@@ -65,6 +65,18 @@ def mri_fiducials_of(head) -> dict[str, np.ndarray]:
             for k, v in MNI_FIDUCIALS.items()}
 
 
+def template_head_to_mri(head, mri_fiducials: dict | None = None):
+    """Head → MRI transform (``mne.transforms.Transform``) of a head whose fiducials are known:
+    its own (:func:`mri_fiducials_of`, the template's from its MNI fiducials) or
+    ``mri_fiducials`` (MRI frame, m): the head frame of those fiducials."""
+    import mne
+
+    fid = mri_fiducials_of(head) if mri_fiducials is None else {
+        k: np.asarray(mri_fiducials[k], float) for k in ("nasion", "lpa", "rpa")}
+    mri_to_head = fiducial_frame(fid["nasion"], fid["lpa"], fid["rpa"])
+    return mne.transforms.Transform("head", "mri", np.linalg.inv(mri_to_head))
+
+
 def make_eeg_sensors(
     head,
     montage="standard_1020",

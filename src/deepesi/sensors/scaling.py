@@ -22,7 +22,8 @@ from scipy.spatial.transform import Rotation
 
 from .._logging import logger
 
-__all__ = ["HeadScaling", "digitized_points", "fit_head_scaling"]
+__all__ = ["MIN_HEAD_SHAPE_POINTS", "PLACEMENTS", "HeadScaling", "digitized_points",
+           "fit_head_scaling", "resolve_placement"]
 
 SCALE_MODES = ("uniform", "3-axis")
 
@@ -89,6 +90,27 @@ class HeadScaling:
                 "residual_mm": self.residual_mm}
 
 
+#: How a recording's sensors may be placed on a template: by the fiducials alone, or relative
+#: to the template scaled to the digitization; 'auto' chooses.
+PLACEMENTS = ("auto", "3-axis", "uniform", "fiducials")
+
+#: Head-shape points a scaling needs (:func:`fit_head_scaling`); 'auto' scales from here on.
+MIN_HEAD_SHAPE_POINTS = 20
+
+
+def resolve_placement(info: Any, scaling: str) -> str:
+    """The placement ``scaling`` stands for on ``info``: 'auto' → '3-axis' with at least
+    :data:`MIN_HEAD_SHAPE_POINTS` digitized head-shape points, else 'fiducials'; the others as
+    given (checked against :data:`PLACEMENTS`)."""
+    if scaling not in PLACEMENTS:
+        raise ValueError(f"scaling must be 'auto', '3-axis', 'uniform' or 'fiducials', got "
+                         f"{scaling!r}.")
+    if scaling == "auto":
+        return ("3-axis" if len(digitized_points(info)[0]) >= MIN_HEAD_SHAPE_POINTS
+                else "fiducials")
+    return scaling
+
+
 def _stats(d: np.ndarray) -> dict:
     d = np.asarray(d) * 1e3
     return {"median": float(np.median(d)), "p90": float(np.percentile(d, 90)),
@@ -96,7 +118,7 @@ def _stats(d: np.ndarray) -> dict:
 
 
 def fit_head_scaling(head: Any, info: Any, *, mode: str = "3-axis",
-                     fiducial_weight: float = 3.0, min_points: int = 20,
+                     fiducial_weight: float = 3.0, min_points: int = MIN_HEAD_SHAPE_POINTS,
                      mri_fiducials: dict | None = None) -> HeadScaling:
     """Fit the template ``head`` to a recording's digitization (fiducials + head shape).
 

@@ -77,17 +77,15 @@ def template_sensors(head: Any, pos_mri: np.ndarray, ch_names: list[str],
     """:class:`~deepesi.sensors.Sensors` of EEG electrodes at ``pos_mri`` (on the scalp of
     ``head``, MRI frame, m), in the head frame of the head's own fiducials (or of
     ``mri_fiducials``, MRI frame, m)."""
-    from mne.transforms import Transform
-
     from ..sensors.container import Sensors, apply_transform
     from ..sensors.info import eeg_info
-    from ..sensors.registration import fiducial_frame, mri_fiducials_of
+    from ..sensors.registration import mri_fiducials_of, template_head_to_mri
 
     fid = mri_fiducials_of(head) if mri_fiducials is None else {
         k: np.asarray(mri_fiducials[k], float) for k in ("nasion", "lpa", "rpa")}
-    mri_to_head = fiducial_frame(fid["nasion"], fid["lpa"], fid["rpa"])
+    trans = template_head_to_mri(head, fid)
+    mri_to_head = np.linalg.inv(np.asarray(trans["trans"]))
     fid_head = {k: apply_transform(mri_to_head, v[None])[0] for k, v in fid.items()}
     info = eeg_info(list(ch_names), apply_transform(mri_to_head, pos_mri), fid_head, "average")
-    trans = Transform("head", "mri", np.linalg.inv(mri_to_head))
     return Sensors(list(ch_names), ["eeg"] * len(ch_names), info, trans, pos_mri, "average",
                    {"source": "virtual layout"})
