@@ -152,6 +152,12 @@ class Settings:
         return cls(**base)
 
 
+def results_stem(settings: Settings) -> str:
+    """``results`` for seed 0, ``results-seed<k>`` for another seed (one folder, several
+    seeds)."""
+    return "results" + (f"-seed{settings.seed}" if settings.seed else "")
+
+
 # ============================================================================ cached stages
 def train_or_load(lf_m, config, fname: Path, settings: Settings, whiten: bool | None = None,
                   ensemble=None):
@@ -175,7 +181,10 @@ def train_networks(lf, cov, evoked, out: Path, settings: Settings, ensemble=None
     activity; with ``ensemble`` every training sample goes through one of its lead fields."""
     from deepesi.simulation import SimulationConfig, make_noise_bank
 
-    suffix = "-quick" if settings.quick else ""
+    # one file per seed (seed 0 keeps the plain name): several seeds share one output folder,
+    # its head, source space and forward caches
+    suffix = ("-quick" if settings.quick else "") + (f"-seed{settings.seed}"
+                                                      if settings.seed else "")
     # the net whitens its input with the recording's noise covariance (train_model's default
     # when there is one) and learns at whitened SNRs, as the classical methods see the data;
     # half to all of the noise from the covariance, the rest white (real noise is never exactly
@@ -397,8 +406,9 @@ def run(data_dir: str | Path, out: str | Path, settings: Settings, *, report: bo
         "labels": label_info,
         "rows": rows,
     }
-    _write_text(out / "results.json", json.dumps(summary, indent=1) + "\n")
-    _write_text(out / "results.md", markdown_table(rows, label_info))
+    stem = results_stem(settings)
+    _write_text(out / f"{stem}.json", json.dumps(summary, indent=1) + "\n")
+    _write_text(out / f"{stem}.md", markdown_table(rows, label_info))
     if report:
         for name, res in results.items():
             fname = out / f"report_{name.replace('+', '-').lower()}.html"
@@ -452,7 +462,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(markdown_table(summary["rows"], summary["labels"]))
-    print(f"written: {Path(args.out) / 'results.md'}, results.json")
+    stem = results_stem(settings)
+    print(f"written: {Path(args.out) / stem}.md, {stem}.json")
     return 0
 
 

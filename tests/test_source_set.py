@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
 
-from deepesi.inverse.source_set import LocalGain, fit_source_set
+from deepesi.inverse.peaks import find_peaks
+from deepesi.inverse.source_set import LocalGain, _Scanner, fit_source_set
 from deepesi.simulation.sphere import make_sphere_leadfield
 
 SPACING = 0.008
@@ -56,6 +57,73 @@ def test_local_gain_reproduces_analytic_gain_off_grid(grid, moved):
     j = rows[0]
     own = lg.at(grid.source_space.pos[j])
     assert np.linalg.norm(own - grid.gain[:, j]) < 5e-3 * np.linalg.norm(grid.gain[:, j])
+
+
+def test_batched_local_gain_equals_one_at_a_time(grid, moved):
+    lg = LocalGain(grid.gain, grid.source_space.pos, SPACING)
+    pts = moved.source_space.pos[::7]
+    batched = lg.at_many(pts)
+    one = np.stack([lg.at(p) for p in pts], axis=1)
+    assert batched.shape == (grid.n_channels, len(pts), 3)
+    np.testing.assert_allclose(batched, one, rtol=1e-10, atol=1e-12 * np.abs(one).max())
+    far = np.array([[1.0, 1.0, 1.0]])  # no grid point near: the nearest point's gain
+    np.testing.assert_allclose(lg.at_many(far)[:, 0], grid.gain[:, lg.tree.query(far[0])[1]])
+    assert not lg.inside_many(far)[0]
+
+
+def _brute_energy(g, x, others):
+    """Energy of x each point's free dipole explains beside others, by lstsq per point."""
+    basis = np.zeros((g.shape[0], 0))
+    if others:
+        u, sv, _ = np.linalg.svd(np.concatenate(others, axis=1), full_matrices=False)
+        basis = u[:, sv > 1e-8 * sv[0]]
+    xp = x - basis @ (basis.T @ x)
+    out = np.empty(g.shape[1])
+    for s in range(g.shape[1]):
+        gs = g[:, s] - basis @ (basis.T @ g[:, s])
+        q = np.linalg.lstsq(gs, xp, rcond=1e-10)[0]
+        out[s] = np.sum(xp**2) - np.sum((xp - gs @ q) ** 2)
+    return out
+
+
+@pytest.mark.parametrize("silent", [False, True])
+def test_scanner_energy_equals_per_point_least_squares(grid, silent, monkeypatch):
+    """The vectorised scan (orthonormalised gains, 3x3 adjugates) is the exact explained
+    energy, beside other sources too, and with a silent orientation (radial MEG), once the
+    data's weak components are kept (the scan drops those below 1 % by default)."""
+    import deepesi.inverse.source_set as source_set
+
+    monkeypatch.setattr(source_set, "SUBSPACE_FLOOR", 0.0)
+    monkeypatch.setattr(source_set, "MAX_SUBSPACE", 64)
+    g = grid.gain[:, ::5].copy()
+    if silent:
+        g[:, :, 2] = g[:, :, 0] * 0.5 + g[:, :, 1]  # rank 2 at every point
+    scan = _Scanner(g)
+    rng = np.random.default_rng(0)
+    x = g[:, 10] @ rng.normal(size=(3, 6)) * 50 + rng.normal(size=(g.shape[0], 6))
+    for rows in ([], [40], [40, 70]):
+        others = [g[:, r] for r in rows]
+        e = scan.energy(x, others)
+        ref = _brute_energy(g, x, others)
+        # an other source's own point explains nothing more (0); per-point least squares
+        # fits rounding noise there
+        assert np.all(np.abs(e[rows]) < 1e-6 * ref.max())
+        e[rows] = ref[rows] = 0.0
+        assert np.allclose(e, ref, rtol=1e-4, atol=1e-5 * ref.max()), np.abs(e - ref).max()
+        assert scan.best(x, others) == int(np.argmax(ref))
+
+
+def test_peaks_graph_cache_follows_the_source_space(grid):
+    """find_peaks builds each source space's neighbour pairs once; another graph or radius on
+    the same source space is not served the cached pairs."""
+    src = grid.source_space
+    values = np.random.default_rng(1).random(src.n_sources)
+    first = find_peaks(values, src)
+    assert np.array_equal(find_peaks(values, src), first)
+    none = find_peaks(values, src, adjacency=None, radius=1e-9)  # graph alone, no radius
+    lonely = find_peaks(values, src.pos, radius=1e-9)  # no neighbours: every point a peak
+    assert len(lonely) == src.n_sources
+    assert len(none) > len(first)
 
 
 def test_refinement_converges_to_off_grid_position(grid, moved):

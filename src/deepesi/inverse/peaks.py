@@ -10,6 +10,7 @@ show as a spurious peak.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -59,6 +60,48 @@ def _values(values: np.ndarray) -> np.ndarray:
             "non-negative amplitude maps: pass np.abs(values), or the norm over orientations."
         )
     return arr
+
+
+#: Neighbour pairs of the source spaces peaks were sought on, built once per source space,
+#: graph and radius (a map's peaks are sought many times on one grid, e.g. once per residual by
+#: the source-set fit).
+_PAIRS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _neighbour_pairs(pos: np.ndarray, adjacency: Any, radius: float, owner: Any
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """(row, col) of every neighbour pair: the graph's edges and the points within
+    ``radius``, both directions, no self-pairs; cached per ``owner`` (a source space)."""
+    key = (id(adjacency), radius)
+    cached = None
+    if owner is not None:
+        try:
+            cached = _PAIRS.setdefault(owner, {}).get(key)
+        except TypeError:  # not weak-referenceable: no cache
+            owner = None
+    if cached is not None and cached[0] is adjacency and cached[1] is owner.pos:
+        return cached[2], cached[3]
+    n = len(pos)
+    rows, cols = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    if adjacency is not None:
+        adj = sparse.coo_matrix(adjacency)
+        if adj.shape != (n, n):
+            raise ValueError(f"adjacency must be ({n}, {n}), got {adj.shape}.")
+        rows.append(adj.row.astype(np.int64))
+        cols.append(adj.col.astype(np.int64))
+    if radius > 0:
+        pairs = cKDTree(pos).query_pairs(radius, output_type="ndarray").astype(np.int64)
+        rows += [pairs[:, 0], pairs[:, 1]]
+        cols += [pairs[:, 1], pairs[:, 0]]
+    row, col = np.concatenate(rows), np.concatenate(cols)
+    off = row != col
+    row, col = row[off], col[off]
+    if owner is not None:
+        entries = _PAIRS[owner]
+        if len(entries) >= 4:  # a few graphs / radii per source space at most
+            entries.clear()
+        entries[key] = (adjacency, owner.pos, row, col)
+    return row, col
 
 
 def find_peaks(
@@ -122,20 +165,8 @@ def find_peaks(
         raise ValueError(f"radius must be >= 0 metres, got {radius}.")
     if n == 0 or values.max() <= 0:
         return np.zeros(0, dtype=int)
-    rows, cols = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
-    if adjacency is not None:
-        adj = sparse.coo_matrix(adjacency)
-        if adj.shape != (n, n):
-            raise ValueError(f"adjacency must be ({n}, {n}), got {adj.shape}.")
-        rows.append(adj.row.astype(np.int64))
-        cols.append(adj.col.astype(np.int64))
-    if radius > 0:
-        pairs = cKDTree(pos).query_pairs(radius, output_type="ndarray").astype(np.int64)
-        rows += [pairs[:, 0], pairs[:, 1]]
-        cols += [pairs[:, 1], pairs[:, 0]]
-    row, col = np.concatenate(rows), np.concatenate(cols)
-    off = row != col
-    row, col = row[off], col[off]
+    graph_of = where if hasattr(where, "pos") and hasattr(where, "adjacency") else None
+    row, col = _neighbour_pairs(pos, adjacency, float(radius), graph_of)
     # a neighbour beats a point if it is larger, or equal with a lower index (plateaus)
     beaten = (values[col] > values[row]) | ((values[col] == values[row]) & (col < row))
     is_peak = np.ones(n, dtype=bool)

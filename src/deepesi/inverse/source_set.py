@@ -12,8 +12,14 @@ turns a map into that list on the whitened data:
    source by alternating projection (each in turn moves to the grid point that best explains
    what the others leave). A second search takes the proposal's K strongest peaks together.
 3. **Refine off the grid**, once, the chosen set: every source's position moves continuously
-   (Nelder-Mead, one source at a time with the others refitted), the gain at any position
-   interpolated from the grid by a moving least-squares quadratic (:class:`LocalGain`).
+   (one source at a time with the others projected out: a 3×3×3 lattice around it evaluated
+   at once, a quadratic fitted to the explained energies, its maximum the next centre, the
+   lattice halved five times from half a grid step), the gain at any position interpolated
+   from the grid by a moving least-squares quadratic (:class:`LocalGain`).
+
+Speed: each point's gain is orthonormalised once, so a scan of the whole grid is one float32
+matrix product and a 3×3 adjugate per point; every set of other sources is scanned once per
+fit (the two paths and the rounds of alternating projection ask for the same sets again).
 4. **Count** (on the grid, before step 3): stop when the next source does not pay for
    itself: on whitened data (unit noise variance per channel and sample) the residual energy
    must drop by more than
@@ -36,7 +42,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.optimize import minimize
 from scipy.spatial import cKDTree
 
 from .peaks import find_peaks
@@ -49,6 +54,7 @@ N_CANDIDATES = 6
 #: one's energy, at most :data:`MAX_SUBSPACE` of them.
 SUBSPACE_FLOOR = 0.01
 MAX_SUBSPACE = 8
+SCAN_DTYPE = np.float32
 
 
 class LocalGain:
@@ -88,29 +94,68 @@ class LocalGain:
 
     def weights(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Grid rows and weights whose weighted sum of gains is the gain at ``p``."""
-        p = np.asarray(p, float)
-        idx = np.asarray(self.tree.query_ball_point(p, 2.0 * self.spacing * (1 + 1e-6)), int)
-        if idx.size < 5:
-            _, j = self.tree.query(p)
-            return np.array([int(j)]), np.ones(1)
-        d = (self.pos[idx] - p) / self.spacing
-        x, y, z = d.T
-        cols = [np.ones_like(x), x, y, z]
-        if idx.size >= 14:
-            cols += [x * x, y * y, z * z, x * y, x * z, y * z]
-        basis = np.stack(cols, axis=1)  # (n, m)
-        w = np.exp(-np.sum(d * d, axis=1))
-        normal = basis.T @ (w[:, None] * basis)
-        normal += 1e-9 * np.trace(normal) * np.eye(len(cols))
-        e0 = np.zeros(len(cols))
-        e0[0] = 1.0
-        c = np.linalg.solve(normal, e0)
-        return idx, w * (basis @ c)
+        idx, a = self.weights_many(np.asarray(p, float)[None])
+        keep = a[0] != 0
+        return idx[0][keep], a[0][keep]
+
+    def weights_many(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and weights of many positions at once, padded: ``(n, m)`` grid rows and
+        ``(n, m)`` weights (0 on the padding), ``m`` the most neighbours any position has.
+
+        Every position's moving least-squares system (:class:`LocalGain`) is solved in one
+        batched call: the quadratic terms switched off (their rows and columns replaced by the
+        identity) where fewer than 14 grid points are near, the nearest point alone where
+        fewer than 5.
+        """
+        pts = np.atleast_2d(np.asarray(points, float))
+        near = self.tree.query_ball_point(pts, 2.0 * self.spacing * (1 + 1e-6))
+        counts = np.array([len(n) for n in near], int)
+        width = max(int(counts.max(initial=0)), 1)
+        idx = np.zeros((len(pts), width), int)
+        mask = np.zeros((len(pts), width), bool)
+        for i, n in enumerate(near):
+            idx[i, :len(n)] = n
+            mask[i, :len(n)] = True
+        d = (self.pos[idx] - pts[:, None]) / self.spacing  # (n, m, 3)
+        x, y, z = d[..., 0], d[..., 1], d[..., 2]
+        basis = np.stack([np.ones_like(x), x, y, z, x * x, y * y, z * z, x * y, x * z, y * z],
+                         axis=-1)  # (n, m, 10)
+        quadratic = counts >= 14
+        basis[~quadratic, :, 4:] = 0.0
+        w = np.where(mask, np.exp(-np.sum(d * d, axis=-1)), 0.0)
+        normal = np.einsum("nmi,nm,nmj->nij", basis, w, basis)
+        off = np.zeros((len(pts), 10))
+        off[~quadratic, 4:] = 1.0  # the linear fit: unit diagonal where the quadratic is off
+        normal += 1e-9 * np.trace(normal, axis1=1, axis2=2)[:, None, None] * np.eye(10)
+        normal += off[:, :, None] * np.eye(10)[None]
+        few = counts < 5  # the nearest grid point alone (below)
+        normal[few] = np.eye(10)
+        e0 = np.zeros((len(pts), 10, 1))
+        e0[:, 0] = 1.0
+        c = np.linalg.solve(normal, e0)[..., 0]  # (n, 10)
+        a = w * np.einsum("nmi,ni->nm", basis, c)
+        if few.any():
+            _, j = self.tree.query(pts[few])
+            idx[few] = 0
+            a[few] = 0.0
+            idx[few, 0] = j
+            a[few, 0] = 1.0
+        return idx, a
 
     def at(self, p: np.ndarray) -> np.ndarray:
         """Gain (n_w, n_orient) at position ``p`` (m)."""
         idx, a = self.weights(p)
         return np.einsum("n,wno->wo", a, self.gain[:, idx])
+
+    def at_many(self, points: np.ndarray) -> np.ndarray:
+        """Gains (n_w, n_points, n_orient) at many positions (m) at once."""
+        idx, a = self.weights_many(points)
+        return np.einsum("nm,wnmo->wno", a, self.gain[:, idx])
+
+    def inside_many(self, points: np.ndarray) -> np.ndarray:
+        """:meth:`inside` for many positions (n,) at once."""
+        d, _ = self.tree.query(np.atleast_2d(points))
+        return d <= 0.5 * np.sqrt(3.0) * self.spacing * (1 + 1e-9)
 
 
 @dataclass
@@ -261,29 +306,28 @@ class _Scanner:
     """Energy of data explained by each grid point's dipole, optionally once the span of other
     sources' gains is projected out of data and gain alike (alternating projection).
 
-    With ``P`` the projector away from the others, the explained energy of ``x`` (already
-    projected) by point ``s`` is ``tr(bᵀ A⁻¹ b)`` with ``A = G_sᵀ P G_s = G_sᵀG_s − cᵀc``,
-    ``c = Bᵀ G_s`` (``B`` an orthonormal basis of the others) and ``b = G_sᵀ x``: small 3×3
-    systems for all points at once instead of an SVD per point.
+    Each point's gain is orthonormalised once (``U_s = G_s V Λ^-1/2`` from the eigenvectors of
+    ``G_sᵀG_s``, silent orientations, e.g. radial MEG, left as zero columns). With ``P`` the
+    projector away from the others (``B`` an orthonormal basis of them), the energy of ``x``
+    (already projected) that point ``s`` explains is ``tr(bᵀ (I − ccᵀ)⁻¹ b)`` with
+    ``b = U_sᵀ x`` and ``c = U_sᵀ B``: one pass over the gain (one matrix product in float32,
+    ``[x | B]`` at once) and small 3×3 systems for all points, instead of an SVD per point.
     """
 
     def __init__(self, g: np.ndarray) -> None:
         self.n_w, self.n_s, self.n_o = g.shape
-        self.flat = np.ascontiguousarray(g.reshape(self.n_w, -1))  # (n_w, n_s·n_o)
-        self.gram = np.einsum("wso,wsp->sop", g, g)
-        self.eig = np.linalg.eigh(self.gram)  # (n_s, n_o), (n_s, n_o, n_o)
+        gram = np.einsum("wso,wsp->sop", g, g)
+        w, v = np.linalg.eigh(gram)  # (n_s, n_o), (n_s, n_o, n_o)
+        ok = w > 1e-12 * np.maximum(w[:, -1:], 1e-300)
+        scale = np.where(ok, 1.0 / np.sqrt(np.where(ok, w, 1.0)), 0.0)
+        u = np.einsum("wso,sop,sp->wsp", g, v, scale)  # orthonormal columns per point
+        self.flat = np.ascontiguousarray(u.reshape(self.n_w, -1), dtype=SCAN_DTYPE)
 
-    def best(self, x: np.ndarray, others: list[np.ndarray] | None = None) -> int:
-        """Row of the point that explains most of ``x`` (n_w, n_t) beside ``others``."""
-        w, v = self.eig
-        ok = w > 1e-12 * np.maximum(w[:, -1:], 1e-300)  # silent orientations (MEG radial)
-        gram = self.gram
-        if others:
-            basis, sv, _ = np.linalg.svd(np.concatenate(others, axis=1), full_matrices=False)
-            basis = basis[:, sv > 1e-8 * sv[0]]
+    def energy(self, x: np.ndarray, others: list[np.ndarray] | None = None) -> np.ndarray:
+        """Energy of ``x`` (n_w, n_t) each point explains beside ``others`` (n_s,)."""
+        basis = _orthonormal(others or [])
+        if basis is not None:
             x = x - basis @ (basis.T @ x)
-            c = (basis.T @ self.flat).reshape(-1, self.n_s, self.n_o).transpose(1, 0, 2)
-            gram = gram - np.matmul(c.transpose(0, 2, 1), c)  # G_sᵀ P G_s, (n_s, o, o)
         # the energy depends on span(x) only; the components below 1 % of the strongest one's
         # energy (noise, at any useful SNR) are left out: this only picks a candidate, the
         # fits themselves use all the data
@@ -291,24 +335,40 @@ class _Scanner:
         keep = sv**2 >= SUBSPACE_FLOOR * max(sv[0], 1e-300) ** 2
         keep[MAX_SUBSPACE:] = False
         xr = u[:, keep] * sv[keep]
-        b = (self.flat.T @ xr).reshape(self.n_s, self.n_o, -1)  # G_sᵀ x
-        if self.n_o == 3 and ok.all():
-            energy = _quadratic_3x3(gram, b)
-        else:  # in each point's eigenbasis, the silent orientations left out
-            bv = np.matmul(v.transpose(0, 2, 1), b)
-            a = np.matmul(np.matmul(v.transpose(0, 2, 1), gram), v)
-            mask = ok[:, :, None] & ok[:, None, :]
-            a = np.where(mask, a, np.eye(self.n_o)[None])
-            bv = np.where(ok[:, :, None], bv, 0.0)
-            energy = np.einsum("spt,spt->s", bv, np.linalg.solve(a, bv))
-        return int(np.argmax(energy))
+        r = xr.shape[1]
+        rhs = xr if basis is None else np.concatenate([xr, basis], axis=1)
+        # (q, n_o, n_s), each orientation's row contiguous: b = U_sᵀ x, c = U_sᵀ B
+        m = (rhs.T.astype(self.flat.dtype) @ self.flat).astype(np.float64)
+        m = np.ascontiguousarray(m.reshape(-1, self.n_s, self.n_o).transpose(0, 2, 1))
+        b = m[:r]
+        if basis is None:
+            return np.sum(b * b, axis=(0, 1))
+        c = m[r:]
+        if self.n_o == 3:  # U_sᵀ P U_s = I − ccᵀ, its six entries
+            e = {(i, j): float(i == j) - np.sum(c[:, i] * c[:, j], axis=0)
+                 for i in range(3) for j in range(i, 3)}
+            return _quadratic_entries(e[0, 0], e[0, 1], e[0, 2], e[1, 1], e[1, 2], e[2, 2],
+                                      b[:, 0], b[:, 1], b[:, 2])
+        a = np.eye(self.n_o)[None] - np.einsum("kos,kps->sop", c, c)
+        bb = b.transpose(2, 1, 0)
+        return np.einsum("spt,spt->s", bb, np.linalg.solve(a, bb))
+
+    def best(self, x: np.ndarray, others: list[np.ndarray] | None = None) -> int:
+        """Row of the point that explains most of ``x`` (n_w, n_t) beside ``others``."""
+        return int(np.argmax(self.energy(x, others)))
 
 
 def _quadratic_3x3(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``Σ_t b_tᵀ A⁻¹ b_t`` for a stack of symmetric 3×3 ``A`` (n, 3, 3) and ``b`` (n, 3, r):
-    the adjugate over the determinant, vectorised (a LAPACK call per point is slower)."""
-    a00, a01, a02 = a[:, 0, 0], a[:, 0, 1], a[:, 0, 2]
-    a11, a12, a22 = a[:, 1, 1], a[:, 1, 2], a[:, 2, 2]
+    """``Σ_t b_tᵀ A⁻¹ b_t`` for a stack of symmetric 3×3 ``A`` (n, 3, 3) and ``b`` (n, 3, r)."""
+    bt = np.moveaxis(b, 0, -1)  # (3, r, n)
+    return _quadratic_entries(a[:, 0, 0], a[:, 0, 1], a[:, 0, 2], a[:, 1, 1], a[:, 1, 2],
+                              a[:, 2, 2], bt[0], bt[1], bt[2])
+
+
+def _quadratic_entries(a00, a01, a02, a11, a12, a22, b0, b1, b2) -> np.ndarray:
+    """``Σ_t b_tᵀ A⁻¹ b_t`` for many symmetric 3×3 ``A`` given by their six entries (n,) and
+    ``b`` by its three rows (r, n): the adjugate over the determinant, vectorised (a LAPACK
+    call per point is slower); 0 where ``A`` is singular."""
     c00 = a11 * a22 - a12 * a12
     c01 = a02 * a12 - a01 * a22
     c02 = a01 * a12 - a02 * a11
@@ -316,24 +376,26 @@ def _quadratic_3x3(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     c12 = a01 * a02 - a00 * a12
     c22 = a00 * a11 - a01 * a01
     det = a00 * c00 + a01 * c01 + a02 * c02
-    b0, b1, b2 = b[:, 0], b[:, 1], b[:, 2]
-    quad = (c00[:, None] * b0 * b0 + c11[:, None] * b1 * b1 + c22[:, None] * b2 * b2
-            + 2 * (c01[:, None] * b0 * b1 + c02[:, None] * b0 * b2 + c12[:, None] * b1 * b2))
+    quad = (c00 * np.sum(b0 * b0, axis=0) + c11 * np.sum(b1 * b1, axis=0)
+            + c22 * np.sum(b2 * b2, axis=0)
+            + 2 * (c01 * np.sum(b0 * b1, axis=0) + c02 * np.sum(b0 * b2, axis=0)
+                   + c12 * np.sum(b1 * b2, axis=0)))
     scale = np.abs(a00) + np.abs(a11) + np.abs(a22)
     good = det > 1e-12 * scale**3
-    return np.where(good, quad.sum(axis=1) / np.where(good, det, 1.0), 0.0)
+    return np.where(good, quad / np.where(good, det, 1.0), 0.0)
 
 
-def _alternate(g: np.ndarray, scan: _Scanner, x: np.ndarray, rows: list[int],
-               n_rounds: int = 3) -> list[int]:
+def _alternate(g: np.ndarray, best_beside: Callable[[list[int]], int], x: np.ndarray,
+               rows: list[int], n_rounds: int = 3) -> list[int]:
     """Alternating projection on the grid: each source in turn moves to the grid point that
-    best explains the data the others leave, until nothing moves."""
+    best explains the data the others leave (``best_beside(other_rows)``), until nothing
+    moves."""
     rows = list(rows)
     for _ in range(int(n_rounds)):
         moved = False
         for j in range(len(rows)):
             others = [g[:, r] for i, r in enumerate(rows) if i != j]
-            best = scan.best(x, others)
+            best = best_beside([r for i, r in enumerate(rows) if i != j])
             if best != rows[j] and best not in rows:
                 if _fit([*others, g[:, best]], x)[0] < _fit([*others, g[:, rows[j]]], x)[0]:
                     rows[j], moved = best, True
@@ -342,33 +404,96 @@ def _alternate(g: np.ndarray, scan: _Scanner, x: np.ndarray, rows: list[int],
     return rows
 
 
+#: Offsets of the 3×3×3 lattice the off-grid refinement evaluates around a position.
+_LATTICE = np.stack(np.meshgrid(*[np.array([-1.0, 0.0, 1.0])] * 3, indexing="ij"),
+                    axis=-1).reshape(-1, 3)
+#: Its quadratic design (1, x, y, z, x², y², z², xy, xz, yz) and the least-squares solver of it.
+_LATTICE_DESIGN = np.column_stack([
+    np.ones(27), _LATTICE, _LATTICE**2, _LATTICE[:, 0] * _LATTICE[:, 1],
+    _LATTICE[:, 0] * _LATTICE[:, 2], _LATTICE[:, 1] * _LATTICE[:, 2]])
+_LATTICE_PINV = np.linalg.pinv(_LATTICE_DESIGN)
+
+
+def _explained(gains: np.ndarray, x: np.ndarray, basis: np.ndarray | None) -> np.ndarray:
+    """Energy of ``x`` (already projected away from ``basis``) that a free dipole explains at
+    each of many positions, given their gains (n_w, n, n_orient), with ``basis`` (orthonormal
+    columns: the other sources) projected out of the gains too."""
+    if basis is not None and basis.size:
+        gains = gains - np.einsum("wk,kno->wno", basis, np.einsum("wk,wno->kno", basis, gains))
+    gram = np.einsum("wno,wnp->nop", gains, gains)
+    b = np.einsum("wno,wt->not", gains, x)
+    if gains.shape[2] == 3:
+        return _quadratic_3x3(gram, b)
+    sol = np.linalg.lstsq  # 1 or 2 orientations: a small solve per position
+    return np.array([float(np.sum(bi * sol(gi, bi, rcond=1e-10)[0])) for gi, bi in
+                     zip(gram, b, strict=True)])
+
+
+def _lattice_search(local: LocalGain, x: np.ndarray, basis: np.ndarray | None,
+                    start: np.ndarray, n_levels: int = 5) -> tuple[np.ndarray, float]:
+    """The position near ``start`` whose dipole explains most of ``x``: the 27 points of a
+    lattice around the current centre are evaluated at once (:meth:`LocalGain.at_many`), a
+    quadratic is fitted to their energies and the next centre is its maximum (kept inside the
+    lattice; the best lattice point where the quadratic is not concave), the lattice halves,
+    ``n_levels`` times from half a grid spacing. Returns the best position evaluated (the start
+    included) and the energy its dipole explains."""
+    best_p = np.asarray(start, float)
+    best_e = float(_explained(local.at_many(best_p[None]), x, basis)[0])
+    centre, h = best_p.copy(), 0.5 * local.spacing
+    for _ in range(int(n_levels)):
+        cand = centre + h * _LATTICE
+        ok = local.inside_many(cand)
+        energy = np.full(27, -np.inf)
+        energy[ok] = _explained(local.at_many(cand[ok]), x, basis)
+        k = int(np.argmax(energy))
+        if energy[k] > best_e:
+            best_p, best_e = cand[k].copy(), float(energy[k])
+        nxt = cand[k]
+        if ok.all():
+            coef = _LATTICE_PINV @ energy
+            hess = np.array([[2 * coef[4], coef[7], coef[8]],
+                             [coef[7], 2 * coef[5], coef[9]],
+                             [coef[8], coef[9], 2 * coef[6]]])
+            if np.all(np.linalg.eigvalsh(hess) < 0):
+                step = np.clip(np.linalg.solve(hess, -coef[1:4]), -1.0, 1.0)
+                nxt = centre + h * step
+        centre, h = nxt, 0.5 * h
+    if local.inside(centre):  # the last quadratic maximum itself
+        e = float(_explained(local.at_many(centre[None]), x, basis)[0])
+        if e > best_e:
+            best_p, best_e = centre.copy(), e
+    return best_p, best_e
+
+
 def _refine_positions(local: LocalGain, x: np.ndarray, positions: list[np.ndarray],
                       n_rounds: int) -> tuple[list[np.ndarray], float]:
-    """Coordinate descent over the sources' continuous positions (Nelder-Mead each)."""
-    pos = [p.copy() for p in positions]
+    """Coordinate ascent over the sources' continuous positions: each source in turn moves to
+    where it explains most of what the others (refitted) leave (:func:`_lattice_search`)."""
+    pos = [np.asarray(p, float).copy() for p in positions]
     gains = [local.at(p) for p in pos]
     rss, _ = _fit(gains, x)
-    step = 0.5 * local.spacing
     for _ in range(int(n_rounds)):
         start = rss
         for j in range(len(pos)):
             others = gains[:j] + gains[j + 1:]
-
-            def cost(p: np.ndarray, others: list = others) -> float:
-                if not local.inside(p):
-                    return 1e30
-                return _fit([*others, local.at(p)], x)[0]
-
-            simplex = pos[j] + np.vstack([np.zeros(3), step * np.eye(3)])
-            res = minimize(cost, pos[j], method="Nelder-Mead",
-                           options={"initial_simplex": simplex, "xatol": 5e-3 * local.spacing,
-                                    "fatol": 1e-6 * max(rss, 1e-30), "maxfev": 200})
-            if res.fun < rss:
-                pos[j], gains[j], rss = np.asarray(res.x), local.at(res.x), float(res.fun)
+            basis = _orthonormal(others)
+            xp = x - basis @ (basis.T @ x) if basis is not None else x
+            p, _ = _lattice_search(local, xp, basis, pos[j])
+            g = local.at(p)
+            new_rss, _ = _fit([*others, g], x)
+            if new_rss < rss:
+                pos[j], gains[j], rss = p, g, new_rss
         if start - rss <= 1e-6 * start:
             break
-        step *= 0.5
     return pos, rss
+
+
+def _orthonormal(gains: list[np.ndarray]) -> np.ndarray | None:
+    """An orthonormal basis (n_w, k) of the span of some sources' gains; None for none."""
+    if not gains:
+        return None
+    u, sv, _ = np.linalg.svd(np.concatenate(gains, axis=1), full_matrices=False)
+    return u[:, sv > 1e-8 * sv[0]]
 
 
 class SourceSetFitter:
@@ -389,7 +514,11 @@ class SourceSetFitter:
         self.pos = np.asarray(source_space.pos, float)
         self.local = LocalGain(self.gain, self.pos, float(source_space.spacing))
         self.scan = _Scanner(self.gain)
+        self._x: np.ndarray | None = None
+        self._memo: dict[frozenset, int] = {}
         self.near = 1.5 * float(source_space.spacing)
+        self.region_names = list(source_space.region_names)
+        self.is_subcortical = np.asarray(source_space.is_subcortical, bool)
 
     def fit(
         self,
@@ -463,6 +592,7 @@ class SourceSetFitter:
                 + 2.0 * np.log(max(self.gain.shape[1], 2)))
         threshold = max(cost, min_gain * total)
         opts = {"max_sources": int(max_sources), "threshold": threshold}
+        self._x, self._memo = x, {}  # the scans of this fit (:meth:`_best_beside`)
         paths = []
         if "scan" in seeds or callable(proposal):
             paths.append(self._greedy(x, proposal if "map" in seeds else None,
@@ -473,18 +603,29 @@ class SourceSetFitter:
         # the better path by the same penalised criterion, then its sources off the grid
         positions, origin, criterion, _ = min(paths,
                                               key=lambda p: p[3] + threshold * len(p[0]))
+        self._x, self._memo = None, {}
         if refine and positions:
             positions, _ = _refine_positions(self.local, x, positions, n_rounds)
         return self._result(x, positions, origin, criterion, total)
 
     # ------------------------------------------------------------------ the two search paths
+    def _best_beside(self, rows: list[int]) -> int:
+        """The grid point that best explains the data beside the sources at grid ``rows``;
+        each set of rows is scanned once per fit (both paths and every round of alternating
+        projection ask for the same sets again)."""
+        key = frozenset(int(r) for r in rows)
+        if key not in self._memo:
+            others = [self.gain[:, r] for r in sorted(key)]
+            self._memo[key] = self.scan.best(self._x, others)
+        return self._memo[key]
+
     def _accept(self, x: np.ndarray, rows: list[int], rss: float, threshold: float
                 ) -> tuple[list[np.ndarray], float, dict]:
         """Alternating projection on the grid; the order row (whether the last source pays).
         Orders are compared on the grid (refinement, done once at the end, raises every
         order's fit a little)."""
         g = self.gain
-        rows[:] = _alternate(g, self.scan, x, rows)  # one source too: a misplaced seed
+        rows[:] = _alternate(g, self._best_beside, x, rows)  # one source too: a misplaced seed
         # must not make a second source look worth its price
         new_pos = [self.pos[r].copy() for r in rows]
         new_rss = _fit([g[:, r] for r in rows], x)[0]
@@ -512,7 +653,7 @@ class SourceSetFitter:
                 cands += [(int(c), "map") for c in find_peaks(m, self.source_space,
                                                               n_max=N_CANDIDATES)]
             if use_scan:
-                cands.append((self.scan.best(x, gains), "scan"))
+                cands.append((self._best_beside(rows), "scan"))
             cands = [(c, s) for c, s in cands
                      if all(np.linalg.norm(self.pos[c] - p) > self.near for p in positions)]
             if not cands:
@@ -557,8 +698,7 @@ class SourceSetFitter:
                                       float((without - rss) / total)))
         order = np.argsort([-s.amplitude for s in found], kind="stable")
         found = [found[i] for i in order]
-        names = self.source_space.region_names
-        deep = self.source_space.is_subcortical
+        names, deep = self.region_names, self.is_subcortical
         return SourceSet(found, 1.0 - rss / total, criterion,
                          [names[s.grid_index] for s in found],
                          [bool(deep[s.grid_index]) for s in found])
