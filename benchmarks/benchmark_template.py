@@ -46,9 +46,11 @@ def main() -> None:
     p.add_argument("--no-emd", action="store_true", help="skip the earth mover's distance")
     p.add_argument("--gamma-maxit", type=int, help="cap Gamma-MAP's iterations (a time budget; "
                    "MNE's default runs to tol 1e-4, ~20 s per sample on these forwards)")
-    p.add_argument("--test", default="test", choices=["test", "test-realistic"],
-                   help="test forward: the ±20 %% one, or the realistic mismatch (skull x0.6 / "
-                        "x1.6, electrodes moved 5 mm; build_pretrained.py --realistic)")
+    p.add_argument("--test", default="test", choices=["test", "test-realistic", "nominal"],
+                   help="test forward: the ±20 %% one, the realistic mismatch (skull x0.6 / "
+                        "x1.6, electrodes moved 5 mm; build_pretrained.py --realistic), or "
+                        "'nominal': the model's own shipped forward, sources on the grid (no "
+                        "FEM to build; an inverse crime, for speed measurements only)")
     p.add_argument("--snr", type=float, nargs="+", help="SNRs (dB; default the grid's)")
     p.add_argument("--n-sources", type=int, nargs="+", help="numbers of sources (default 1 2 3)")
     p.add_argument("--placements", nargs="+", help="placements (default all three)")
@@ -56,11 +58,13 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     work = Path(args.work)
-    for stem in ("train", args.test):
+    needed = ("train",) if args.model else ()
+    needed += () if args.test == "nominal" else (args.test,)
+    for stem in needed:
         if not (work / f"{stem}-gain.npy").exists():
             raise SystemExit(f"{work}/{stem}-gain.npy missing: run "
                              "`python scripts/build_pretrained.py --stage forward` first.")
-    lf_test = read_work_leadfield(work, args.test)
+    lf_test = None if args.test == "nominal" else read_work_leadfield(work, args.test)
     if args.model:
         model_path, model = args.model, read_model(args.model)
         lf = read_work_leadfield(work, "train")
@@ -70,6 +74,11 @@ def main() -> None:
         model_path = pretrained_files(args.pretrained)["model"]
         model, lf = load_pretrained(args.pretrained)
         model.leadfield_hash = lf.hash()
+    if lf_test is None:
+        if args.model:
+            raise SystemExit("--test nominal inverts with a shipped model's own forward; "
+                             "drop --model.")
+        lf_test = lf
     grid = {}
     if args.snr:
         grid["snr_db"] = tuple(args.snr)
