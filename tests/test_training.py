@@ -306,3 +306,21 @@ def test_batch_budget_training_is_deterministic_with_ensemble_and_real_noise(lf,
     assert runs[0].meta["ensemble"]["n_members"] == 2
     assert runs[0].sim_config["noise_bank"].startswith("epochs baseline")
     assert read_model(tmp_path / "m0.pt").weights_hash() == runs[0].weights_hash()
+
+
+def test_training_thread_count_is_fixed_not_the_machines(lf, tmp_path):
+    """train_model runs its steps on a fixed number of PyTorch threads (default 2), whatever
+    the process was set to, and restores the setting: the net does not depend on the core
+    count (measured: 1 and 2 threads give different nets, benchmarks/
+    training_reproducibility.py)."""
+    hashes = []
+    for k, process_threads in enumerate((1, 2)):
+        torch.set_num_threads(process_threads)
+        model = train_model(lf, CFG, tmp_path / f"t{k}.pt", epochs=1, **TINY)
+        assert torch.get_num_threads() == process_threads
+        assert model.meta["threads"] == 2
+        hashes.append(model.weights_hash())
+    torch.set_num_threads(1)
+    assert hashes[0] == hashes[1]
+    with pytest.raises(ValueError, match="threads"):
+        train_model(lf, CFG, tmp_path / "bad.pt", threads=0, **TINY)

@@ -39,6 +39,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
     p.add_argument("--workers", type=int, default=1, help="data-generating worker processes")
     p.add_argument("--max-minutes", type=float, default=None, help="wall-time budget")
+    p.add_argument("--threads", type=int, default=2,
+                   help="PyTorch threads on a CPU (default %(default)s, fixed so that the "
+                        "same command gives the same net on any machine; 0: one per core, "
+                        "faster on big machines but machine-dependent)")
     p.add_argument("--resume", action="store_true", help="continue from <output>.ckpt")
     p.add_argument("--ensemble", type=int, default=1, metavar="N",
                    help="train on N lead fields: the nominal one and N-1 drawn under "
@@ -93,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         precision=args.precision,
         whiten=None if not args.no_whiten else False,
         ensemble=ensemble,
+        threads=args.threads or None,
         overwrite=args.overwrite,
     )
     logger.info(

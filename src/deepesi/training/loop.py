@@ -36,6 +36,9 @@ from .model import TrainedModel
 
 __all__ = ["train_model", "train_or_load"]
 
+#: PyTorch threads of a training run on a CPU, fixed so that the net does not depend on the
+#: machine's core count (``train_model(threads=)``).
+TRAIN_THREADS = 2
 _VAL_EPOCH = 1_000_000  # epoch index of the validation stream (never a training epoch)
 _VAL_CHUNK = 1024  # validation samples per forward pass
 
@@ -71,6 +74,7 @@ def train_model(
     whiten: bool | None = None,
     ensemble: Any = None,
     caps: Any = None,
+    threads: int | None = TRAIN_THREADS,
     overwrite: bool = False,
     verbose: bool | str | int | None = None,
 ) -> TrainedModel:
@@ -146,6 +150,13 @@ def train_model(
         virtual channels of ``leadfield`` (whose rows are those channels). The model records
         it (``meta['cap_free']``), and :func:`deepesi.inverse.apply_network` then reads any
         EEG recording through the same layout.
+    threads : int | None
+        PyTorch intra-op threads for the training steps on a CPU (restored afterwards). The
+        partition of a reduction over threads changes its rounding, and so the net: with a
+        fixed count (default 2) the same command and seed give the same weights on a machine
+        of any core count and load; None keeps PyTorch's setting (one thread per core: faster
+        on big machines, but the net then depends on the machine). NumPy's simulation of the
+        batches is not affected (it gives the same numbers with any BLAS thread count).
     overwrite : bool
         Replace an existing ``out_path``.
     verbose : bool | str | int | None
@@ -164,10 +175,32 @@ def train_model(
         schedule=schedule, precision=precision, max_minutes=max_minutes, whiten=whiten,
         target_smoothing_mm=target_smoothing_mm,
     )
+    if threads is not None and (not isinstance(threads, int | np.integer) or threads < 1):
+        raise ValueError(f"threads must be a positive integer or None, got {threads!r}.")
     out_path = Path(out_path)
     ckpt_path = _checkpoint_path(out_path)
     if not (resume and ckpt_path.exists()):
         check_overwrite(out_path, overwrite)
+    previous_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    try:
+        return _train(leadfield, config, out_path, ckpt_path, net=net, net_kwargs=net_kwargs,
+                      epochs=epochs, batch_size=batch_size,
+                      batches_per_epoch=batches_per_epoch, lr=lr, loss=loss,
+                      target_smoothing_mm=target_smoothing_mm, schedule=schedule, seed=seed,
+                      device=device, resume=resume, n_val=n_val, patience=patience,
+                      num_workers=num_workers, max_minutes=max_minutes, precision=precision,
+                      whiten=whiten, ensemble=ensemble, caps=caps, threads=threads)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _train(leadfield, config, out_path: Path, ckpt_path: Path, *, net, net_kwargs, epochs,
+           batch_size, batches_per_epoch, lr, loss, target_smoothing_mm, schedule, seed, device,
+           resume, n_val, patience, num_workers, max_minutes, precision, whiten, ensemble,
+           caps, threads) -> TrainedModel:
+    """:func:`train_model` once the options are checked and the thread count set."""
     rank, world, local_rank = dist_env()
     dev = pick_device(device, local_rank)
     if world > 1 and not torch.distributed.is_initialized():
@@ -189,6 +222,8 @@ def train_model(
         "precision": precision, "whiten": bool(whiten), "seed": seed, "world_size": world,
         "n_val": n_val, "sim_config": config.to_dict(), "leadfield_hash": leadfield.hash(),
     }
+    if threads is not None:  # recorded (a resumed run must use the same count)
+        settings["threads"] = int(threads)
     if ensemble is not None:
         from ..forward.ensemble import ForwardEnsemble
 
@@ -522,6 +557,7 @@ def _meta(state: dict, settings: dict, dev: torch.device, target_smoothing_mm: f
         "precision": settings["precision"],
         "whiten": settings["whiten"],
         "seed": settings["seed"],
+        "threads": settings.get("threads"),
         "ensemble": settings.get("ensemble"),
         **({"cap_free": settings["cap_free"]} if "cap_free" in settings else {}),
         "deepesi_version": _version(),
