@@ -55,6 +55,10 @@ def main() -> None:
     p.add_argument("--n-sources", type=int, nargs="+", help="numbers of sources (default 1 2 3)")
     p.add_argument("--placements", nargs="+", help="placements (default all three)")
     p.add_argument("--extent", type=float, nargs=2, help="one extent range (mm)")
+    p.add_argument("--peers", nargs="+", default=[],
+                   help="invertmeeg solvers to run beside (GPL-3, optional: pip install "
+                        "invertmeeg; benchmarks/peers.py), e.g. flex-nl-champagne champagne "
+                        "covcnn")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     work = Path(args.work)
@@ -93,7 +97,12 @@ def main() -> None:
                           classical_options={"gamma_map": {"maxit": args.gamma_maxit}}
                           if args.gamma_maxit else {})
     t0 = time.perf_counter()
-    res = run_benchmark(model, lf_test, cfg, model_leadfields=lf)
+    external = None
+    if args.peers:
+        from peers import peer_methods
+
+        external = peer_methods(args.peers)
+    res = run_benchmark(model, lf_test, cfg, model_leadfields=lf, external_methods=external)
     run_s = time.perf_counter() - t0
     res.meta.update(run_seconds=run_s, model=str(model_path),
                     model_epochs=model.meta.get("epochs_run"),

@@ -294,3 +294,43 @@ def test_source_set_methods_are_scored_by_their_positions(lf, lf_test):
     assert max(err["dipoles"], err["deepesi-sources"]) < 5.0  # measured 2.5 and 1.6
     with pytest.raises(ValueError, match="source-set"):
         _cfg(methods=("sources",))
+
+
+def test_external_methods_run_on_the_same_samples(lf, tmp_path):
+    """A method from outside deepesi (here a free-orientation dipole scan written with the
+    mne.Forward it is given) is run on the same samples and scored like the built-in ones:
+    noiseless on the matched forward it finds every source exactly, as the built-in scan."""
+    calls = []
+
+    def factory(forward, info, noise_cov):
+        gain = forward["sol"]["data"]  # (n_ch, 3·n_src), rows x, y, z per source
+        n_src = gain.shape[1] // 3
+        u, s, _ = np.linalg.svd(np.moveaxis(gain.reshape(len(gain), n_src, 3), 1, 0),
+                                full_matrices=False)
+        calls.append(info["ch_names"])
+
+        def apply(evoked):
+            energy = np.sum(np.einsum("swo,wt->sot", u, evoked.data) ** 2, axis=1)
+            out = np.zeros((3 * n_src, evoked.data.shape[1]))
+            best = np.argmax(energy.sum(axis=1))
+            out[3 * best] = 1.0  # free-orientation rows: combined by their norm
+            return out
+
+        return apply
+
+    cfg = _cfg(methods=("dipole_scan",))
+    res = run_benchmark(None, lf, cfg, model_leadfields=lf, verbose=False,
+                        external_methods={"peer-scan": factory})
+    assert len(calls) == 1 and res.methods == ["dipole_scan", "peer-scan"]
+    peer = res.column("le_mm", method="peer-scan")
+    assert len(peer) == len(res.column("le_mm", method="dipole_scan")) > 0
+    assert np.all(peer < 1e-6)
+    assert "peer-scan" in res.to_markdown()
+    res.save(tmp_path / "b.json")
+    assert read_benchmark(tmp_path / "b.json").methods == ["dipole_scan", "peer-scan"]
+    with pytest.raises(ValueError, match="built-in"):
+        run_benchmark(None, lf, cfg, model_leadfields=lf, verbose=False,
+                      external_methods={"dipole_scan": factory})
+    with pytest.raises(TypeError, match="callable"):
+        run_benchmark(None, lf, cfg, model_leadfields=lf, verbose=False,
+                      external_methods={"peer": 3})

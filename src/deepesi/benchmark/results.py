@@ -60,9 +60,12 @@ class BenchmarkResult:
 
     @property
     def methods(self) -> list[str]:
-        """Methods in the configured order."""
+        """Methods in the configured order, then the outside ones (``run_benchmark(
+        external_methods=)``) in the order the records first name them."""
         have = {r["method"] for r in self.records}
-        return [m for m in self.config.methods if m in have]
+        outside = list(dict.fromkeys(r["method"] for r in self.records
+                                     if r["method"] not in self.config.methods))
+        return [m for m in self.config.methods if m in have] + outside
 
     def column(self, name: str, **where: Any) -> np.ndarray:
         """Values of one column over the records matching ``where`` (e.g. ``method='MNE'``)."""
@@ -168,7 +171,7 @@ class BenchmarkResult:
 
     def _ordered(self, groups: Iterable[tuple]) -> list[tuple]:
         """Group keys sorted by their scenario values, then by the configured method order."""
-        order = {m: i for i, m in enumerate(self.config.methods)}
+        order = {m: i for i, m in enumerate(self.methods)}
         return sorted(groups, key=lambda g: (tuple(map(_sort_key, g[:-1])), order[g[-1]]))
 
     # ------------------------------------------------------------------ output

@@ -9,7 +9,7 @@ inverting with the model's lead field. The classical operators are made once per
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -62,6 +62,52 @@ def _classical_methods(cfg: BenchmarkConfig) -> list[str]:
     return [m for m in cfg.methods if m not in (DEEPESI, *SOURCE_SET_METHODS)]
 
 
+def _check_external(external: Mapping[str, Callable] | None, cfg: BenchmarkConfig
+                    ) -> dict[str, Callable]:
+    """Names and factories of the outside methods, checked."""
+    if external is None:
+        return {}
+    if not isinstance(external, Mapping):
+        raise TypeError("external_methods must be a dict {name: factory}, got "
+                        f"{type(external).__name__}.")
+    out = {}
+    for name, factory in external.items():
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"external method names must be non-empty strings, got {name!r}.")
+        if name in cfg.methods:
+            raise ValueError(f"external method {name!r} has the name of a built-in method; "
+                             "rename it (e.g. 'peer-{name}').")
+        if not callable(factory):
+            raise TypeError(f"external method {name!r}: the factory must be callable "
+                            "(forward, info, noise_cov) -> (evoked -> amplitudes).")
+        out[name] = factory
+    return out
+
+
+def _prepare_external(sset: _SensorSet, cfg: BenchmarkConfig, external: dict) -> None:
+    """Each outside method's apply function for this sensor set, made once from the same
+    forward, info and noise covariance the classical methods get."""
+    if sset.forward is None:
+        sset.forward = leadfield_to_forward(sset.inverse_lf)
+        sset.info = _channel_info(sset.inverse_lf, cfg.sfreq)
+    sset.inverse["_external"] = {name: factory(sset.forward, sset.info, sset.noise_cov)
+                                 for name, factory in external.items()}
+
+
+def _run_external(sset: _SensorSet, method: str, data: np.ndarray) -> np.ndarray:
+    """An outside method's amplitudes (n_sources, n_times) on one sample; free-orientation
+    rows (x, y, z per source) are combined by their norm."""
+    import mne
+
+    evoked = mne.EvokedArray(data, sset.info, tmin=0.0, nave=1, verbose=False)
+    est = np.asarray(sset.inverse["_external"][method](evoked), float)
+    est = est[:, None] if est.ndim == 1 else est
+    n = sset.inverse_lf.n_sources
+    if est.shape[0] == 3 * n:
+        est = np.linalg.norm(est.reshape(n, 3, -1), axis=1)
+    return est
+
+
 def _run_classical(
     sset: _SensorSet, method: str, data: np.ndarray, cfg: BenchmarkConfig
 ) -> np.ndarray:
@@ -82,6 +128,7 @@ def run_benchmark(
     *,
     model_leadfields: LeadField | Mapping[str, LeadField],
     noise_cov: Any = None,
+    external_methods: Mapping[str, Callable] | None = None,
     verbose: bool | str | int | None = None,
 ) -> BenchmarkResult:
     """Run every method on every sample of the scenario grid and score the maps.
@@ -105,6 +152,14 @@ def run_benchmark(
         Noise covariance of the simulated sensor noise, also given to the classical methods
         (whitening, regularisation). Default: ``mne.make_ad_hoc_cov`` of the channels (EEG 0.2 µV,
         gradiometers 5 fT/cm, magnetometers 20 fT, diagonal).
+    external_methods : dict of str to callable | None
+        Methods from outside deepesi (e.g. another package's solvers), run on the same samples
+        and scored the same way: ``{name: factory}``, ``factory(forward, info, noise_cov)``
+        called once per sensor set with the ``mne.Forward`` of the model lead field, the
+        channels' ``mne.Info`` and the noise covariance, returning ``apply(evoked) →
+        amplitudes`` of shape (n_sources, n_times) or (3·n_sources, n_times) for free
+        orientations (rows x, y, z per source). deepesi imports nothing of theirs; the
+        records carry ``name`` as their method.
     verbose : bool | str | int | None
         Log level for the call (see :func:`deepesi.set_log_level`); the progress bar is shown
         at INFO (``verbose=False`` hides it).
@@ -116,9 +171,10 @@ def run_benchmark(
     """
     cfg = BenchmarkConfig() if config is None else config
     validate_type(cfg, BenchmarkConfig, "config", "BenchmarkConfig")
+    external = _check_external(external_methods, cfg)
     sets = _sensor_sets(models, test_leadfields, model_leadfields, noise_cov, cfg)
     t_start = time.perf_counter()
-    records = _run_grid(sets, cfg)
+    records = _run_grid(sets, cfg, external)
     meta = {
         "elapsed_s": time.perf_counter() - t_start,
         "sets": {s.name: _set_meta(s) for s in sets},
@@ -167,8 +223,10 @@ def _sensor_sets(
     ]
 
 
-def _run_grid(sets: list[_SensorSet], cfg: BenchmarkConfig) -> list[dict]:
+def _run_grid(sets: list[_SensorSet], cfg: BenchmarkConfig, external: dict | None = None
+              ) -> list[dict]:
     """The records of every cell × SNR × sample × method (seeded per cell and SNR)."""
+    external = external or {}
     classical = _classical_methods(cfg)
     records: list[dict] = []
     cells = cfg.cells([s.name for s in sets])
@@ -178,6 +236,8 @@ def _run_grid(sets: list[_SensorSet], cfg: BenchmarkConfig) -> list[dict]:
         for sset in sets:
             if classical:
                 _prepare_classical(sset, cfg)
+            if external:
+                _prepare_external(sset, cfg, external)
             for cell in (c for c in cells if c["sensor_set"] == sset.name):
                 key = (f"{cell['sensor_set']}|{cell['n_sources']}|{cell['placement']}|"
                        f"{_extent_label(cell['extent'])}")
@@ -189,7 +249,7 @@ def _run_grid(sets: list[_SensorSet], cfg: BenchmarkConfig) -> list[dict]:
                         data, scale = _add_noise(sset, signals[i], snr, noise_rng)
                         records.extend(
                             _run_sample(sset, cfg, cell, snr, i, data, maps[i] * scale,
-                                        centres[i], extents[i], patches[i])
+                                        centres[i], extents[i], patches[i], tuple(external))
                         )
                         bar.update(1)
     finally:
@@ -245,6 +305,8 @@ def _estimate(sset: _SensorSet, method: str, data: np.ndarray, cfg: BenchmarkCon
     """The RMS-over-time amplitude map of one method on one sample (model grid)."""
     if method == DEEPESI:
         est = sset.model.predict(data, ch_names=sset.inverse_lf.ch_names)
+    elif method in sset.inverse.get("_external", {}):
+        est = _run_external(sset, method, data)
     else:
         est = _run_classical(sset, method, data, cfg)
     est = np.asarray(est, float)
@@ -260,15 +322,16 @@ def _estimate(sset: _SensorSet, method: str, data: np.ndarray, cfg: BenchmarkCon
 def _run_sample(
     sset: _SensorSet, cfg: BenchmarkConfig, cell: dict, snr: float, index: int,
     data: np.ndarray, true: np.ndarray, centres: np.ndarray, extents: np.ndarray,
-    patches: list[np.ndarray],
+    patches: list[np.ndarray], external: tuple[str, ...] = (),
 ) -> list[dict]:
-    """One record per method for one noisy sample."""
+    """One record per method (the built-in ones, then the outside ones) for one noisy
+    sample."""
     k = int((centres >= 0).sum())
     centres, extents = centres[:k], extents[:k]
     true_map = _rms(true)
     base = _sample_columns(sset, cell, snr, index, centres, extents)
     out = []
-    for method in cfg.methods:
+    for method in (*cfg.methods, *external):
         t0 = time.perf_counter()
         error, positions, extra = "", None, {}
         try:
@@ -278,7 +341,10 @@ def _run_sample(
                 extra = {"n_estimated": len(found), "count_correct": len(found) == k}
             else:
                 est_map = _estimate(sset, method, data, cfg)
-        except (RuntimeError, np.linalg.LinAlgError, FloatingPointError) as err:
+        except Exception as err:  # outside code may raise anything
+            if method not in external and not isinstance(
+                    err, RuntimeError | np.linalg.LinAlgError | FloatingPointError):
+                raise
             logger.warning("%s failed on a %s sample: %s", method, cell["placement"], err)
             est_map, error = np.zeros(sset.inverse_lf.n_sources), f"{type(err).__name__}: {err}"
         runtime = time.perf_counter() - t0
