@@ -305,7 +305,7 @@ def test_external_methods_run_on_the_same_samples(lf, tmp_path):
     def factory(forward, info, noise_cov):
         gain = forward["sol"]["data"]  # (n_ch, 3·n_src), rows x, y, z per source
         n_src = gain.shape[1] // 3
-        u, s, _ = np.linalg.svd(np.moveaxis(gain.reshape(len(gain), n_src, 3), 1, 0),
+        u, _, _ = np.linalg.svd(np.moveaxis(gain.reshape(len(gain), n_src, 3), 1, 0),
                                 full_matrices=False)
         calls.append(info["ch_names"])
 

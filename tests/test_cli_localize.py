@@ -261,3 +261,37 @@ def test_sources_of_a_shipped_model(tmp_path, capsys):
     assert np.linalg.norm(xyz - lf.source_space.pos[j]) < 0.006
     assert main([*args, "-o", str(tmp_path / "nocov")]) == 2
     assert "--noise-cov" in capsys.readouterr().err
+
+
+def test_deep_prior_of_a_shipped_model(tmp_path, capsys):
+    """--deep-prior reads the shipped net's map under another prior of deep sources (recorded
+    in localization.json); a value that is not a probability is one line and exit code 2."""
+    import json
+
+    from deepesi.inverse import read_source_map
+    from deepesi.pretrained import load_pretrained
+
+    model, lf = load_pretrained("template-eeg64")
+    deep = lf.source_space.is_subcortical
+    j = int(np.flatnonzero(deep)[40])
+    info = mne.create_info(list(lf.ch_names), 250.0, "eeg")
+    x = (lf.gain[:, j] @ np.array([0, 0, 3e-8]))[:, None] * np.hanning(20)[None]
+    noise = 0.3e-6 * np.random.default_rng(2).standard_normal(x.shape)
+    ev = mne.EvokedArray(x + noise - (x + noise).mean(axis=0), info, tmin=-0.02, verbose=False)
+    ev.set_montage("colin27_1005", verbose=False)
+    ev.save(tmp_path / "d-ave.fif", verbose=False)
+    args = ["localize", str(tmp_path / "d-ave.fif"), "--model", "template-eeg64"]
+    assert main([*args, "-o", str(tmp_path / "as"), "--deep-prior", "0.4"]) == 0
+    assert main([*args, "-o", str(tmp_path / "low"), "--deep-prior", "0.05"]) == 0
+    doc = json.loads((tmp_path / "low" / "localization.json").read_text())
+    assert doc["params"]["deep_prior"] == 0.05
+    assert doc["params"]["trained_deep_prior"] == model.trained_deep_fraction
+    a, b = (read_source_map(tmp_path / d) for d in ("as", "low"))
+    k = np.argmin(np.abs(a.times - a.peak_time))
+    share = [m.amplitudes[deep, k].sum() / m.amplitudes[:, k].sum() for m in (a, b)]
+    assert share[1] < share[0]  # less of the map in deep structures under the lower prior
+    capsys.readouterr()
+    assert main([*args, "-o", str(tmp_path / "bad"), "--deep-prior", "1.5"]) == 2
+    err = capsys.readouterr().err
+    assert "probability" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "bad").exists()

@@ -324,3 +324,30 @@ def test_training_thread_count_is_fixed_not_the_machines(lf, tmp_path):
     assert hashes[0] == hashes[1]
     with pytest.raises(ValueError, match="threads"):
         train_model(lf, CFG, tmp_path / "bad.pt", threads=0, **TINY)
+
+
+def test_deep_prior_reweights_the_softmax_posterior(lf, tmp_path):
+    """deep_prior reads a cross-entropy net's map under another prior of deep sources: the
+    training prior changes nothing, a lower one scales deep against cortical points by exactly
+    (p/f) / ((1-p)/(1-f)); each map keeps its maximum; a 'map'-loss net is refused."""
+    model = train_model(lf, CFG, tmp_path / "ce.pt", epochs=1, **TINY)
+    f = model.trained_deep_fraction
+    assert f == CFG.deep_fraction == 0.4
+    deep = lf.source_space.is_subcortical
+    w = model.deep_prior_weights(0.1)
+    np.testing.assert_allclose(w[deep], 0.1 / f)
+    np.testing.assert_allclose(w[~deep], 0.9 / (1 - f))
+    data = simulate_batch(lf, 6, CFG, seed=1).data[:, :, 0].T
+    base = model.predict(data)
+    np.testing.assert_allclose(model.predict(data, deep_prior=f), base, rtol=1e-5)
+    low = model.predict(data, deep_prior=0.1)
+    np.testing.assert_allclose(low.max(0), base.max(0), rtol=1e-5)
+    ratio = (low / low.max(0)) / (base / base.max(0))  # per sample, up to the renormalisation
+    odds = ratio[deep].mean(0) / ratio[~deep].mean(0)
+    np.testing.assert_allclose(odds, (0.1 / f) / (0.9 / (1 - f)), rtol=1e-3)
+    for bad in (0.0, 1.0, 1.5):
+        with pytest.raises(ValueError, match="probability"):
+            model.deep_prior_weights(bad)
+    relu = train_model(lf, CFG, tmp_path / "map.pt", epochs=1, loss="map", **TINY)
+    with pytest.raises(ValueError, match="cross-entropy"):
+        relu.predict(data, deep_prior=0.2)

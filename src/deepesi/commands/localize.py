@@ -60,6 +60,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              "--noise-cov)")
     parser.add_argument("--max-sources", type=int, default=4, metavar="N",
                         help="most sources --sources fits (default 4)")
+    parser.add_argument("--deep-prior", type=float, default=None, metavar="P",
+                        help="prior probability of a deep source to read the network's map "
+                             "under (0 < P < 1; default: the model's training prior, e.g. "
+                             "0.4); lower makes 'deep' an answer the data must earn")
     parser.add_argument("--condition", metavar="NAME",
                         help="condition of an -ave.fif file, or event name of an -epo.fif file")
     parser.add_argument("--tmin", type=float, default=None, metavar="S",
@@ -274,7 +278,8 @@ def run(args: argparse.Namespace) -> int:
         src = forward.source_space if getattr(model, "source_space", None) is None else None
     result = apply_network(inst, model, source_space=src, noise_cov=noise_cov, forward=forward,
                            tmin=args.tmin, tmax=args.tmax, refine=args.refine,
-                           sources=args.sources, max_sources=args.max_sources)
+                           sources=args.sources, max_sources=args.max_sources,
+                           deep_prior=args.deep_prior)
     result.meta["recording"] = str(Path(args.recording).resolve())
     if head_position is not None:
         result.meta["head_position"] = head_position

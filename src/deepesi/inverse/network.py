@@ -101,6 +101,27 @@ def _restoring(model: Any, forward: Any, info: mne.Info) -> Any:
     return MappedInputModel(model, matrix)
 
 
+def _base_model(model: Any) -> Any:
+    """The trained model under the binding / mapping wrappers (their ``base``)."""
+    while hasattr(model, "base"):
+        model = model.base
+    return model
+
+
+class _WithDeepPrior:
+    """A model whose ``predict`` reads the maps under another deep-source prior (the keyword
+    passes through the binding and mapping wrappers to the trained model)."""
+
+    def __init__(self, model: Any, deep_prior: float) -> None:
+        self.base, self.deep_prior = model, deep_prior
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.base, name)
+
+    def predict(self, data: np.ndarray, **kwargs: Any) -> np.ndarray:
+        return self.base.predict(data, deep_prior=self.deep_prior, **kwargs)
+
+
 def _source_space_of(model: Any, source_space: SourceSpace | None) -> SourceSpace:
     if source_space is not None:
         return source_space
@@ -148,6 +169,7 @@ def apply_network(
     max_sources: int = 4,
     source_window: float = 0.01,
     restore_ssp: bool = True,
+    deep_prior: float | None = None,
     verbose: bool | str | int | None = None,
 ) -> SourceMap:
     """Localize the sources of a recording with a trained network.
@@ -203,6 +225,12 @@ def apply_network(
         expected value under the forward before the net reads the data
         (:mod:`deepesi.inverse.fieldmap`; ``meta['ssp_restored']``). False, or no
         forward: the data are read as they are, with a warning.
+    deep_prior : float | None
+        Prior probability that a source is in a deep structure, to read the network's map
+        (and its proposals for ``sources``) under, instead of the prior it was trained with
+        (:meth:`deepesi.training.TrainedModel.deep_prior_weights`: Bayes' rule on the
+        softmax posterior, no retraining; ``params['deep_prior']``). None: the training
+        prior. Lower values make "deep" an answer the data must earn.
     verbose : bool | str | int | None
         Log level for the call.
 
@@ -222,6 +250,13 @@ def apply_network(
         forward = cap_forward if forward is not None else None
     src = _source_space_of(model, source_space)
     check_model_source_space(model, src)
+    if deep_prior is not None:
+        base = _base_model(model)
+        if not hasattr(base, "deep_prior_weights"):
+            raise ValueError("deep_prior needs a deepesi TrainedModel (read_model / "
+                             "load_pretrained); this model has no training prior.")
+        base.deep_prior_weights(deep_prior)  # checks the value and the model, one line
+        model = _WithDeepPrior(model, float(deep_prior))
     if noise_cov is not None:
         validate_type(noise_cov, mne.Covariance, "noise_cov", "an mne.Covariance")
     if (refine or sources) and forward is None:
@@ -271,7 +306,9 @@ def apply_network(
         meta["recording"] = str(fnames[0])
     k = _peak_sample(data, info, model, noise_cov)
     params = {"tmin": float(times[0]), "tmax": float(times[-1]), "eeg_reference": "average",
-              "peak_whitening": "noise_cov" if noise_cov is not None else "model input"}
+              "peak_whitening": "noise_cov" if noise_cov is not None else "model input",
+              "deep_prior": deep_prior,
+              "trained_deep_prior": getattr(_base_model(model), "trained_deep_fraction", None)}
     amp = np.maximum(amp, 0.0)
     fit = {}
     if forward is not None:

@@ -144,6 +144,45 @@ class TrainedModel:
             "model for this montage."
         )
 
+    @property
+    def trained_deep_fraction(self) -> float | None:
+        """The training prior of a deep first source (``SimulationConfig.deep_fraction``), or
+        None when the model file does not say."""
+        value = (self.sim_config or {}).get("deep_fraction")
+        return None if value is None else float(value)
+
+    def deep_prior_weights(self, deep_prior: float) -> np.ndarray:
+        """Per-source factors (n_sources,) that move the net's prior of a deep source from the
+        training one to ``deep_prior``.
+
+        A net trained with the cross-entropy loss outputs (up to a factor) the posterior of the
+        source position, prior included: with the training prior ``f`` of a deep first source,
+        a map times ``deep_prior / f`` on the deep points and ``(1 − deep_prior) / (1 − f)`` on
+        the cortical ones is the posterior under the prior ``deep_prior`` (Bayes' rule; the
+        distribution within each compartment unchanged). No retraining.
+
+        Parameters
+        ----------
+        deep_prior : float
+            Prior probability (0 < p < 1) that the (strongest) source is in a deep structure.
+        """
+        f = self.trained_deep_fraction
+        if getattr(self.net, "output", None) != "softmax":
+            raise ValueError("deep_prior needs a net trained with the cross-entropy loss (its "
+                             "softmax output is a posterior); this one was trained with the "
+                             "'map' loss.")
+        if f is None or not 0.0 < f < 1.0:
+            raise ValueError(f"deep_prior needs the training prior of deep sources in (0, 1); "
+                             f"this model's is {f!r}.")
+        if self.source_space is None:
+            raise ValueError("deep_prior needs the model's source space (which points are "
+                             "deep); rebuild the model file with a current deepesi.")
+        p = float(deep_prior)
+        if not 0.0 < p < 1.0:
+            raise ValueError(f"deep_prior must be a probability in (0, 1), got {deep_prior!r}.")
+        deep = np.asarray(self.source_space.is_subcortical, bool)
+        return np.where(deep, p / f, (1.0 - p) / (1.0 - f))
+
     def predict(
         self,
         data: np.ndarray,
@@ -152,6 +191,7 @@ class TrainedModel:
         leadfield: LeadField | None = None,
         batch_size: int = 4096,
         precision: str | None = None,
+        deep_prior: float | None = None,
     ) -> np.ndarray:
         """Source maps for sensor data.
 
@@ -175,6 +215,10 @@ class TrainedModel:
             differ between processors). 'bfloat16' is opt-in: about 1.3–1.5× faster on CPUs
             with AVX-512 BF16 / AMX, but ~5× *slower* on AVX2-only CPUs, where PyTorch
             emulates it. The maps are float32 either way.
+        deep_prior : float | None
+            Prior probability of a deep source to read the maps under (:meth:`
+            deep_prior_weights`); None (default): the training prior
+            (:attr:`trained_deep_fraction`). Each sample's map keeps its maximum.
 
         Returns
         -------
@@ -217,6 +261,9 @@ class TrainedModel:
         net_windows = windows if self.whitener is None else _windows(
             (self.whitener @ x).astype(np.float32), w
         )
+        prior = None
+        if deep_prior is not None:
+            prior = torch.as_tensor(self.deep_prior_weights(deep_prior), dtype=torch.float32)
         out_t = np.empty((n_t, self.n_sources), np.float32)  # filled row-wise, returned as .T
         out_view = torch.from_numpy(out_t)
         tiny = torch.finfo(torch.float32).tiny
@@ -233,6 +280,10 @@ class TrainedModel:
                     )
                 scale = xb.abs().amax(dim=(1, 2)) if self.whitener is not None else peak
                 maps = self.net(xb / torch.clamp(scale, min=tiny)[:, None, None])
+                if prior is not None:  # the posterior under another prior, same maximum
+                    top = maps.amax(dim=1, keepdim=True)
+                    maps = maps * prior
+                    maps = maps * (top / torch.clamp(maps.amax(dim=1, keepdim=True), min=tiny))
                 dest = out_view[start : start + len(xb)]
                 if leadfield is None:
                     torch.mul(maps, peak[:, None], out=dest)
