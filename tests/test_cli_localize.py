@@ -282,7 +282,9 @@ def test_deep_prior_of_a_shipped_model(tmp_path, capsys):
     ev.save(tmp_path / "d-ave.fif", verbose=False)
     args = ["localize", str(tmp_path / "d-ave.fif"), "--model", "template-eeg64"]
     assert main([*args, "-o", str(tmp_path / "as"), "--deep-prior", "0.4"]) == 0
+    capsys.readouterr()
     assert main([*args, "-o", str(tmp_path / "low"), "--deep-prior", "0.05"]) == 0
+    assert "P(deep) = " in capsys.readouterr().out
     doc = json.loads((tmp_path / "low" / "localization.json").read_text())
     assert doc["params"]["deep_prior"] == 0.05
     assert doc["params"]["trained_deep_prior"] == model.trained_deep_fraction
@@ -290,6 +292,10 @@ def test_deep_prior_of_a_shipped_model(tmp_path, capsys):
     k = np.argmin(np.abs(a.times - a.peak_time))
     share = [m.amplitudes[deep, k].sum() / m.amplitudes[:, k].sum() for m in (a, b)]
     assert share[1] < share[0]  # less of the map in deep structures under the lower prior
+    p = [json.loads((tmp_path / d / "localization.json").read_text())["meta"]["compartment"]
+         for d in ("as", "low")]
+    assert p[1]["rule"] == "mass" and p[1]["deep_probability"] < p[0]["deep_probability"]
+    assert p[1]["deep_prior"] == 0.05
     capsys.readouterr()
     assert main([*args, "-o", str(tmp_path / "bad"), "--deep-prior", "1.5"]) == 2
     err = capsys.readouterr().err

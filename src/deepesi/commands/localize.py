@@ -60,6 +60,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              "--noise-cov)")
     parser.add_argument("--max-sources", type=int, default=4, metavar="N",
                         help="most sources --sources fits (default 4)")
+    parser.add_argument("--compartment", choices=("mass", "peak"), default="mass",
+                        help="deep or cortical by the network's posterior mass (default) or "
+                             "by its strongest point")
     parser.add_argument("--deep-prior", type=float, default=None, metavar="P",
                         help="prior probability of a deep source to read the network's map "
                              "under (0 < P < 1; default: the model's training prior, e.g. "
@@ -180,6 +183,22 @@ def fit_summary(result: Any) -> str:
     return line
 
 
+def compartment_summary(result: Any) -> str | None:
+    """One line on deep or cortical: the network's probability of a deep source at the peak
+    time (its posterior mass in deep structures) and the prior it was read under."""
+    c = result.meta.get("compartment") or {}
+    if "deep_probability" not in c:
+        return None
+    prior = c.get("deep_prior")
+    where = "a deep structure" if c.get("peak_is_deep") else "cortex"
+    line = (f"deep or cortical: P(deep) = {c['deep_probability']:.2f} at the peak time (the "
+            f"network's posterior mass in deep structures"
+            f"{'' if prior is None else f', prior {prior:g}'}): the peak is in {where}")
+    if c.get("gated"):
+        line += " (moved there from the other compartment's strongest point)"
+    return line
+
+
 def sources_summary(result: Any) -> str:
     """The fitted source set as printed lines."""
     rows = result.sources
@@ -279,7 +298,7 @@ def run(args: argparse.Namespace) -> int:
     result = apply_network(inst, model, source_space=src, noise_cov=noise_cov, forward=forward,
                            tmin=args.tmin, tmax=args.tmax, refine=args.refine,
                            sources=args.sources, max_sources=args.max_sources,
-                           deep_prior=args.deep_prior)
+                           deep_prior=args.deep_prior, compartment=args.compartment)
     result.meta["recording"] = str(Path(args.recording).resolve())
     if head_position is not None:
         result.meta["head_position"] = head_position
@@ -296,6 +315,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"wrote {out}/: {result!r}")
         print(result.peaks(n=args.peaks))
+        line = compartment_summary(result)
+        if line:
+            print(line)
         print(fit_summary(result))
         if args.sources:
             print(sources_summary(result))
