@@ -126,6 +126,8 @@ class Settings:
         and from background brain activity (:mod:`deepesi.simulation.noise`).
     quick : bool
         Tiny settings for a smoke test.
+    modalities : tuple of str
+        Which nets to train and score (keys of :data:`MODALITIES`; default all three).
     """
 
     voxel_size: float = 2.0
@@ -142,6 +144,14 @@ class Settings:
     bank_noise_fraction: tuple[float, float] = (0.25, 0.75)
     brain_noise_fraction: tuple[float, float] = (0.0, 0.5)
     quick: bool = False
+    modalities: tuple[str, ...] = tuple(MODALITIES)
+
+    def modality_items(self) -> list[tuple[str, tuple[str, ...]]]:
+        """The chosen modalities and their channel types, in :data:`MODALITIES` order."""
+        unknown = sorted(set(self.modalities) - set(MODALITIES))
+        if unknown:
+            raise ValueError(f"unknown modalities {unknown}; choose from {list(MODALITIES)}.")
+        return [(k, v) for k, v in MODALITIES.items() if k in self.modalities]
 
     @classmethod
     def quick_settings(cls, **kw) -> Settings:
@@ -197,7 +207,7 @@ def train_networks(lf, cov, evoked, out: Path, settings: Settings, ensemble=None
                               bank_noise_fraction=settings.bank_noise_fraction,
                               brain_noise_fraction=settings.brain_noise_fraction)
     models = {}
-    for name, types in MODALITIES.items():
+    for name, types in settings.modality_items():
         fname = out / "models" / f"{name.replace('+', '-').lower()}{suffix}.pt"
         ens = None if ensemble is None else ensemble.pick_types(list(types))
         models[name] = train_or_load(lf.pick_types(list(types)), config, fname, settings,
@@ -227,7 +237,7 @@ def run_methods(evoked, lf, models: dict, cov, labels: dict, settings: Settings,
     src = lf.source_space
     methods = settings.methods or CLASSICAL_METHODS
     rows, results = [], {}
-    for name, types in MODALITIES.items():
+    for name, types in settings.modality_items():
         lf_m = lf.pick_types(list(types))
         ev_m = evoked.copy().pick([ch for ch in evoked.ch_names if ch in set(lf_m.ch_names)])
         t0 = time.perf_counter()
@@ -435,6 +445,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="lead fields to train on (default 4: the nominal one and 3 drawn "
                              "under head-model uncertainty; 1: the nominal one alone).")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--modalities", nargs="+", default=None, choices=list(MODALITIES),
+                        help="nets to train and score (default: all three)")
     parser.add_argument("--no-report", action="store_true", help="skip the HTML reports.")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
@@ -454,6 +466,8 @@ def main(argv: list[str] | None = None) -> int:
         kw["ensemble"] = args.ensemble
     if args.methods:
         kw["methods"] = tuple(args.methods)
+    if args.modalities:
+        kw["modalities"] = tuple(args.modalities)
     settings = Settings.quick_settings(**kw) if args.quick else Settings(**kw)
     try:
         summary = run(args.data, args.out, settings, report=not args.no_report,
