@@ -9,11 +9,11 @@ Usage::
 
 Reads ``results.json`` and ``results-seed<k>.json`` of one output folder (the nets of each seed
 train on the same head, sources and nominal forward; the forward ensemble is drawn with the
-seed too) and prints, per modality and method, each seed's distances (mm) of the left / right
-peak to the Aud labels and of the right peak to the xfit dipole, and the **spread**: the largest
-distance between two seeds' peak positions in each hemisphere (the criterion of issue 13:
-≤ 5 mm). A classical method (dSPM) does not depend on the seed and is there as the check that
-the data and the forward are the same in every run. Writes
+seed too) and prints, per modality and method, each seed's distances (mm) of the left /
+right peak to the MNI auditory box and of the right peak to the xfit dipole, and the
+**spread**: the largest distance between two seeds' peak positions in each hemisphere (the
+criterion of issue 13: ≤ 5 mm). A classical method (dSPM) does not depend on the seed and
+is there as the check that the data and the forward are the same in every run. Writes
 ``benchmarks/results/sample_seeds.json`` and ``.md``.
 """
 
@@ -63,7 +63,7 @@ def summarize(runs: dict[int, dict]) -> list[dict]:
         if not per_seed:
             continue
         row = {"modality": modality, "method": method, "seeds": sorted(per_seed)}
-        for key in ("dist_lh_mm", "dist_rh_mm", "dist_dipole_mm"):
+        for key in ("aud_mni_lh_mm", "aud_mni_rh_mm", "dist_dipole_mm"):
             row[key] = [per_seed[s].get(key) for s in row["seeds"]]
         for h in ("lh", "rh"):
             row[f"spread_{h}_mm"] = _spread([per_seed[s].get(f"peak_{h}_mri_mm")
@@ -79,11 +79,11 @@ def _fmt(values) -> str:
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| modality | method | seeds | LH to Aud (mm) | RH to Aud (mm) | RH to xfit (mm) | "
+    lines = ["| modality | method | seeds | LH to box (mm) | RH to box (mm) | RH to xfit (mm) | "
              "spread LH (mm) | spread RH (mm) |", "|---|---|---|---|---|---|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['modality']} | {r['method']} | {', '.join(map(str, r['seeds']))} | "
-                     f"{_fmt(r['dist_lh_mm'])} | {_fmt(r['dist_rh_mm'])} | "
+                     f"{_fmt(r['aud_mni_lh_mm'])} | {_fmt(r['aud_mni_rh_mm'])} | "
                      f"{_fmt(r['dist_dipole_mm'])} | {_fmt(r['spread_lh_mm'])} | "
                      f"{_fmt(r['spread_rh_mm'])} |")
     return "\n".join(lines) + "\n"
