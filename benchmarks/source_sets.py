@@ -92,9 +92,13 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("result", help="benchmark result JSON")
     p.add_argument("--reference", default="deepesi-sources")
+    p.add_argument("--against", nargs="+",
+                   default=["gamma_map", "LCMV", "invertmeeg-flex-nl-champagne"],
+                   help="the methods the reference is held against for 2-3 sources (issue 14: "
+                        "pooled median <= 0.7 x the best of them)")
     args = p.parse_args()
     res = read_benchmark(args.result)
-    methods = list(res.config.methods)
+    methods = list(res.methods)  # the configured ones, then outside methods (peers)
     keys = ("n_sources", "placement", "snr_db")
     groups: dict[tuple, dict[str, list[dict]]] = {}
     for r in res.records:
@@ -147,6 +151,19 @@ def main() -> None:
         cnt = f"{100 * o['count_correct_ge5dB']:.0f} %" if "count_correct_ge5dB" in o else "—"
         lines.append(f"| {o['method']} | {o['pooled_median_mm']:.1f} | {per} | {cnt} | "
                      f"{o['runtime_s']:.3f} |")
+    placement_rows = _against(res, args.reference, [m for m in args.against if m in methods])
+    if placement_rows:
+        lines += ["", f"Two and three sources, both SNRs pooled: {args.reference} against the "
+                  "best of " + ", ".join(r for r in args.against if r in methods) +
+                  " (pooled median of every true source; paired difference of the per-sample "
+                  "mean error, 95 % bootstrap interval)", "",
+                  "| placement | " + " | ".join(placement_rows[0]["medians"]) +
+                  " | best other | ratio | Δ vs best other [95 % CI] (mm) |",
+                  "|" + "---|" * (len(placement_rows[0]["medians"]) + 4)]
+        for r in placement_rows:
+            meds = " | ".join(f"{v:.1f}" for v in r["medians"].values())
+            lines.append(f"| {r['placement']} | {meds} | {r['best_other']} | {r['ratio']:.2f} | "
+                         f"{r['diff']:+.1f} [{r['diff_lo']:+.1f}, {r['diff_hi']:+.1f}] |")
     text = "\n".join(lines)
     print(text)
     stem = Path(args.result).stem
@@ -154,7 +171,36 @@ def main() -> None:
     (RESULTS / f"{stem}-sets.md").write_text(text + "\n")
     (RESULTS / f"{stem}-sets.json").write_text(json.dumps(
         {"source": str(args.result), "reference": args.reference, "rows": rows,
-         "overall": overall}, indent=1))
+         "overall": overall, "against": placement_rows}, indent=1))
+
+
+def _sample_mean(r: dict) -> float:
+    errs = [e for e in r["source_error_mm"] if e is not None and np.isfinite(e)]
+    return float(np.mean(errs)) if errs else float("nan")
+
+
+def _against(res, reference: str, others: list[str], n_boot: int = 2000) -> list[dict]:
+    """Per placement, 2-3 sources: each method's pooled median, the reference's ratio to the
+    best other method, and the paired bootstrap interval of the per-sample difference."""
+    out = []
+    multi = [r for r in res.records if r["n_sources"] >= 2]
+    for placement in sorted({r["placement"] for r in multi}):
+        recs = [r for r in multi if r["placement"] == placement]
+        meds = {m: _pooled([r for r in recs if r["method"] == m]) for m in [reference, *others]}
+        if not others or not np.isfinite(meds[reference]):
+            continue
+        best = min(others, key=lambda m: meds[m])
+        key = ("n_sources", "snr_db", "sample")
+        a = {tuple(r[k] for k in key): _sample_mean(r) for r in recs if r["method"] == reference}
+        b = {tuple(r[k] for k in key): _sample_mean(r) for r in recs if r["method"] == best}
+        d = np.array([a[k] - b[k] for k in a if k in b and np.isfinite(a[k] - b[k])])
+        rng = np.random.default_rng([0, len(d)])
+        boot = np.median(d[rng.integers(len(d), size=(n_boot, len(d)))], axis=1)
+        out.append({"placement": placement, "medians": meds, "best_other": best,
+                    "ratio": meds[reference] / meds[best], "n_pairs": len(d),
+                    "diff": float(np.median(d)), "diff_lo": float(np.percentile(boot, 2.5)),
+                    "diff_hi": float(np.percentile(boot, 97.5))})
+    return out
 
 
 if __name__ == "__main__":
