@@ -123,10 +123,11 @@ class _WithDeepPrior:
 
 
 def _decide_compartments(amp: np.ndarray, k: int, src: SourceSpace, model: Any, rule: str,
-                         deep_prior: float | None, extras: dict) -> dict:
-    """The compartment decision of a network's map (``apply_network(compartment=)``): a
-    summary for ``meta``; with the mass rule the gated maps in ``extras['_gated']`` and the
-    deep probability per sample in ``extras['deep_probability']``."""
+                         deep_prior: float | None
+                         ) -> tuple[np.ndarray, dict, np.ndarray | None]:
+    """The compartment decision of a network's map (``apply_network(compartment=)``): the
+    maps (gated by the mass rule), a summary for ``meta`` and the deep probability per
+    sample (None under the peak rule)."""
     from .compartments import gate_compartments
 
     base = _base_model(model)
@@ -141,13 +142,12 @@ def _decide_compartments(amp: np.ndarray, k: int, src: SourceSpace, model: Any, 
             out["why"] = ("the net's output is not a softmax posterior" if not softmax
                           else "the source space has one compartment")
         out["peak_is_deep"] = bool(deep[int(np.argmax(amp[:, k]))])
-        return out
+        return amp, out, None
     gated, p = gate_compartments(amp, deep)
-    extras["_gated"], extras["deep_probability"] = gated, p
     out.update(deep_probability=float(p[k]), peak_is_deep=bool(deep[int(np.argmax(gated[:, k]))]),
                gated=bool(np.argmax(gated[:, k]) != np.argmax(amp[:, k])),
                samples_gated=int(np.sum(np.argmax(gated, axis=0) != np.argmax(amp, axis=0))))
-    return out
+    return gated, out, p
 
 
 def _source_space_of(model: Any, source_space: SourceSpace | None) -> SourceSpace:
@@ -349,11 +349,9 @@ def apply_network(
               "deep_prior": deep_prior,
               "trained_deep_prior": getattr(_base_model(model), "trained_deep_fraction", None)}
     amp = np.maximum(amp, 0.0)
-    extras: dict = {}
-    meta["compartment"] = _decide_compartments(amp, k, src, model, compartment, deep_prior,
-                                               extras)
-    if "gated" in meta["compartment"]:
-        amp = extras.pop("_gated")
+    amp, meta["compartment"], p_deep = _decide_compartments(amp, k, src, model, compartment,
+                                                            deep_prior)
+    extras = {} if p_deep is None else {"deep_probability": p_deep}
     fit = {}
     if forward is not None:
         w, g = _whitened_gain(model, forward, src, info, noise_cov)
