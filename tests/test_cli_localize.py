@@ -235,6 +235,19 @@ def test_report_of_a_shipped_template_model_draws_the_template(tmp_path, monkeyp
     assert seen["head"] is not None and seen["head"].name == "template"
 
 
+def _dipole_recording(lf, j, n_times, noise_sd, seed, tmin, fname):
+    """An average-referenced evoked file of one radial-ish dipole at grid point ``j`` of a
+    shipped template lead field (Hanning time course, white noise), with its montage; returns
+    its info."""
+    info = mne.create_info(list(lf.ch_names), 250.0, "eeg")
+    x = (lf.gain[:, j] @ np.array([0, 0, 3e-8]))[:, None] * np.hanning(n_times)[None]
+    noise = noise_sd * np.random.default_rng(seed).standard_normal(x.shape)
+    ev = mne.EvokedArray(x + noise - (x + noise).mean(axis=0), info, tmin=tmin, verbose=False)
+    ev.set_montage("colin27_1005", verbose=False)
+    ev.save(fname, verbose=False)
+    return info
+
+
 def test_sources_of_a_shipped_model(tmp_path, capsys):
     """Issue 14: --sources with a shipped model fits the sources off the grid and writes
     sources.tsv; without a noise covariance it says what is missing."""
@@ -242,12 +255,7 @@ def test_sources_of_a_shipped_model(tmp_path, capsys):
 
     _, lf = load_pretrained("template-eeg64")
     j = int(np.flatnonzero(~lf.source_space.is_subcortical)[300])
-    info = mne.create_info(list(lf.ch_names), 250.0, "eeg")
-    x = (lf.gain[:, j] @ np.array([0, 0, 3e-8]))[:, None] * np.hanning(40)[None]
-    noise = 0.5e-6 * np.random.default_rng(1).standard_normal(x.shape)
-    ev = mne.EvokedArray(x + noise - (x + noise).mean(axis=0), info, tmin=-0.05, verbose=False)
-    ev.set_montage("colin27_1005", verbose=False)
-    ev.save(tmp_path / "t-ave.fif", verbose=False)
+    info = _dipole_recording(lf, j, 40, 0.5e-6, 1, -0.05, tmp_path / "t-ave.fif")
     cov = mne.make_ad_hoc_cov(info, std={"eeg": 0.5e-6})
     cov.save(tmp_path / "noise-cov.fif", verbose=False)
     args = ["localize", str(tmp_path / "t-ave.fif"), "--model", "template-eeg64", "--sources"]
@@ -274,12 +282,7 @@ def test_deep_prior_of_a_shipped_model(tmp_path, capsys):
     model, lf = load_pretrained("template-eeg64")
     deep = lf.source_space.is_subcortical
     j = int(np.flatnonzero(deep)[40])
-    info = mne.create_info(list(lf.ch_names), 250.0, "eeg")
-    x = (lf.gain[:, j] @ np.array([0, 0, 3e-8]))[:, None] * np.hanning(20)[None]
-    noise = 0.3e-6 * np.random.default_rng(2).standard_normal(x.shape)
-    ev = mne.EvokedArray(x + noise - (x + noise).mean(axis=0), info, tmin=-0.02, verbose=False)
-    ev.set_montage("colin27_1005", verbose=False)
-    ev.save(tmp_path / "d-ave.fif", verbose=False)
+    _dipole_recording(lf, j, 20, 0.3e-6, 2, -0.02, tmp_path / "d-ave.fif")
     args = ["localize", str(tmp_path / "d-ave.fif"), "--model", "template-eeg64"]
     assert main([*args, "-o", str(tmp_path / "as"), "--deep-prior", "0.4"]) == 0
     capsys.readouterr()
