@@ -39,7 +39,7 @@ class _Prior:
 
     def __init__(self, model, prior, mass):
         self.model, self.prior, self.mass, self.ch_names = model, prior, mass, model.ch_names
-        self.deep = model.source_space.is_subcortical
+        self.deep = model.source_space.is_subcortical  # a bound model hands its base's on
 
     def predict(self, data, ch_names=None):
         from deepesi.inverse.compartments import gate_compartments
@@ -49,7 +49,7 @@ class _Prior:
 
 
 def main() -> None:
-    from deepesi.pretrained import load_pretrained
+    from deepesi.pretrained import PRETRAINED, load_pretrained
     from deepesi.simulation import read_work_leadfield
     from deepesi.training.evaluate import (
         DipoleScanReference,
@@ -59,7 +59,8 @@ def main() -> None:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--work", default="out/pretrained", help="folder with test-realistic-gain")
-    p.add_argument("--model", default="template-eeg64-w5", help="shipped model")
+    p.add_argument("--model", default="template-eeg64-w5",
+                   help="shipped model (template-eeg: bound to the test forward's electrodes)")
     p.add_argument("--n", type=int, default=1000, help="samples per SNR")
     p.add_argument("--priors", type=float, nargs="+", default=[0.4, 0.25, 0.11],
                    help="priors for the peak rule")
@@ -73,8 +74,19 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     model, lf = load_pretrained(args.model)
     test = read_work_leadfield(args.work, "test-realistic")
-    n_times = int(getattr(model.net, "n_times", 1))
     trained = model.trained_deep_fraction
+    n_times = int(getattr(model.net, "n_times", 1))
+    scan_scale = model.channel_scale
+    if PRETRAINED[args.model].get("cap_free"):
+        # the montage-independent net, bound to the test forward's 64 electrodes as
+        # deepesi localize binds a recording (their lead field from the dense scalp one)
+        from deepesi.anatomy.template import load_template
+        from deepesi.inverse.anycap import CapBoundModel
+        from deepesi.sensors import make_eeg_sensors
+
+        nominal = make_eeg_sensors(load_template(), "colin27_1005", ch_names=list(test.ch_names))
+        model, lf = CapBoundModel(model, nominal, lf.centre), lf.leadfield(nominal)
+        scan_scale = None
     deep_share = float(np.mean(lf.source_space.is_subcortical))
     rows = []
     t0 = time.perf_counter()
@@ -84,7 +96,7 @@ def main() -> None:
                                                   False)) for prior in args.priors]
         candidates += [("net, mass", prior, _Prior(model, None if prior == trained else prior,
                                                    True)) for prior in args.mass_priors]
-        candidates.append(("dipole scan", None, DipoleScanReference(lf, model.channel_scale)))
+        candidates.append(("dipole scan", None, DipoleScanReference(lf, scan_scale)))
         for method, prior, m in candidates:
             err, deep, est_deep = single_source_errors(m, lf, test, args.n, seed, snr,
                                                        n_times=n_times)
