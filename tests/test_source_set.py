@@ -91,10 +91,10 @@ def test_scanner_energy_equals_per_point_least_squares(grid, silent, monkeypatch
     """The vectorised scan (orthonormalised gains, 3x3 adjugates) is the exact explained
     energy, beside other sources too, and with a silent orientation (radial MEG), once the
     data's weak components are kept (the scan drops those below 1 % by default)."""
-    import deepesi.inverse.source_set as source_set
+    import deepesi.inverse.scan as scan_module
 
-    monkeypatch.setattr(source_set, "SUBSPACE_FLOOR", 0.0)
-    monkeypatch.setattr(source_set, "MAX_SUBSPACE", 64)
+    monkeypatch.setattr(scan_module, "SUBSPACE_FLOOR", 0.0)
+    monkeypatch.setattr(scan_module, "MAX_SUBSPACE", 64)
     g = grid.gain[:, ::5].copy()
     if silent:
         g[:, :, 2] = g[:, :, 0] * 0.5 + g[:, :, 1]  # rank 2 at every point
