@@ -16,23 +16,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from .._deprecate import progress_to_verbose
 from .._io import atomic_path, check_overwrite
 from .._logging import logger, use_log_level, verbose
 from .._progress import progress
-from .._validation import check_option, validate_type
 from ..forward.leadfield import LeadField
-from ..nets import SourceNet, build_net, type_scales
+from ..nets import SourceNet, build_net
 from ..simulation import SimulationConfig, Simulator, batch_seed
-from ..whitening import make_whitener, ssp_projector
 from ._distributed import dist_env, pick_device
 from ._modelfile import trans_matrix
 from .dataset import SimulatedDataset, smooth_target, smoothing_kernel
 from .losses import LOSSES, _lr_factor, normalise_input, normalise_target
 from .model import TrainedModel
+from .options import check_options, input_transform
 
 __all__ = ["train_model", "train_or_load"]
 
@@ -169,14 +167,12 @@ def train_model(
         The best (lowest validation loss) weights, also written to ``out_path``, with the lead
         field's source space, channel Info and head → MRI transform.
     """
-    config, whiten, target_smoothing_mm = _check_options(
+    config, whiten, target_smoothing_mm = check_options(
         leadfield, config, epochs=epochs, batch_size=batch_size,
         batches_per_epoch=batches_per_epoch, n_val=n_val, patience=patience, lr=lr, loss=loss,
         schedule=schedule, precision=precision, max_minutes=max_minutes, whiten=whiten,
-        target_smoothing_mm=target_smoothing_mm,
+        target_smoothing_mm=target_smoothing_mm, threads=threads,
     )
-    if threads is not None and (not isinstance(threads, int | np.integer) or threads < 1):
-        raise ValueError(f"threads must be a positive integer or None, got {threads!r}.")
     out_path = Path(out_path)
     ckpt_path = _checkpoint_path(out_path)
     if not (resume and ckpt_path.exists()):
@@ -211,7 +207,7 @@ def _train(leadfield, config, out_path: Path, ckpt_path: Path, *, net, net_kwarg
     torch.manual_seed(seed)
     model = build_net(net, leadfield, n_times=config.n_times, **net_kwargs).to(dev)
     model.output = output
-    channel_scale, whitener = _input_transform(leadfield, config, whiten)
+    channel_scale, whitener = input_transform(leadfield, config, whiten)
     input_t = torch.as_tensor(
         channel_scale if whitener is None else whitener, dtype=torch.float32, device=dev
     )
@@ -282,65 +278,6 @@ def _train(leadfield, config, out_path: Path, ckpt_path: Path, *, net, net_kwarg
 
 
 # ---------------------------------------------------------------------------- setup
-def _check_options(
-    leadfield: LeadField, config: SimulationConfig | None, *, epochs: int, batch_size: int,
-    batches_per_epoch: int, n_val: int, patience: int, lr: float, loss: str, schedule: str,
-    precision: str, max_minutes: float | None, whiten: bool | None,
-    target_smoothing_mm: float | None,
-) -> tuple[SimulationConfig, bool, float]:
-    """Check train_model's options; return the config, whether to whiten and the smoothing σ."""
-    validate_type(leadfield, LeadField, "leadfield", "a LeadField")
-    config = SimulationConfig() if config is None else config
-    validate_type(config, SimulationConfig, "config", "a SimulationConfig")
-    for name, val in (
-        ("epochs", epochs),
-        ("batch_size", batch_size),
-        ("batches_per_epoch", batches_per_epoch),
-        ("n_val", n_val),
-        ("patience", patience),
-    ):
-        if not isinstance(val, int | np.integer) or val < 1:
-            raise ValueError(f"{name} must be a positive integer, got {val!r}.")
-    if not lr > 0:
-        raise ValueError(f"lr must be > 0, got {lr}.")
-    if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}.")
-    check_option("schedule", schedule, ("cosine", "plateau"))
-    check_option("precision", precision, ("float32", "bfloat16"))
-    if max_minutes is not None and not max_minutes > 0:
-        raise ValueError(f"max_minutes must be > 0 or None, got {max_minutes!r}.")
-    if whiten is None:
-        whiten = config.noise_cov is not None
-    if whiten and config.noise_cov is None:
-        raise ValueError(
-            "whiten=True needs the noise covariance in config.noise_cov (SimulationConfig("
-            "noise_cov=...)), e.g. mne.read_cov of the recording's baseline or empty room."
-        )
-    if target_smoothing_mm is None:
-        target_smoothing_mm = float(leadfield.source_space.spacing) * 1e3
-    if not (np.isfinite(target_smoothing_mm) and target_smoothing_mm >= 0):
-        raise ValueError(f"target_smoothing_mm must be >= 0, got {target_smoothing_mm!r}.")
-    if loss != "ce":
-        target_smoothing_mm = 0.0
-    return config, bool(whiten), target_smoothing_mm
-
-
-def _input_transform(
-    leadfield: LeadField, config: SimulationConfig, whiten: bool
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Per-channel scale (RMS gain of the channel's type) and, with ``whiten``, the whitener."""
-    scales = type_scales(leadfield)
-    channel_scale = np.array([scales[t] for t in leadfield.ch_types])
-    whitener = None
-    if whiten:
-        whitener = make_whitener(
-            config.noise_cov, leadfield.ch_names, leadfield.ch_types,
-            average_reference=config.average_reference, reg=config.noise_reg,
-            projector=ssp_projector(config.projs, leadfield.ch_names),
-        )
-    return channel_scale, whitener
-
-
 @dataclass(frozen=True)
 class _Plan:
     """What every training step needs: device, input transform, loss and the lr schedule."""
