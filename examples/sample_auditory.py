@@ -162,10 +162,14 @@ class Settings:
         return cls(**base)
 
 
+def seed_suffix(settings: Settings) -> str:
+    """'' for seed 0, ``-seed<k>`` for another: one folder holds the files of several seeds."""
+    return f"-seed{settings.seed}" if settings.seed else ""
+
+
 def results_stem(settings: Settings) -> str:
-    """``results`` for seed 0, ``results-seed<k>`` for another seed (one folder, several
-    seeds)."""
-    return "results" + (f"-seed{settings.seed}" if settings.seed else "")
+    """``results`` for seed 0, ``results-seed<k>`` for another seed."""
+    return "results" + seed_suffix(settings)
 
 
 # ============================================================================ cached stages
@@ -193,8 +197,7 @@ def train_networks(lf, cov, evoked, out: Path, settings: Settings, ensemble=None
 
     # one file per seed (seed 0 keeps the plain name): several seeds share one output folder,
     # its head, source space and forward caches
-    suffix = ("-quick" if settings.quick else "") + (f"-seed{settings.seed}"
-                                                      if settings.seed else "")
+    suffix = ("-quick" if settings.quick else "") + seed_suffix(settings)
     # the net whitens its input with the recording's noise covariance (train_model's default
     # when there is one) and learns at whitened SNRs, as the classical methods see the data;
     # half to all of the noise from the covariance, the rest white (real noise is never exactly

@@ -42,8 +42,7 @@ __all__ = ["run_benchmark"]
 # sensor set (deepesi.inverse.make_classical) and applied to every sample.
 def _prepare_classical(sset: _SensorSet, cfg: BenchmarkConfig) -> None:
     """The forward, the channels' info and one :class:`ClassicalInverse` per method, once."""
-    sset.forward = leadfield_to_forward(sset.inverse_lf)
-    sset.info = _channel_info(sset.inverse_lf, cfg.sfreq)
+    _ensure_forward(sset, cfg)
     for method in _classical_methods(cfg):
         opts = dict(cfg.classical_options.get(method, {}))
         if method == "LCMV" and "eeg" not in sset.inverse_lf.ch_types:
@@ -56,6 +55,13 @@ def _prepare_classical(sset: _SensorSet, cfg: BenchmarkConfig) -> None:
         )
     if sset.inverse:  # the info with the average EEG reference projector the operators use
         sset.info = next(iter(sset.inverse.values())).info
+
+
+def _ensure_forward(sset: _SensorSet, cfg: BenchmarkConfig) -> None:
+    """The ``mne.Forward`` of the model lead field and the channels' info, once per set."""
+    if sset.forward is None:
+        sset.forward = leadfield_to_forward(sset.inverse_lf)
+        sset.info = _channel_info(sset.inverse_lf, cfg.sfreq)
 
 
 def _classical_methods(cfg: BenchmarkConfig) -> list[str]:
@@ -87,9 +93,7 @@ def _check_external(external: Mapping[str, Callable] | None, cfg: BenchmarkConfi
 def _prepare_external(sset: _SensorSet, cfg: BenchmarkConfig, external: dict) -> None:
     """Each outside method's apply function for this sensor set, made once from the same
     forward, info and noise covariance the classical methods get."""
-    if sset.forward is None:
-        sset.forward = leadfield_to_forward(sset.inverse_lf)
-        sset.info = _channel_info(sset.inverse_lf, cfg.sfreq)
+    _ensure_forward(sset, cfg)
     sset.inverse["_external"] = {name: factory(sset.forward, sset.info, sset.noise_cov)
                                  for name, factory in external.items()}
 

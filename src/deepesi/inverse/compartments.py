@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["deep_probability", "gate_compartments"]
+__all__ = ["decide_compartments", "deep_probability", "gate_compartments"]
 
 #: The losing compartment's maximum, as a fraction of the winner's, after gating.
 GATE_MARGIN = 0.999
@@ -93,3 +93,51 @@ def gate_compartments(amp: np.ndarray, is_deep: np.ndarray) -> tuple[np.ndarray,
         elif p[t] <= 0.5 and top_deep[t] > top_cort[t]:
             out[deep, t] *= GATE_MARGIN * top_cort[t] / top_deep[t]
     return out.reshape(np.shape(amp)), p
+
+
+def decide_compartments(amp: np.ndarray, k: int, is_deep: np.ndarray, *, rule: str,
+                        softmax: bool, prior: float | None
+                        ) -> tuple[np.ndarray, dict, np.ndarray | None]:
+    """A network's maps with their compartment decided (``apply_network(compartment=)``).
+
+    Parameters
+    ----------
+    amp : ndarray, shape (n_sources, n_times)
+        The network's non-negative maps.
+    k : int
+        The peak sample (summarised in the returned dict).
+    is_deep : ndarray of bool, shape (n_sources,)
+        The deep points.
+    rule : {'mass', 'peak'}
+        'mass': :func:`gate_compartments`; 'peak': the maps as they are. 'mass' falls back to
+        'peak' (saying why) for a net whose output is not a softmax posterior or a source
+        space with one compartment.
+    softmax : bool
+        Whether the maps are a cross-entropy net's softmax posteriors.
+    prior : float | None
+        The deep prior the maps were read under (recorded).
+
+    Returns
+    -------
+    maps : ndarray, shape (n_sources, n_times)
+    summary : dict
+        ``rule``, ``deep_prior``, ``peak_is_deep``; with the mass rule also
+        ``deep_probability`` at ``k``, ``gated`` (the peak moved there) and ``samples_gated``.
+    p_deep : ndarray, shape (n_times,) | None
+        :func:`deep_probability` per sample (None under the peak rule).
+    """
+    deep = np.asarray(is_deep, bool)
+    out: dict = {"rule": rule, "deep_prior": prior}
+    if rule == "peak" or not softmax or deep.all() or not deep.any():
+        if rule == "mass":
+            out["rule"] = "peak"
+            out["why"] = ("the net's output is not a softmax posterior" if not softmax
+                          else "the source space has one compartment")
+        out["peak_is_deep"] = bool(deep[int(np.argmax(amp[:, k]))])
+        return amp, out, None
+    gated, p = gate_compartments(amp, deep)
+    top, top_gated = np.argmax(amp, axis=0), np.argmax(gated, axis=0)
+    out.update(deep_probability=float(p[k]), peak_is_deep=bool(deep[top_gated[k]]),
+               gated=bool(top_gated[k] != top[k]), samples_gated=int(np.sum(top_gated != top)))
+    return gated, out, p
+

@@ -12,6 +12,7 @@ from .._validation import validate_type
 from ..sources import SourceSpace
 from ..whitening import only_rereferences
 from .anycap import bind_recording, is_cap_free
+from .compartments import decide_compartments
 from .fit import map_fit
 from .prepare import Recording, check_channels, peak_sample, prepare_data, recording_nave
 from .result import SourceMap
@@ -120,34 +121,6 @@ class _WithDeepPrior:
 
     def predict(self, data: np.ndarray, **kwargs: Any) -> np.ndarray:
         return self.base.predict(data, deep_prior=self.deep_prior, **kwargs)
-
-
-def _decide_compartments(amp: np.ndarray, k: int, src: SourceSpace, model: Any, rule: str,
-                         deep_prior: float | None
-                         ) -> tuple[np.ndarray, dict, np.ndarray | None]:
-    """The compartment decision of a network's map (``apply_network(compartment=)``): the
-    maps (gated by the mass rule), a summary for ``meta`` and the deep probability per
-    sample (None under the peak rule)."""
-    from .compartments import gate_compartments
-
-    base = _base_model(model)
-    deep = np.asarray(src.is_subcortical, bool)
-    softmax = getattr(getattr(base, "net", None), "output", None) == "softmax"
-    prior = deep_prior if deep_prior is not None else getattr(base, "trained_deep_fraction",
-                                                              None)
-    out: dict = {"rule": rule, "deep_prior": prior}
-    if rule == "peak" or not softmax or deep.all() or not deep.any():
-        if rule == "mass":
-            out["rule"] = "peak"
-            out["why"] = ("the net's output is not a softmax posterior" if not softmax
-                          else "the source space has one compartment")
-        out["peak_is_deep"] = bool(deep[int(np.argmax(amp[:, k]))])
-        return amp, out, None
-    gated, p = gate_compartments(amp, deep)
-    out.update(deep_probability=float(p[k]), peak_is_deep=bool(deep[int(np.argmax(gated[:, k]))]),
-               gated=bool(np.argmax(gated[:, k]) != np.argmax(amp[:, k])),
-               samples_gated=int(np.sum(np.argmax(gated, axis=0) != np.argmax(amp, axis=0))))
-    return gated, out, p
 
 
 def _source_space_of(model: Any, source_space: SourceSpace | None) -> SourceSpace:
@@ -344,13 +317,15 @@ def apply_network(
     if fnames and fnames[0] is not None:
         meta["recording"] = str(fnames[0])
     k = _peak_sample(data, info, model, noise_cov)
+    base = _base_model(model)
+    trained_prior = getattr(base, "trained_deep_fraction", None)
     params = {"tmin": float(times[0]), "tmax": float(times[-1]), "eeg_reference": "average",
               "peak_whitening": "noise_cov" if noise_cov is not None else "model input",
-              "deep_prior": deep_prior,
-              "trained_deep_prior": getattr(_base_model(model), "trained_deep_fraction", None)}
-    amp = np.maximum(amp, 0.0)
-    amp, meta["compartment"], p_deep = _decide_compartments(amp, k, src, model, compartment,
-                                                            deep_prior)
+              "deep_prior": deep_prior, "trained_deep_prior": trained_prior}
+    amp, meta["compartment"], p_deep = decide_compartments(
+        np.maximum(amp, 0.0), k, src.is_subcortical, rule=compartment,
+        softmax=getattr(getattr(base, "net", None), "output", None) == "softmax",
+        prior=deep_prior if deep_prior is not None else trained_prior)
     extras = {} if p_deep is None else {"deep_probability": p_deep}
     fit = {}
     if forward is not None:
