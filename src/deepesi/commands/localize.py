@@ -183,6 +183,22 @@ def fit_summary(result: Any) -> str:
     return line
 
 
+def ensemble_summary(result: Any) -> str | None:
+    """One line on a seed ensemble's agreement (None for a single net)."""
+    e = result.meta.get("ensemble")
+    if not e:
+        return None
+    n, agree = e["members"], round(e["agreement"] * e["members"])
+    line = (f"ensemble of {n} nets: {agree} of {n} put the peak within "
+            f"{e['agree_radius_mm']:.0f} mm of the combined peak (their peaks up to "
+            f"{e['peak_spread_mm']:.0f} mm apart)")
+    if e["agreement"] < 0.5:
+        line += ("\nWARNING: the nets disagree: the recording is unlike their training data "
+                 "here; compare with a classical method on the same forward "
+                 "(deepesi.inverse.apply_classical, e.g. dSPM).")
+    return line
+
+
 def compartment_summary(result: Any) -> str | None:
     """One line on deep or cortical: the network's probability of a deep source at the peak
     time (its posterior mass in deep structures) and the prior it was read under."""
@@ -315,9 +331,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"wrote {out}/: {result!r}")
         print(result.peaks(n=args.peaks))
-        line = compartment_summary(result)
-        if line:
-            print(line)
+        for line in (ensemble_summary(result), compartment_summary(result)):
+            if line:
+                print(line)
         print(fit_summary(result))
         if args.sources:
             print(sources_summary(result))

@@ -35,7 +35,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "step on CPUs with AVX-512 BF16 and on recent GPUs (default %(default)s)")
     p.add_argument("--hidden", type=int, default=None,
                    help="width of the dense hidden layer (4lcnn, convdip)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="seeds the net's weights, its training stream and the drawn lead "
+                   "fields of --ensemble (default %(default)s)")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, metavar="S",
+                   help="train a seed ensemble: one net per seed (same settings, each written "
+                   "beside the output as <stem>-seed<S>.pt and reused when it exists), "
+                   "combined into the output; its maps are the members' averaged posteriors "
+                   "and localize reports how far the members agree")
+    p.add_argument("--ensemble-rule", default="mean", choices=("mean", "geometric"),
+                   help="with --seeds: mean (default, mixture of the members' posteriors) or "
+                   "geometric (normalised product)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
     p.add_argument("--workers", type=int, default=1, help="data-generating worker processes")
     p.add_argument("--max-minutes", type=float, default=None, help="wall-time budget")
@@ -59,8 +69,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``deepesi train``."""
-    from ..training import train_model
+    from ..training import train_model, train_seed_ensemble
 
+    if args.seeds is not None and (len(args.seeds) < 2 or len(set(args.seeds)) < len(args.seeds)):
+        raise ValueError("--seeds needs at least 2 different seeds (one net each); use --seed "
+                         "for one net.")
+    if args.seeds is not None and args.resume:
+        raise ValueError("--resume is implied with --seeds (every member resumes from its "
+                         "checkpoint); leave it out.")
     config = sim_config(args)
     ensemble = None
     if args.ensemble < 1:
@@ -77,10 +93,7 @@ def run(args: argparse.Namespace) -> int:
         lf = ensemble.nominal
     else:
         lf = leadfield_from_args(args)
-    model = train_model(
-        lf,
-        config,
-        args.output,
+    common = dict(
         net=args.net,
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -89,7 +102,6 @@ def run(args: argparse.Namespace) -> int:
         loss=args.loss,
         schedule=args.schedule,
         net_kwargs={} if args.hidden is None else {"hidden": args.hidden},
-        seed=args.seed,
         device=args.device,
         resume=args.resume,
         num_workers=args.workers,
@@ -98,8 +110,15 @@ def run(args: argparse.Namespace) -> int:
         whiten=None if not args.no_whiten else False,
         ensemble=ensemble,
         threads=args.threads or None,
-        overwrite=args.overwrite,
     )
+    if args.seeds is not None:
+        model = train_seed_ensemble(lf, config, args.output, seeds=args.seeds,
+                                    rule=args.ensemble_rule, overwrite=args.overwrite,
+                                    **{k: v for k, v in common.items() if k != "resume"})
+        logger.info("%r written to %s", model, args.output)
+        return 0
+    model = train_model(lf, config, args.output, seed=args.seed, overwrite=args.overwrite,
+                        **common)
     logger.info(
         "%r: best validation loss %.4f after %d epochs, written to %s",
         model,

@@ -17,7 +17,8 @@ from .fit import map_fit
 from .prepare import Recording, check_channels, peak_sample, prepare_data, recording_nave
 from .result import SourceMap
 
-__all__ = ["apply_network", "check_model_source_space", "warn_untrained_ssp"]
+__all__ = ["apply_network", "check_model_source_space", "member_agreement",
+           "warn_untrained_ssp"]
 
 #: Largest n_sources x n_times a single call localizes: 0.4 GB of float64 amplitudes, and
 #: about 1.2 GB for the 4-D NIfTI (the grid's bounding box holds ~6 voxels per source point).
@@ -322,6 +323,8 @@ def apply_network(
     params = {"tmin": float(times[0]), "tmax": float(times[-1]), "eeg_reference": "average",
               "peak_whitening": "noise_cov" if noise_cov is not None else "model input",
               "deep_prior": deep_prior, "trained_deep_prior": trained_prior}
+    if getattr(base, "n_members", 1) > 1:  # before the compartment gate: the nets' own maps
+        meta["ensemble"] = member_agreement(model, data, k, amp[:, k], src)
     amp, meta["compartment"], p_deep = decide_compartments(
         np.maximum(amp, 0.0), k, src.is_subcortical, rule=compartment,
         softmax=getattr(getattr(base, "net", None), "output", None) == "softmax",
@@ -340,6 +343,53 @@ def apply_network(
         amp, times, src, method="deepesi", units=NETWORK_UNITS, extras=extras,
         peak_time=float(times[k]), params=params, info=info, meta=meta, fit=fit,
     )
+
+
+#: Members whose peak lies within this distance (mm, at least two grid steps) of the combined
+#: peak agree with it (:func:`member_agreement`).
+AGREE_RADIUS_MM = 10.0
+
+
+def member_agreement(model: Any, data: np.ndarray, k: int, combined: np.ndarray,
+                     src: SourceSpace) -> dict:
+    """How far a seed ensemble's members agree at sample ``k``.
+
+    Each member's map of the same data (read through the same wrappers) is computed around
+    sample ``k``; its strongest point is compared with that of the ``combined`` map.
+
+    Returns
+    -------
+    dict
+        ``members``; ``member_peaks_mm`` (MRI frame); ``peak_spread_mm``, the largest distance
+        between two members' peaks; ``agree_radius_mm``; ``agreement``, the share of members
+        whose peak is within that radius of the combined peak. Logs a warning when fewer than
+        half agree: the recording is unlike what the nets were trained on.
+    """
+    base = _base_model(model)
+    n = int(base.n_members)
+    w = int(getattr(base.net, "n_times", 1))
+    lo, hi = max(k - w, 0), min(k + w + 1, data.shape[1])  # the windows around k, unchanged
+    peaks = np.array([
+        src.pos[int(np.argmax(np.asarray(model.predict(data[:, lo:hi], member=m))[:, k - lo]))]
+        for m in range(n)
+    ]) * 1e3
+    top = src.pos[int(np.argmax(combined))] * 1e3
+    radius = max(AGREE_RADIUS_MM, 2e3 * float(src.spacing))
+    spread = max(float(np.linalg.norm(a - b)) for a in peaks for b in peaks)
+    agreement = float(np.mean(np.linalg.norm(peaks - top, axis=1) <= radius))
+    out = {"members": n, "rule": getattr(base.net, "rule", None),
+           "member_peaks_mm": peaks.round(2).tolist(), "peak_spread_mm": round(spread, 2),
+           "agree_radius_mm": radius, "agreement": agreement}
+    if agreement < 0.5:
+        logger.warning(
+            "the ensemble's %d nets disagree: %d of them put the peak within %.0f mm of the "
+            "combined peak (members' peaks up to %.0f mm apart). The recording is unlike the "
+            "nets' training data here: compare with the classical methods before trusting "
+            "the map.", n, round(agreement * n), radius, spread)
+    else:
+        logger.info("ensemble: %d of %d nets put the peak within %.0f mm of the combined "
+                    "peak (spread %.0f mm)", round(agreement * n), n, radius, spread)
+    return out
 
 
 def _fit_sources(model: Any, data: np.ndarray, times: np.ndarray, k: int, w: np.ndarray,

@@ -12,6 +12,7 @@ import numpy as np
 from ..forward.leadfield import LeadField
 from .ablation import ConvDip, LinearNet
 from .base import SourceNet, topo_kwargs, type_scales
+from .ensemble import ENSEMBLE_RULES, EnsembleNet
 from .fourlayer import FourLayerCNN
 
 #: Network name → class.
@@ -50,15 +51,20 @@ def build_net(
 
 
 def net_from_spec(name: str, n_channels: int, n_sources: int, init_kwargs: dict) -> SourceNet:
-    """Rebuild a network from its saved ``(name, n_channels, n_sources, init_kwargs)``."""
+    """Rebuild a network from its saved ``(name, n_channels, n_sources, init_kwargs)``
+    (a seed ensemble, :class:`EnsembleNet`, included)."""
+    if name == EnsembleNet.name:
+        return EnsembleNet(n_channels, n_sources, **init_kwargs)
     if name not in NETS:
         raise ValueError(f"model file names an unknown network {name!r}; known: {sorted(NETS)}.")
     return NETS[name](n_channels, n_sources, **init_kwargs)
 
 
 __all__ = [
+    "ENSEMBLE_RULES",
     "NETS",
     "ConvDip",
+    "EnsembleNet",
     "FourLayerCNN",
     "LinearNet",
     "SourceNet",

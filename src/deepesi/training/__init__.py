@@ -11,6 +11,8 @@ transform included (:func:`read_model` reads it back).
 - :mod:`~deepesi.training.dataset`: the torch dataset and the target smoothing;
 - :mod:`~deepesi.training.model`: :class:`TrainedModel`, its file and prediction;
 - :mod:`~deepesi.training.loop`: :func:`train_model`;
+- :mod:`~deepesi.training.ensemble`: seed ensembles (:func:`combine_models`,
+  :func:`train_seed_ensemble`);
 - :mod:`~deepesi.training.evaluate`: localization error on a (mismatched) test forward.
 
 Normalisation (shared by training and :meth:`TrainedModel.predict`)
@@ -25,6 +27,7 @@ least-squares fit on the predicted support when given the lead field.
 from __future__ import annotations
 
 from .dataset import SimulatedDataset, smooth_target, smoothing_kernel
+from .ensemble import combine_models, member_path, train_seed_ensemble
 from .evaluate import evaluate_single_sources
 from .loop import train_model, train_or_load
 from .losses import LOSSES, cross_entropy_loss, map_loss, normalise_input, normalise_target
@@ -36,10 +39,12 @@ __all__ = [
     "MODEL_VERSION",
     "SimulatedDataset",
     "TrainedModel",
+    "combine_models",
     "cross_entropy_loss",
     "evaluate_single_sources",
     "load_model",
     "map_loss",
+    "member_path",
     "normalise_input",
     "normalise_target",
     "read_model",
@@ -47,4 +52,5 @@ __all__ = [
     "smoothing_kernel",
     "train_model",
     "train_or_load",
+    "train_seed_ensemble",
 ]

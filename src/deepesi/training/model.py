@@ -98,6 +98,12 @@ class TrainedModel:
         """Number of source points the net predicts."""
         return self.net.n_sources
 
+    @property
+    def n_members(self) -> int:
+        """Number of nets whose maps the model combines (a seed ensemble,
+        :func:`~deepesi.training.combine_models`); 1 for a single net."""
+        return int(getattr(self.net, "n_members", 1))
+
     def weights_hash(self) -> str:
         """Content hash (sha256 hex) of the network's weights and the input transform: two
         trainings gave the same net exactly when their hashes agree."""
@@ -192,6 +198,7 @@ class TrainedModel:
         batch_size: int = 4096,
         precision: str | None = None,
         deep_prior: float | None = None,
+        member: int | None = None,
     ) -> np.ndarray:
         """Source maps for sensor data.
 
@@ -219,6 +226,10 @@ class TrainedModel:
             Prior probability of a deep source to read the maps under (:meth:`
             deep_prior_weights`); None (default): the training prior
             (:attr:`trained_deep_fraction`). Each sample's map keeps its maximum.
+        member : int | None
+            For a seed ensemble (:attr:`n_members` > 1): the maps of this member alone
+            (0-based), read with the ensemble's input transform. None (default): the combined
+            maps.
 
         Returns
         -------
@@ -252,8 +263,14 @@ class TrainedModel:
             precision = "float32"
         if precision not in ("float32", "bfloat16"):
             raise ValueError(f"precision must be 'float32' or 'bfloat16', got {precision!r}.")
-        device = next(self.net.parameters()).device
-        w = self.net.n_times
+        net = self.net
+        if member is not None:
+            if self.n_members < 2:
+                raise ValueError("member=... needs a seed ensemble (combine_models); this "
+                                 "model is a single net.")
+            net = self.net.member(member)
+        device = next(net.parameters()).device
+        w = net.n_times
         n_t = x.shape[1]
         xs = (x / self.channel_scale[:, None]).astype(np.float32)  # per-type scaling, once
         windows = _windows(xs, w)  # (n_t, ch, w), a view
@@ -267,7 +284,7 @@ class TrainedModel:
         out_t = np.empty((n_t, self.n_sources), np.float32)  # filled row-wise, returned as .T
         out_view = torch.from_numpy(out_t)
         tiny = torch.finfo(torch.float32).tiny
-        self.net.eval()
+        net.eval()
         with torch.inference_mode(), torch.autocast(
             device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"
         ):
@@ -279,7 +296,7 @@ class TrainedModel:
                         np.ascontiguousarray(net_windows[start : start + batch_size])
                     )
                 scale = xb.abs().amax(dim=(1, 2)) if self.whitener is not None else peak
-                maps = self.net(xb / torch.clamp(scale, min=tiny)[:, None, None])
+                maps = net(xb / torch.clamp(scale, min=tiny)[:, None, None])
                 if prior is not None:  # the posterior under another prior, same maximum
                     top = maps.amax(dim=1, keepdim=True)
                     maps = maps * prior
@@ -400,8 +417,12 @@ class TrainedModel:
 
     def __repr__(self) -> str:
         white = " | whitened input" if self.whitener is not None else ""
+        name = self.net.name
+        if self.n_members > 1:
+            name = (f"ensemble of {self.n_members} {self.net.members[0].name} "
+                    f"({self.net.rule})")
         return (
-            f"<TrainedModel {self.net.name} | {len(self.ch_names)} channels → {self.n_sources} "
+            f"<TrainedModel {name} | {len(self.ch_names)} channels → {self.n_sources} "
             f"sources | {self.net.n_parameters():,} parameters{white}>"
         )
 
