@@ -195,3 +195,25 @@ def test_cli_train_seeds_writes_members_and_the_ensemble(lf, tmp_path, capsys):
                                                 "agree_radius_mm": 10.0, "peak_spread_mm": 42.0}})
     line = ensemble_summary(result)
     assert "1 of 3" in line and "42 mm" in line and "WARNING" in line
+
+
+def test_localize_prints_and_the_report_shows_the_agreement(lf, members, tmp_path, capsys):
+    from deepesi.cli import main
+    from deepesi.inverse import apply_network
+    from deepesi.viz.report import ensemble_html
+
+    sim = simulate_batch(lf, 1, SimulationConfig(n_sources=1, snr_db=30, n_times=9), seed=4)
+    evoked = mne.EvokedArray(sim.data[0], lf.info.copy(), tmin=0.0, verbose=False)
+    rec = tmp_path / "rec-ave.fif"
+    evoked.save(rec, verbose=False)
+    combine_models(members).save(tmp_path / "ens.pt")
+    assert main(["localize", str(rec), "--model", str(tmp_path / "ens.pt"), "-o",
+                 str(tmp_path / "res")]) == 0
+    printed = capsys.readouterr().out
+    assert "ensemble of 3 nets:" in printed and "of 3 put the peak within" in printed
+    res = apply_network(evoked, read_model(tmp_path / "ens.pt"), verbose=False)
+    html = ensemble_html(res)
+    assert "Ensemble of 3 nets" in html
+    assert ("Warning" in html) == (res.meta["ensemble"]["agreement"] < 0.5)
+    single = apply_network(evoked, members[0], verbose=False)
+    assert ensemble_html(single) == ""

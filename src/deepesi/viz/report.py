@@ -375,6 +375,22 @@ def fit_html(res: SourceMap) -> str:
     return "".join(parts)
 
 
+def ensemble_html(res: SourceMap) -> str:
+    """The paragraph on a seed ensemble's agreement ('' for a single net or another method)."""
+    e = res.meta.get("ensemble")
+    if not e:
+        return ""
+    n = e["members"]
+    text = (f"<p><b>Ensemble of {n} nets</b> ({e.get('rule')} of their posteriors): "
+            f"{round(e['agreement'] * n)} of {n} put the peak within "
+            f"{e['agree_radius_mm']:.0f} mm of the combined peak; their peaks lie up to "
+            f"{e['peak_spread_mm']:.0f} mm apart.</p>")
+    if e["agreement"] < 0.5:
+        text += ("<p><b>Warning</b>: the nets disagree: the recording is unlike their training "
+                 "data here; compare with a classical method before trusting the map.</p>")
+    return text
+
+
 def _sources_html(res: SourceMap) -> str:
     """The fitted source set as a table (empty without ``sources=True``)."""
     rows = res.sources
@@ -446,4 +462,5 @@ def _add_method(report, name: str, res: SourceMap, head: Any, n_peaks: int,
         f"time ({res.peak_time * 1000:.1f} ms: the largest whitened global field power, the same "
         f"for every method). Units of amplitude: {res.units}.</p>"
     )
-    report.add_html(html + note + fit_html(res), title=f"{name}: peak table", section=section)
+    report.add_html(html + note + ensemble_html(res) + fit_html(res), title=f"{name}: peak table",
+                    section=section)
