@@ -70,6 +70,55 @@ def _median(rows: list[dict], key: str) -> float | None:
     return None if not v else round(float(np.median(v)), 1)
 
 
+def plot_peaks(rows: list[dict], dspm: dict, dipole_mni: np.ndarray, fname: Path,
+               title: str) -> None:
+    """Where the peaks land (MNI, mm): single nets, ensembles per rule, dSPM, the xfit dipole
+    and the auditory box, seen from above (x, y) and from behind (x, z)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    from deepesi.references import AUDITORY_MNI_BOX
+
+    styles = {("single", None): dict(c="0.45", marker="o", s=36, label="single nets"),
+              ("ensemble", "mean"): dict(c="tab:blue", marker="^", s=40, alpha=0.7,
+                                         label="ensembles (mean)"),
+              ("ensemble", "geometric"): dict(c="tab:orange", marker="v", s=40, alpha=0.7,
+                                              label="ensembles (geometric)")}
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
+    for ax, (i, j), name in zip(axes, ((0, 1), (0, 2)), ("from above", "from behind"),
+                                strict=True):
+        for h, box in AUDITORY_MNI_BOX.items():
+            ax.add_patch(Rectangle((box[i][0], box[j][0]), box[i][1] - box[i][0],
+                                   box[j][1] - box[j][0], fill=False, ec="green", lw=1.5,
+                                   label="auditory box" if h == "lh" else None))
+        for key, st in styles.items():
+            pts = [r[f"peak_{h}_mni_mm"] for r in rows if (r["kind"], r["rule"]) == key
+                   for h in ("lh", "rh") if r.get(f"peak_{h}_mni_mm") is not None]
+            if pts:
+                pts = np.asarray(pts)
+                ax.scatter(pts[:, i], pts[:, j], **st)
+        pts = np.asarray([dspm[f"peak_{h}_mni_mm"] for h in ("lh", "rh")
+                          if dspm.get(f"peak_{h}_mni_mm") is not None])
+        if len(pts):
+            ax.scatter(pts[:, i], pts[:, j], c="k", marker="*", s=160, label="dSPM")
+        ax.scatter([dipole_mni[i]], [dipole_mni[j]], c="red", marker="X", s=120,
+                   label="xfit dipole")
+        ax.set_xlabel("x (mm, MNI; right +)")
+        ax.set_ylabel("y (mm, MNI; anterior +)" if j == 1 else "z (mm, MNI; up +)")
+        ax.set_title(name)
+        ax.set_aspect("equal")
+        ax.grid(alpha=0.3)
+        ax.set_xlim(-80, 80)
+    axes[1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(fname, dpi=110)
+    plt.close(fig)
+
+
 def main() -> None:
     import mne
 
@@ -86,6 +135,10 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5])
     p.add_argument("--size", type=int, default=3, help="nets per ensemble (default 3)")
     p.add_argument("--rules", nargs="+", default=["mean", "geometric"])
+    p.add_argument("--simulated", type=int, default=0, metavar="N",
+                   help="also N simulated single sources (5 dB, nominal forward) per single net "
+                   "and per disjoint ensemble of the first split: the simulation accuracy an "
+                   "ensemble keeps (default 0: skip)")
     p.add_argument("--name", default=None, help="output stem (default sample_ensembles_<mod>)")
     args = p.parse_args()
     deepesi.set_log_level("WARNING")
@@ -139,6 +192,20 @@ def main() -> None:
                   f"{score['aud_mni_rh_mm']} mm, xfit {score['dist_dipole_mm']} mm, "
                   f"agreement {agree['agreement']:.2f}")
     seconds = time.perf_counter() - t0
+    simulated = {}
+    if args.simulated:
+        from deepesi.training import evaluate_single_sources
+
+        first, second = seeds[:args.size], seeds[args.size:2 * args.size]
+        cases = {f"seed {s}": nets[s] for s in seeds}
+        cases.update({f"mean {tuple(c)}": combine_models([nets[s] for s in c])
+                      for c in (first, second)})
+        for label, model in cases.items():
+            ev = evaluate_single_sources(model, lf_m, lf_m, args.simulated, seed=123,
+                                         snr_db=5.0)
+            simulated[label] = {k: ev[k] for k in ("subcortical", "cortical")}
+            print(f"simulated, {label}: deep {ev['subcortical']['median_mm']:.1f} mm, "
+                  f"cortical {ev['cortical']['median_mm']:.1f} mm")
     ev_m = evoked.copy().pick([c for c in evoked.ch_names if c in set(lf_m.ch_names)])
     dspm = apply_classical(ev_m, "dSPM", lf_m, cov, tmin=ms.WINDOW[0], tmax=ms.WINDOW[1])
     dspm_score = score_map(dspm.amplitudes.mean(axis=1), src, no_labels, dipole)
@@ -176,18 +243,31 @@ def main() -> None:
     lines.append(f"| dSPM (reference) | 1 | {dspm_score['aud_mni_lh_mm']} | "
                  f"{dspm_score['aud_mni_rh_mm']} | {dspm_score['dist_dipole_mm']} | | 0 / 0 | "
                  "0 / 0 | |")
+    if simulated:
+        lines += ["", f"Simulated single sources, nominal forward, 5 dB, {args.simulated} "
+                  "samples (median error, mm):", "",
+                  "| nets | deep | cortical | deep ↔ cortical confusion |", "|---|---:|---:|---:|"]
+        for label, ev in simulated.items():
+            conf = np.mean([ev["subcortical"]["confusion"], ev["cortical"]["confusion"]])
+            lines.append(f"| {label} | {ev['subcortical']['median_mm']:.1f} | "
+                         f"{ev['cortical']['median_mm']:.1f} | {100 * conf:.1f} % |")
     table = "\n".join(lines) + "\n"
     print(table)
     RESULTS.mkdir(exist_ok=True)
     doc = {"modality": args.modality, "seeds": seeds, "size": args.size, "rules": args.rules,
-           "summary": summary, "rows": rows, "dspm": dspm_score,
+           "summary": summary, "rows": rows, "dspm": dspm_score, "simulated": simulated,
            "localization_seconds": round(seconds, 1),
            "training": {str(s): {"epochs_run": m.meta.get("epochs_run"),
                                  "best_val_loss": m.meta.get("best_val_loss"),
                                  "weights_hash": m.weights_hash()} for s, m in nets.items()}}
     (RESULTS / f"{name}.json").write_text(json.dumps(doc, indent=1) + "\n")
     (RESULTS / f"{name}.md").write_text(table)
-    print(f"written: {RESULTS / name}.json, .md")
+    mri_to_mni = src.mri_to_mni
+    dip_mni = dipole["pos_mri_m"] * 1e3 @ mri_to_mni[:3, :3].T + mri_to_mni[:3, 3]
+    plot_peaks(rows, dspm_score, dip_mni, RESULTS / f"{name}.png",
+               f"sample auditory N100, {args.modality}: hemisphere peaks of {len(seeds)} "
+               f"single nets and of every ensemble of {args.size}")
+    print(f"written: {RESULTS / name}.json, .md, .png")
 
 
 if __name__ == "__main__":
