@@ -87,7 +87,7 @@ def plot_peaks(rows: list[dict], dspm: dict, dipole_mni: np.ndarray, fname: Path
                                          label="ensembles (mean)"),
               ("ensemble", "geometric"): dict(c="tab:orange", marker="v", s=40, alpha=0.7,
                                               label="ensembles (geometric)")}
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, (i, j), name in zip(axes, ((0, 1), (0, 2)), ("from above", "from behind"),
                                 strict=True):
         for h, box in AUDITORY_MNI_BOX.items():
@@ -112,6 +112,7 @@ def plot_peaks(rows: list[dict], dspm: dict, dipole_mni: np.ndarray, fname: Path
         ax.set_aspect("equal")
         ax.grid(alpha=0.3)
         ax.set_xlim(-80, 80)
+        ax.set_ylim(*((-75, 15) if j == 1 else (-35, 55)))
     axes[1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
@@ -260,10 +261,11 @@ def main() -> None:
            "training": {str(s): {"epochs_run": m.meta.get("epochs_run"),
                                  "best_val_loss": m.meta.get("best_val_loss"),
                                  "weights_hash": m.weights_hash()} for s, m in nets.items()}}
-    (RESULTS / f"{name}.json").write_text(json.dumps(doc, indent=1) + "\n")
-    (RESULTS / f"{name}.md").write_text(table)
     mri_to_mni = src.mri_to_mni
     dip_mni = dipole["pos_mri_m"] * 1e3 @ mri_to_mni[:3, :3].T + mri_to_mni[:3, 3]
+    doc["xfit_dipole_mni_mm"] = [round(float(v), 1) for v in dip_mni]
+    (RESULTS / f"{name}.json").write_text(json.dumps(doc, indent=1) + "\n")
+    (RESULTS / f"{name}.md").write_text(table)
     plot_peaks(rows, dspm_score, dip_mni, RESULTS / f"{name}.png",
                f"sample auditory N100, {args.modality}: hemisphere peaks of {len(seeds)} "
                f"single nets and of every ensemble of {args.size}")
