@@ -17,16 +17,11 @@ from deepesi.training import (
     train_model,
     train_seed_ensemble,
 )
+from test_training import CFG
+from test_training import TINY as TRAINING_TINY
 
-TINY = dict(
-    net_kwargs={"image_size": 8, "channels": (4, 8), "hidden": 32},
-    batch_size=16,
-    batches_per_epoch=3,
-    n_val=32,
-    verbose=False,
-    epochs=1,
-)
-CFG = SimulationConfig(n_sources=(1, 2), snr_db=(5, 15))
+# the tiny net and data of the training tests; each member here gets its own seed
+TINY = {**{k: v for k, v in TRAINING_TINY.items() if k != "seed"}, "epochs": 1}
 
 
 @pytest.fixture(scope="module")
