@@ -54,7 +54,16 @@ def net_from_spec(name: str, n_channels: int, n_sources: int, init_kwargs: dict)
     """Rebuild a network from its saved ``(name, n_channels, n_sources, init_kwargs)``
     (a seed ensemble, :class:`EnsembleNet`, included)."""
     if name == EnsembleNet.name:
-        return EnsembleNet(n_channels, n_sources, **init_kwargs)
+        kwargs = dict(init_kwargs)
+        members = []
+        for spec in kwargs.pop("members"):
+            if spec["name"] == EnsembleNet.name:
+                raise ValueError("model file holds an ensemble inside an ensemble; combine "
+                                 "single nets.")
+            member = net_from_spec(spec["name"], n_channels, n_sources, spec["init_kwargs"])
+            member.output = spec.get("output", "relu")
+            members.append(member)
+        return EnsembleNet(n_channels, n_sources, members, **kwargs)
     if name not in NETS:
         raise ValueError(f"model file names an unknown network {name!r}; known: {sorted(NETS)}.")
     return NETS[name](n_channels, n_sources, **init_kwargs)

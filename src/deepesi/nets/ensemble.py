@@ -39,8 +39,9 @@ class EnsembleNet(SourceNet):
     ----------
     n_channels, n_sources : int
         Shared by every member.
-    members : list of dict
-        Each member's ``{'name', 'init_kwargs', 'output'}`` (as a model file stores a net).
+    members : list of SourceNet
+        The member nets (single nets, with their ``output`` set); :func:`deepesi.nets.
+        net_from_spec` rebuilds them from the specs a model file stores in ``init_kwargs``.
     n_times : int
         Input window (samples), shared by every member.
     rule : {'mean', 'geometric'}
@@ -49,27 +50,24 @@ class EnsembleNet(SourceNet):
 
     name = "ensemble"
 
-    def __init__(self, n_channels: int, n_sources: int, members: list, n_times: int = 1,
-                 rule: str = "mean") -> None:
-        from . import net_from_spec  # the registry imports this module
-
+    def __init__(self, n_channels: int, n_sources: int, members: list[SourceNet],
+                 n_times: int = 1, rule: str = "mean") -> None:
         super().__init__(n_channels, n_sources, n_times)
         if rule not in ENSEMBLE_RULES:
             raise ValueError(f"rule must be one of {ENSEMBLE_RULES}, got {rule!r}.")
         if len(members) < 2:
             raise ValueError(f"an ensemble needs at least 2 members, got {len(members)}.")
-        nets = []
-        for spec in members:
-            if spec["name"] == self.name:
-                raise ValueError("an ensemble cannot hold another ensemble; combine the "
-                                 "single nets instead.")
-            net = net_from_spec(spec["name"], n_channels, n_sources, dict(spec["init_kwargs"]))
-            net.output = spec.get("output", "relu")
-            if net.n_times != self.n_times:
-                raise ValueError(f"ensemble members read windows of {net.n_times} samples, "
-                                 f"the ensemble {self.n_times}; combine nets of one window.")
-            nets.append(net)
-        outputs = {n.output for n in nets}
+        for net in members:
+            if not isinstance(net, SourceNet) or isinstance(net, EnsembleNet):
+                raise ValueError("ensemble members must be single nets (SourceNet, not "
+                                 f"{type(net).__name__}); combine the single nets.")
+            if (net.n_channels, net.n_sources, net.n_times) != (n_channels, n_sources,
+                                                                  self.n_times):
+                raise ValueError(
+                    f"an ensemble member reads {net.n_channels} channels x {net.n_times} "
+                    f"samples into {net.n_sources} sources, the ensemble {n_channels} x "
+                    f"{self.n_times} into {n_sources}; combine nets of one forward and window.")
+        outputs = {n.output for n in members}
         if len(outputs) != 1:
             raise ValueError(f"ensemble members have different outputs {sorted(outputs)}; "
                              "combine nets trained with the same loss.")
@@ -77,11 +75,11 @@ class EnsembleNet(SourceNet):
         if rule == "geometric" and self.output != "softmax":
             raise ValueError("rule='geometric' needs nets trained with the cross-entropy loss "
                              "(softmax output); use rule='mean'.")
-        self.members = nn.ModuleList(nets)
+        self.members = nn.ModuleList(members)
         self.rule = rule
         self.init_kwargs = {
-            "members": [{"name": s["name"], "init_kwargs": s["init_kwargs"],
-                         "output": s.get("output", "relu")} for s in members],
+            "members": [{"name": n.name, "init_kwargs": n.init_kwargs, "output": n.output}
+                        for n in members],
             "n_times": self.n_times,
             "rule": rule,
         }

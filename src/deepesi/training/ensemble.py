@@ -9,6 +9,7 @@ set of seeds to another, and the members' disagreement is reported with every lo
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -97,12 +98,9 @@ def combine_models(models: Sequence[Any], *, rule: str = "mean") -> TrainedModel
     first = loaded[0]
     for i, m in enumerate(loaded[1:], start=1):
         _check_compatible(first, m, i)
-    specs = [{"name": m.net.name, "init_kwargs": m.net.init_kwargs, "output": m.net.output}
-             for m in loaded]
-    net = EnsembleNet(first.net.n_channels, first.net.n_sources, specs,
+    net = EnsembleNet(first.net.n_channels, first.net.n_sources,
+                      [copy.deepcopy(m.net) for m in loaded],  # the inputs stay independent
                       n_times=first.net.n_times, rule=rule)
-    for member, m in zip(net.members, loaded, strict=True):
-        member.load_state_dict(m.net.state_dict())
     net.eval()
     members = [{"seed": m.meta.get("seed"), "epochs_run": m.meta.get("epochs_run"),
                 "best_val_loss": m.meta.get("best_val_loss"),
