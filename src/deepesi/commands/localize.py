@@ -185,14 +185,13 @@ def fit_summary(result: Any) -> str:
 
 def ensemble_summary(result: Any) -> str | None:
     """One line on a seed ensemble's agreement (None for a single net)."""
+    from ..inverse.network import agreement_sentence, nets_disagree
+
     e = result.meta.get("ensemble")
     if not e:
         return None
-    n, agree = e["members"], round(e["agreement"] * e["members"])
-    line = (f"ensemble of {n} nets: {agree} of {n} put the peak within "
-            f"{e['agree_radius_mm']:.0f} mm of the combined peak (their peaks up to "
-            f"{e['peak_spread_mm']:.0f} mm apart)")
-    if e["agreement"] < 0.5:
+    line = f"ensemble of {e['members']} nets: {agreement_sentence(e)}"
+    if nets_disagree(e):
         line += ("\nWARNING: the nets disagree: the recording is unlike their training data "
                  "here; compare with a classical method on the same forward "
                  "(deepesi.inverse.apply_classical, e.g. dSPM).")

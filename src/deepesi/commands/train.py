@@ -70,13 +70,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Run ``deepesi train``."""
     from ..training import train_model, train_seed_ensemble
+    from ..training.ensemble import check_seeds
 
-    if args.seeds is not None and (len(args.seeds) < 2 or len(set(args.seeds)) < len(args.seeds)):
-        raise ValueError("--seeds needs at least 2 different seeds (one net each); use --seed "
-                         "for one net.")
-    if args.seeds is not None and args.resume:
-        raise ValueError("--resume is implied with --seeds (every member resumes from its "
-                         "checkpoint); leave it out.")
+    if args.seeds is not None:  # before any lead field is built
+        check_seeds(args.seeds)
+        if args.resume:
+            raise ValueError("--resume is implied with --seeds (every member resumes from its "
+                             "checkpoint); leave it out.")
     config = sim_config(args)
     ensemble = None
     if args.ensemble < 1:
@@ -103,7 +103,6 @@ def run(args: argparse.Namespace) -> int:
         schedule=args.schedule,
         net_kwargs={} if args.hidden is None else {"hidden": args.hidden},
         device=args.device,
-        resume=args.resume,
         num_workers=args.workers,
         max_minutes=args.max_minutes,
         precision=args.precision,
@@ -114,11 +113,11 @@ def run(args: argparse.Namespace) -> int:
     if args.seeds is not None:
         model = train_seed_ensemble(lf, config, args.output, seeds=args.seeds,
                                     rule=args.ensemble_rule, overwrite=args.overwrite,
-                                    **{k: v for k, v in common.items() if k != "resume"})
+                                    **common)
         logger.info("%r written to %s", model, args.output)
         return 0
-    model = train_model(lf, config, args.output, seed=args.seed, overwrite=args.overwrite,
-                        **common)
+    model = train_model(lf, config, args.output, seed=args.seed, resume=args.resume,
+                        overwrite=args.overwrite, **common)
     logger.info(
         "%r: best validation loss %.4f after %d epochs, written to %s",
         model,

@@ -17,8 +17,8 @@ from .fit import map_fit
 from .prepare import Recording, check_channels, peak_sample, prepare_data, recording_nave
 from .result import SourceMap
 
-__all__ = ["apply_network", "check_model_source_space", "member_agreement",
-           "warn_untrained_ssp"]
+__all__ = ["agreement_sentence", "apply_network", "check_model_source_space",
+           "member_agreement", "nets_disagree", "warn_untrained_ssp"]
 
 #: Largest n_sources x n_times a single call localizes: 0.4 GB of float64 amplitudes, and
 #: about 1.2 GB for the 4-D NIfTI (the grid's bounding box holds ~6 voxels per source point).
@@ -349,6 +349,23 @@ def apply_network(
 #: peak agree with it (:func:`member_agreement`).
 AGREE_RADIUS_MM = 10.0
 
+#: Below this share of agreeing members the ensemble's answer comes with a warning.
+MIN_AGREEMENT = 0.5
+
+
+def agreement_sentence(agree: dict) -> str:
+    """'k of n put the peak within R mm of the combined peak (...)', from
+    :func:`member_agreement`'s dict: the one wording of the log, the CLI and the report."""
+    n = agree["members"]
+    return (f"{round(agree['agreement'] * n)} of {n} put the peak within "
+            f"{agree['agree_radius_mm']:.0f} mm of the combined peak (their peaks up to "
+            f"{agree['peak_spread_mm']:.0f} mm apart)")
+
+
+def nets_disagree(agree: dict) -> bool:
+    """True when fewer than :data:`MIN_AGREEMENT` of the members agree."""
+    return agree["agreement"] < MIN_AGREEMENT
+
 
 def member_agreement(model: Any, data: np.ndarray, k: int, combined: np.ndarray,
                      src: SourceSpace) -> dict:
@@ -363,7 +380,8 @@ def member_agreement(model: Any, data: np.ndarray, k: int, combined: np.ndarray,
         ``members``; ``member_peaks_mm`` (MRI frame); ``peak_spread_mm``, the largest distance
         between two members' peaks; ``agree_radius_mm``; ``agreement``, the share of members
         whose peak is within that radius of the combined peak. Logs a warning when fewer than
-        half agree: the recording is unlike what the nets were trained on.
+        half agree (:func:`nets_disagree`): the recording is unlike what the nets were
+        trained on.
     """
     base = _base_model(model)
     n = int(base.n_members)
@@ -380,15 +398,12 @@ def member_agreement(model: Any, data: np.ndarray, k: int, combined: np.ndarray,
     out = {"members": n, "rule": getattr(base.net, "rule", None),
            "member_peaks_mm": peaks.round(2).tolist(), "peak_spread_mm": round(spread, 2),
            "agree_radius_mm": radius, "agreement": agreement}
-    if agreement < 0.5:
-        logger.warning(
-            "the ensemble's %d nets disagree: %d of them put the peak within %.0f mm of the "
-            "combined peak (members' peaks up to %.0f mm apart). The recording is unlike the "
-            "nets' training data here: compare with the classical methods before trusting "
-            "the map.", n, round(agreement * n), radius, spread)
+    if nets_disagree(out):
+        logger.warning("the ensemble's nets disagree: %s. The recording is unlike the nets' "
+                       "training data here: compare with the classical methods before "
+                       "trusting the map.", agreement_sentence(out))
     else:
-        logger.info("ensemble: %d of %d nets put the peak within %.0f mm of the combined "
-                    "peak (spread %.0f mm)", round(agreement * n), n, radius, spread)
+        logger.info("ensemble: %s", agreement_sentence(out))
     return out
 
 

@@ -19,22 +19,20 @@ import numpy as np
 
 from .._io import check_overwrite
 from .._logging import logger, verbose
+from .._validation import check_option, validate_type
 from ..forward.leadfield import LeadField
 from ..nets import ENSEMBLE_RULES, EnsembleNet
 from ..simulation import SimulationConfig
 from .loop import train_or_load
 from .model import TrainedModel, read_model
 
-__all__ = ["combine_models", "member_path", "train_seed_ensemble"]
+__all__ = ["check_seeds", "combine_models", "member_path", "train_seed_ensemble"]
 
 
 def _as_model(model: Any, index: int) -> TrainedModel:
-    if isinstance(model, TrainedModel):
-        return model
-    if isinstance(model, (str, os.PathLike)):
-        return read_model(model)
-    raise TypeError(f"models[{index}] must be a TrainedModel or a model file path, got "
-                    f"{type(model).__name__}.")
+    validate_type(model, (TrainedModel, "path-like"), f"models[{index}]",
+                  "a TrainedModel or a model file path")
+    return model if isinstance(model, TrainedModel) else read_model(model)
 
 
 def _same(a: np.ndarray | None, b: np.ndarray | None) -> bool:
@@ -88,8 +86,7 @@ def combine_models(models: Sequence[Any], *, rule: str = "mean") -> TrainedModel
         raise TypeError("models must be a list of TrainedModel objects or model files.")
     if len(models) < 2:
         raise ValueError(f"an ensemble needs at least 2 models, got {len(models)}.")
-    if rule not in ENSEMBLE_RULES:
-        raise ValueError(f"rule must be one of {ENSEMBLE_RULES}, got {rule!r}.")
+    check_option("rule", rule, ENSEMBLE_RULES)  # before any file is read
     loaded = [_as_model(m, i) for i, m in enumerate(models)]
     for i, m in enumerate(loaded):
         if m.n_members > 1:
@@ -118,6 +115,15 @@ def combine_models(models: Sequence[Any], *, rule: str = "mean") -> TrainedModel
         meta=meta, whitener=first.whitener, source_space=first.source_space,
         info=first.info, trans=first.trans,
     )
+
+
+def check_seeds(seeds: Sequence[int]) -> list[int]:
+    """The seeds of an ensemble as ints; ValueError unless at least 2, all different."""
+    seeds = [int(s) for s in seeds]
+    if len(seeds) < 2 or len(set(seeds)) != len(seeds):
+        raise ValueError(f"a seed ensemble needs at least 2 different seeds (one net each), got "
+                         f"{seeds}; one net is trained with seed=... (CLI --seed).")
+    return seeds
 
 
 def member_path(out_path: str | os.PathLike, seed: int) -> Path:
@@ -171,13 +177,10 @@ def train_seed_ensemble(
     TrainedModel
         The ensemble (also written to ``out_path``).
     """
-    seeds = [int(s) for s in seeds]
-    if len(seeds) < 2 or len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds must be at least 2 different integers, got {seeds}.")
+    seeds = check_seeds(seeds)
     if "seed" in train_kwargs:
         raise TypeError("train_seed_ensemble takes seeds=[...], not seed=...")
-    if rule not in ENSEMBLE_RULES:
-        raise ValueError(f"rule must be one of {ENSEMBLE_RULES}, got {rule!r}.")
+    check_option("rule", rule, ENSEMBLE_RULES)
     out_path = Path(out_path)
     check_overwrite(out_path, overwrite)
     members = []

@@ -22,6 +22,7 @@ from scipy import ndimage
 
 from .._io import atomic_path, check_overwrite
 from .._validation import validate_type
+from ..inverse.network import agreement_sentence, nets_disagree
 from ..inverse.result import SourceMap, activity_grid
 from .head import plot_head_slices
 
@@ -380,12 +381,9 @@ def ensemble_html(res: SourceMap) -> str:
     e = res.meta.get("ensemble")
     if not e:
         return ""
-    n = e["members"]
-    text = (f"<p><b>Ensemble of {n} nets</b> ({e.get('rule')} of their posteriors): "
-            f"{round(e['agreement'] * n)} of {n} put the peak within "
-            f"{e['agree_radius_mm']:.0f} mm of the combined peak; their peaks lie up to "
-            f"{e['peak_spread_mm']:.0f} mm apart.</p>")
-    if e["agreement"] < 0.5:
+    text = (f"<p><b>Ensemble of {e['members']} nets</b> ({e.get('rule')} of their "
+            f"posteriors): {agreement_sentence(e)}.</p>")
+    if nets_disagree(e):
         text += ("<p><b>Warning</b>: the nets disagree: the recording is unlike their training "
                  "data here; compare with a classical method before trusting the map.</p>")
     return text
