@@ -65,6 +65,12 @@ def _stats(values: list[float]) -> dict:
             "max": round(float(v.max()), 1), "share_le_5mm": round(float(np.mean(v <= 5.0)), 2)}
 
 
+def _set_line(score: dict) -> str:
+    s = score.get("set")
+    return "" if s is None else (f"; source set LH {s['aud_mni_lh_mm']}, RH {s['aud_mni_rh_mm']}"
+                                 f", xfit {s['dist_dipole_mm']} mm")
+
+
 def _median(rows: list[dict], key: str) -> float | None:
     v = [r[key] for r in rows if r.get(key) is not None]
     return None if not v else round(float(np.median(v)), 1)
@@ -72,8 +78,9 @@ def _median(rows: list[dict], key: str) -> float | None:
 
 def plot_peaks(rows: list[dict], dspm: dict, dipole_mni: np.ndarray, fname: Path,
                title: str) -> None:
-    """Where the peaks land (MNI, mm): single nets, ensembles per rule, dSPM, the xfit dipole
-    and the auditory box, seen from above (x, y) and from behind (x, z)."""
+    """Where the peaks land (MNI, mm): single nets, ensembles per rule, their source sets (when
+    scored), dSPM, the xfit dipole and the auditory box, seen from above (x, y) and from
+    behind (x, z)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -100,6 +107,12 @@ def plot_peaks(rows: list[dict], dspm: dict, dipole_mni: np.ndarray, fname: Path
             if pts:
                 pts = np.asarray(pts)
                 ax.scatter(pts[:, i], pts[:, j], **st)
+        sets = [r["set"][f"peak_{h}_mni_mm"] for r in rows if "set" in r
+                for h in ("lh", "rh") if r["set"].get(f"peak_{h}_mni_mm") is not None]
+        if sets:  # the source sets fitted from the same nets (single and ensembles)
+            sets = np.asarray(sets)
+            ax.scatter(sets[:, i], sets[:, j], facecolors="none", edgecolors="tab:purple",
+                       marker="s", s=70, label="source sets (any net)")
         pts = np.asarray([dspm[f"peak_{h}_mni_mm"] for h in ("lh", "rh")
                           if dspm.get(f"peak_{h}_mni_mm") is not None])
         if len(pts):
@@ -126,7 +139,7 @@ def main() -> None:
     import deepesi
     from deepesi.datasets import mne_sample as ms
     from deepesi.inverse import apply_classical, apply_network
-    from deepesi.references import read_xfit_dipole, score_map
+    from deepesi.references import read_xfit_dipole, score_map, score_sources
     from deepesi.training import combine_models, read_model
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -140,6 +153,9 @@ def main() -> None:
                    help="also N simulated single sources (5 dB, nominal forward) per single net "
                    "and per disjoint ensemble of the first split: the simulation accuracy an "
                    "ensemble keeps (default 0: skip)")
+    p.add_argument("--sources", action="store_true",
+                   help="also score each net's source set (apply_network(sources=True): the "
+                   "net's proposals fitted on the forward), as the example's 'deepesi-sources'")
     p.add_argument("--name", default=None, help="output stem (default sample_ensembles_<mod>)")
     args = p.parse_args()
     deepesi.set_log_level("WARNING")
@@ -164,12 +180,17 @@ def main() -> None:
                          f"{2 * args.size}.")
     nets = {s: read_model(_model_file(out, args.modality, s)) for s in seeds}
 
+    def _keep(score: dict) -> dict:
+        return {k: v for k, v in score.items() if not k.startswith("dist_") or k ==
+                "dist_dipole_mm"}
+
     def localize(model) -> tuple[dict, dict]:
         res = apply_network(evoked, model, source_space=src, noise_cov=cov, forward=lf_m,
-                            tmin=ms.WINDOW[0], tmax=ms.WINDOW[1])
-        score = score_map(res.amplitudes.mean(axis=1), src, no_labels, dipole)
-        keep = {k: v for k, v in score.items() if not k.startswith("dist_") or k ==
-                "dist_dipole_mm"}
+                            tmin=ms.WINDOW[0], tmax=ms.WINDOW[1], sources=args.sources)
+        keep = _keep(score_map(res.amplitudes.mean(axis=1), src, no_labels, dipole))
+        if args.sources:
+            # the source set fitted from the same net: its strongest source per hemisphere
+            keep["set"] = _keep(score_sources(res.sources, src, no_labels, dipole))
         return keep, res
 
     rows = []
@@ -180,7 +201,7 @@ def main() -> None:
                      "gof": res.fit.get("gof")})
         print(f"seed {s}: LH {score['aud_mni_lh_mm']} mm, RH {score['aud_mni_rh_mm']} mm "
               f"from the box, RH {score['dist_dipole_mm']} mm from xfit "
-              f"({score['peak_rh_region']})")
+              f"({score['peak_rh_region']})" + _set_line(score))
     for rule in args.rules:
         for combo in itertools.combinations(seeds, args.size):
             ens = combine_models([nets[s] for s in combo], rule=rule)
@@ -191,7 +212,7 @@ def main() -> None:
                          "member_spread_mm": agree["peak_spread_mm"]})
             print(f"{rule} {combo}: LH {score['aud_mni_lh_mm']} mm, RH "
                   f"{score['aud_mni_rh_mm']} mm, xfit {score['dist_dipole_mm']} mm, "
-                  f"agreement {agree['agreement']:.2f}")
+                  f"agreement {agree['agreement']:.2f}" + _set_line(score))
     seconds = time.perf_counter() - t0
     simulated = {}
     if args.simulated:
@@ -211,12 +232,14 @@ def main() -> None:
     dspm = apply_classical(ev_m, "dSPM", lf_m, cov, tmin=ms.WINDOW[0], tmax=ms.WINDOW[1])
     dspm_score = score_map(dspm.amplitudes.mean(axis=1), src, no_labels, dipole)
 
-    groups = [("single", None)] + [("ensemble", r) for r in args.rules]
-    summary = []
-    for kind, rule in groups:
-        sel = [r for r in rows if r["kind"] == kind and r["rule"] == rule]
-        summary.append({
-            "kind": kind if rule is None else f"ensemble of {args.size} ({rule})",
+    dipoles_score = None
+    if args.sources:  # the classical counterpart of a source set: sequential dipole fits
+        dip = apply_classical(ev_m, "dipoles", lf_m, cov, tmin=ms.WINDOW[0], tmax=ms.WINDOW[1])
+        dipoles_score = score_sources(dip.sources, src, no_labels, dipole)
+
+    def summarize(sel: list[dict], label: str) -> dict:
+        return {
+            "kind": label,
             "n": len(sel),
             "lh_box_median_mm": _median(sel, "aud_mni_lh_mm"),
             "rh_box_median_mm": _median(sel, "aud_mni_rh_mm"),
@@ -226,9 +249,20 @@ def main() -> None:
                                     2),
             "move_lh": _stats(_pair_distances(sel, "peak_lh_mri_mm")),
             "move_rh": _stats(_pair_distances(sel, "peak_rh_mri_mm")),
-        })
+        }
+
+    groups = [("single", None)] + [("ensemble", r) for r in args.rules]
+    summary = []
+    for what in ("map", "set") if args.sources else ("map",):
+        for kind, rule in groups:
+            sel = [r if what == "map" else {**r["set"], "seeds": r["seeds"]} for r in rows
+                   if r["kind"] == kind and r["rule"] == rule]
+            label = kind if rule is None else f"ensemble of {args.size} ({rule})"
+            summary.append({**summarize(sel, label + (", source set" if what == "set"
+                                                      else "")), "estimate": what})
     lines = [
-        f"Sample auditory N100 ({args.modality}), 90-110 ms mean map; seeds {seeds}. "
+        f"Sample auditory N100 ({args.modality}), 90-110 ms; seeds {seeds}. Map: the window-"
+        "mean map's hemisphere peaks; source set: each hemisphere's strongest fitted source. "
         "'move' = distance (mm) between the peaks of two trainings with no seed in common.",
         "",
         "| nets | n | LH to box (median) | RH to box (median) | RH to xfit (median) | "
@@ -241,9 +275,11 @@ def main() -> None:
             f"{r['rh_xfit_median_mm']} | {100 * r['rh_box_le_10mm']:.0f} % | "
             f"{r['move_lh']['median']} / {r['move_lh']['max']} | "
             f"{r['move_rh']['median']} / {r['move_rh']['max']} | {r['move_rh']['n']} |")
-    lines.append(f"| dSPM (reference) | 1 | {dspm_score['aud_mni_lh_mm']} | "
-                 f"{dspm_score['aud_mni_rh_mm']} | {dspm_score['dist_dipole_mm']} | | 0 / 0 | "
-                 "0 / 0 | |")
+    for label, ref in (("dSPM (reference)", dspm_score),
+                       ("sequential dipoles (reference)", dipoles_score)):
+        if ref is not None:
+            lines.append(f"| {label} | 1 | {ref['aud_mni_lh_mm']} | {ref['aud_mni_rh_mm']} | "
+                         f"{ref['dist_dipole_mm']} | | 0 / 0 | 0 / 0 | |")
     if simulated:
         lines += ["", f"Simulated single sources, nominal forward, 5 dB, {args.simulated} "
                   "samples (median error, mm):", "",
@@ -256,7 +292,8 @@ def main() -> None:
     print(table)
     RESULTS.mkdir(exist_ok=True)
     doc = {"modality": args.modality, "seeds": seeds, "size": args.size, "rules": args.rules,
-           "summary": summary, "rows": rows, "dspm": dspm_score, "simulated": simulated,
+           "summary": summary, "rows": rows, "dspm": dspm_score, "dipoles": dipoles_score,
+           "simulated": simulated,
            "localization_seconds": round(seconds, 1),
            "training": {str(s): {"epochs_run": m.meta.get("epochs_run"),
                                  "best_val_loss": m.meta.get("best_val_loss"),

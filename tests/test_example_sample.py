@@ -196,6 +196,13 @@ def test_hemisphere_peaks_and_scores_on_sample(sample_dir):
     srow = ref.score_sources(moved, src, labels)
     assert srow["peak_rh_mri_mm"] is None and srow["n_sources"] == 1
     assert srow["peak_lh_mri_mm"][0] == pytest.approx(rows[0]["x_mm"] - 2.0, abs=0.05)
+    # a hemisphere's source is the one that explains the most, not the largest moment (a
+    # moment grows where the sensors are insensitive)
+    weak_big = dict(rows[1], y_mm=rows[1]["y_mm"] - 30.0, amplitude_nAm=500.0, gof_share=0.02)
+    strong = dict(rows[1], gof_share=0.10)
+    srow = ref.score_sources([dict(rows[0], gof_share=0.2), weak_big, strong], src, labels)
+    assert srow["peak_rh_mri_mm"][1] == pytest.approx(rows[1]["y_mm"], abs=0.05)
+    assert ref.source_set_peaks([weak_big, strong])["rh"][1] == pytest.approx(rows[1]["y_mm"])
 
 
 def test_label_check_and_positions(ex, sample_dir, tmp_path):

@@ -320,6 +320,11 @@ def score_sources(sources: list[dict], source_space, labels: dict[str, np.ndarra
     the strongest source of each hemisphere (by its nearest grid point's region) stands in for
     the map's peak, at its own off-grid position.
 
+    "Strongest" is the source with the largest share of the fit (``gof_share``), as
+    :func:`source_set_peaks` reads it, not the largest moment: a fitted moment grows where the
+    sensors are insensitive (deep or, for MEG, radial sources), so the largest moment is often
+    a weak, badly determined source. Rows without ``gof_share`` are ranked by moment.
+
     Parameters
     ----------
     sources : list of dict
@@ -342,6 +347,8 @@ def score_sources(sources: list[dict], source_space, labels: dict[str, np.ndarra
     pos = np.array([[r["x_mm"], r["y_mm"], r["z_mm"]] for r in sources], float).reshape(-1, 3)
     pos = pos / 1000.0
     amp = np.array([r["amplitude_nAm"] for r in sources], float)
+    has_share = all("gof_share" in r for r in sources)
+    strength = np.array([r["gof_share"] for r in sources], float) if has_share else amp
     masks = hemisphere_masks(source_space)
     nearest = cKDTree(source_space.pos).query(pos)[1] if len(pos) else np.zeros(0, int)
     top = float(amp.max()) if amp.size else 0.0
@@ -351,7 +358,7 @@ def score_sources(sources: list[dict], source_space, labels: dict[str, np.ndarra
         if mine.size == 0:
             row.update(_no_peak(h))
             continue
-        j = int(mine[np.argmax(amp[mine])])
+        j = int(mine[np.argmax(strength[mine])])
         p = pos[j]
         mni = None
         if source_space.mri_to_mni is not None:
