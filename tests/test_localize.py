@@ -15,6 +15,7 @@ from deepesi.inverse import (
     activity_grid,
     apply_network,
     find_peaks,
+    peak_centroids,
     prepare_data,
     read_source_map,
 )
@@ -253,6 +254,46 @@ def test_find_peaks_two_blobs(src):
     flat = np.ones(src.n_sources)  # a plateau gives one peak, the lowest index
     assert find_peaks(flat, src, n_max=5).tolist() == [0]
     assert find_peaks(np.zeros(src.n_sources), src).size == 0
+
+
+def test_peak_centroids_off_grid(src):
+    pos_mm = src.pos * 1000
+    spacing_mm = float(src.spacing) * 1000
+    inner = np.linalg.norm(pos_mm - pos_mm.mean(axis=0), axis=1)
+    a = int(np.argmin(inner))  # an interior grid point: its neighbourhood is symmetric
+    # a blob centred on a grid point: the centroid is that point (symmetry)
+    blob = np.exp(-np.linalg.norm(pos_mm - pos_mm[a], axis=1) ** 2 / (2 * spacing_mm**2))
+    got = peak_centroids(blob, src, np.array([a]))
+    assert np.linalg.norm(got[0] - src.pos[a]) * 1000 < 1e-6
+    # a one-hot map stays on its grid point, whatever the radius
+    one = np.zeros(src.n_sources)
+    one[a] = 1.0
+    assert np.allclose(peak_centroids(one, src, [a], radius=0.05), src.pos[a])
+    # a blob between grid points: the centroid is nearer the true centre than the peak point
+    centre = pos_mm[a] + np.array([0.4, -0.3, 0.2]) * spacing_mm
+    blob = np.exp(-np.linalg.norm(pos_mm - centre, axis=1) ** 2 / (2 * spacing_mm**2))
+    peak = find_peaks(blob, src, n_max=1)
+    on_grid = np.linalg.norm(pos_mm[peak[0]] - centre)
+    off_grid = np.linalg.norm(peak_centroids(blob, src, peak, power=1.0)[0] * 1000 - centre)
+    assert off_grid < 0.6 * on_grid
+    with pytest.raises(ValueError, match="radius"):
+        peak_centroids(blob, src, peak, radius=-1.0)
+    with pytest.raises(ValueError, match="power"):
+        peak_centroids(blob, src, peak, power=0.0)
+    with pytest.raises(ValueError, match="peak indices"):
+        peak_centroids(blob, src, [src.n_sources])
+
+
+def test_peaks_subgrid_coordinates(result):
+    grid = result.peaks(2)
+    sub = result.peaks(2, subgrid=True)
+    k = result.sample(None)
+    expected = peak_centroids(result.amplitudes[:, k], result.source_space,
+                              grid.column("source")) * 1000
+    assert sub.column("source") == grid.column("source")
+    assert sub.column("region") == grid.column("region")
+    assert np.allclose(np.array([sub.column(c) for c in ("x_mri", "y_mri", "z_mri")]).T,
+                       expected)
 
 
 def test_peaks_at_given_time(result):

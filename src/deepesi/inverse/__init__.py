@@ -20,7 +20,7 @@ from .classical import (
 )
 from .dipole import dipole_scan
 from .network import apply_network, check_model_source_space, warn_untrained_ssp
-from .peaks import PeakTable, find_peaks
+from .peaks import PeakTable, find_peaks, peak_centroids
 from .prepare import crop_window, peak_sample, prepare_data, prepare_evoked, read_recording
 from .result import SourceMap, activity_grid, read_source_map
 from .source_set import SourceSet, SourceSetFitter, fit_source_set
@@ -43,6 +43,7 @@ __all__ = [
     "find_peaks",
     "fit_source_set",
     "make_classical",
+    "peak_centroids",
     "peak_sample",
     "prepare_data",
     "prepare_evoked",

@@ -21,7 +21,7 @@ from scipy.spatial import cKDTree
 
 from .._validation import check_finite
 
-__all__ = ["PeakTable", "find_peaks", "neighbour_radius"]
+__all__ = ["PeakTable", "find_peaks", "neighbour_radius", "peak_centroids"]
 
 
 def _median_spacing(pos: np.ndarray) -> float:
@@ -178,6 +178,76 @@ def find_peaks(
     return peaks if n_max is None else peaks[: int(n_max)]
 
 
+def peak_centroids(
+    values: np.ndarray,
+    where: Any,
+    peaks: np.ndarray,
+    *,
+    radius: float | None = None,
+    power: float = 2.0,
+) -> np.ndarray:
+    """Sub-grid positions of peaks: the ``values**power``-weighted mean position of the points
+    within ``radius`` of each peak.
+
+    A map quantised to a grid puts its peak on a grid point even when the source lies between
+    points; the points around the peak carry the rest of the information. For a network's
+    softmax map (a posterior over the grid) the weighted mean is the posterior-mean position of
+    the peak's neighbourhood (with ``power`` > 1, of a sharpened posterior), the estimate with
+    the least expected squared error, and continuous. Measured on the template (single sources,
+    realistic forward mismatch, ``benchmarks/subgrid_readout.py``): one grid diagonal and
+    ``power=2`` lower the window net's median error by about 0.5 mm.
+
+    Parameters
+    ----------
+    values : ndarray, shape (n_sources,)
+        Non-negative map.
+    where : SourceSpace | ndarray, shape (n_sources, 3)
+        The points (metres).
+    peaks : ndarray of int
+        Indices of the peaks (e.g. :func:`find_peaks`).
+    radius : float | None
+        Neighbourhood radius (m); None: one grid diagonal (:func:`neighbour_radius`, or
+        √3 × the median nearest-neighbour distance for bare positions).
+    power : float
+        Exponent of the weights (1: the map itself; larger: closer to the peak point).
+
+    Returns
+    -------
+    ndarray, shape (n_peaks, 3)
+        Positions (m), in the frame of ``where``; a peak with no positive neighbour stays on its
+        grid point.
+    """
+    values = _values(values)
+    if hasattr(where, "pos"):
+        pos = np.asarray(where.pos, float)
+        if radius is None:
+            radius = neighbour_radius(where)
+    else:
+        pos = check_finite(np.asarray(where, dtype=float), "source positions")
+        if pos.ndim != 2 or pos.shape[1] != 3:
+            raise ValueError(f"source positions must have shape (n_sources, 3), got {pos.shape}.")
+        if radius is None:
+            radius = float(np.sqrt(3.0) * _median_spacing(pos) * (1 + 1e-6))
+    if len(pos) != len(values):
+        raise ValueError(f"the map has {len(values)} values but there are {len(pos)} source "
+                         "points.")
+    if not (np.isfinite(radius) and radius >= 0):
+        raise ValueError(f"radius must be >= 0 metres, got {radius}.")
+    if not (np.isfinite(power) and power > 0):
+        raise ValueError(f"power must be > 0, got {power}.")
+    idx = np.asarray(peaks, dtype=int).reshape(-1)
+    if idx.size and (idx.min() < 0 or idx.max() >= len(pos)):
+        raise ValueError(f"peak indices must be in [0, {len(pos)}), got {idx.min()}..{idx.max()}.")
+    tree = cKDTree(pos)
+    out = pos[idx].copy()
+    for k, i in enumerate(idx):
+        near = np.asarray(tree.query_ball_point(pos[i], float(radius)), dtype=int)
+        w = values[near] ** float(power)
+        if near.size and w.sum() > 0:
+            out[k] = w @ pos[near] / w.sum()
+    return out
+
+
 @dataclass(frozen=True)
 class PeakTable:
     """Ranked activity peaks: one dict per peak.
@@ -196,15 +266,21 @@ class PeakTable:
 
     @classmethod
     def from_map(cls, amplitude: np.ndarray, source_space: Any, time: float,
-                 index: np.ndarray) -> PeakTable:
-        """The table of the points ``index`` of a map at ``time`` (s)."""
+                 index: np.ndarray, positions: np.ndarray | None = None) -> PeakTable:
+        """The table of the points ``index`` of a map at ``time`` (s); ``positions`` (m, MRI,
+        one row per peak) replace the grid points' coordinates (e.g. :func:`peak_centroids`),
+        the region and amplitude stay the grid point's."""
         from ..anatomy.regions import region_name
 
         idx = np.asarray(index, dtype=int)
         src = source_space
-        mri = src.pos[idx] * 1000.0
+        at = src.pos[idx] if positions is None else np.asarray(positions, float).reshape(-1, 3)
+        if len(at) != len(idx):
+            raise ValueError(f"{len(at)} positions for {len(idx)} peaks.")
+        mri = at * 1000.0
         if src.mri_to_mni is not None:
-            mni = src.pos_mni()[idx]
+            t = np.asarray(src.mri_to_mni, float)
+            mni = mri @ t[:3, :3].T + t[:3, 3]
         else:
             mni = np.full((len(idx), 3), np.nan)
         rows = [

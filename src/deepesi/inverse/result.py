@@ -26,7 +26,7 @@ from .._io import atomic_path, to_jsonable
 from .._validation import check_dir, validate_type
 from ..anatomy.regions import region_name
 from ..sources import SourceSpace
-from .peaks import PeakTable, _median_spacing, find_peaks
+from .peaks import PeakTable, _median_spacing, find_peaks, peak_centroids
 from .source_set import sources_tsv
 
 __all__ = ["SourceMap", "activity_grid", "read_source_map"]
@@ -196,8 +196,8 @@ class SourceMap:
         """Amplitude map (n_sources,) at the sample nearest ``time`` (default: the peak time)."""
         return self.amplitudes[:, self.sample(time)]
 
-    def peaks(self, n: int = 5, time: float | None = None, *, min_rel: float = 0.01
-              ) -> PeakTable:
+    def peaks(self, n: int = 5, time: float | None = None, *, min_rel: float = 0.01,
+              subgrid: bool = False) -> PeakTable:
         """The ``n`` strongest local maxima of the map at ``time``.
 
         Local maxima as :func:`deepesi.inverse.find_peaks` defines them over the source space
@@ -211,6 +211,11 @@ class SourceMap:
             Seconds; None = :attr:`peak_time`.
         min_rel : float
             Leave out maxima below this fraction of the map's maximum (numerical tails).
+        subgrid : bool
+            Give each peak's coordinates off the grid: the weighted mean position of its
+            neighbourhood (:func:`deepesi.inverse.peak_centroids`, one grid diagonal, squared
+            amplitudes); ``source`` and ``region`` stay the grid point's. For a network's map
+            (a posterior over the grid) this is its posterior-mean position.
 
         Returns
         -------
@@ -224,7 +229,8 @@ class SourceMap:
         k = self.sample(time)
         amp = self.amplitudes[:, k]
         idx = find_peaks(amp, self.source_space, rel_threshold=float(min_rel), n_max=int(n))
-        return PeakTable.from_map(amp, self.source_space, float(self.times[k]), idx)
+        at = peak_centroids(amp, self.source_space, idx) if subgrid else None
+        return PeakTable.from_map(amp, self.source_space, float(self.times[k]), idx, at)
 
     def region_time_courses(self, reduce: str = "max") -> dict[str, np.ndarray]:
         """Per region name, the max (or mean) amplitude over its points at every time."""
