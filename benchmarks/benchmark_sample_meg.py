@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/benchmark_sample_meg.py --data ../shared/data/mne-sample [--out out/sample]
-        [--train-minutes 15] [--n N] [--methods deepesi MNE ...] [--threads T]
+        [--epochs 20 --batches-per-epoch 250] [--n N] [--methods deepesi MNE ...] [--threads T]
 
 Model forward: deepesi's forward for the subject, built and cached by
 :mod:`deepesi.datasets.mne_sample` as in ``examples/sample_auditory.py`` (head model from
@@ -11,7 +11,8 @@ FreeSurfer, 5 mm cortical + subcortical source space, the recording's 306 Neurom
 trans; MEG = one-layer BEM on the inner skull segmented from our head model). The 4LCNN is trained
 on it (``<out>/models/meg-benchmark.pt``, cached). The net **whitens its input** with the
 recording's noise covariance and is trained on noise drawn from that covariance at whitened SNRs
-0-20 dB, the benchmark's own definition (an earlier net without whitening lost to LCMV: at a
+0-20 dB, the benchmark's own definition, for a budget of batches (float32, a fixed thread count:
+the same net on any machine) (an earlier net without whitening lost to LCMV: at a
 whitened 10 dB the raw gradiometer SNR is -3 dB). Test forward: MNE's **three-layer** BEM on the
 subject's own FreeSurfer watershed surfaces (``bem/*.surf``, ico-4, 5120 triangles per layer), with
 the brain, skull and scalp conductivities each perturbed by up to ±20 %, and every source moved off
@@ -135,7 +136,17 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", required=True, help="MNE sample data folder")
     p.add_argument("--out", default="out/sample", help="cache folder of sample_auditory.py")
-    p.add_argument("--train-minutes", type=float, default=15.0)
+    p.add_argument("--epochs", type=int, default=20,
+                   help="training budget: epochs of --batches-per-epoch batches of 256 "
+                   "(default 20 × 250 = 5,000 batches, the same on any machine)")
+    p.add_argument("--batches-per-epoch", type=int, default=250)
+    p.add_argument("--train-minutes", type=float, default=None,
+                   help="optional wall-clock cap on the training (makes the net depend on the "
+                   "machine's speed; default none)")
+    p.add_argument("--snr", type=float, nargs="+", help="SNRs (dB; default the grid's)")
+    p.add_argument("--n-sources", type=int, nargs="+", help="numbers of sources (default 1 2 3)")
+    p.add_argument("--placements", nargs="+", help="placements (default all three)")
+    p.add_argument("--extent", type=float, nargs=2, help="one extent range (mm)")
     p.add_argument("--n", type=int, default=3, help="samples per scenario")
     p.add_argument("--methods", nargs="+", default=["deepesi", *CLASSICAL_METHODS])
     p.add_argument("--threads", type=int, default=2)
@@ -167,11 +178,20 @@ def main() -> None:
         # at whitened SNRs, the benchmark's definition, on noise drawn from ``cov`` itself
         config = SimulationConfig(noise_cov=cov, noise_reg=0.0, snr_space="whitened",
                                   colored_noise_fraction=(1.0, 1.0))
-        model = train_model(lf_meg, config, model_file, epochs=100,
-                            batches_per_epoch=500, lr=3e-3, net_kwargs={"hidden": 256},
-                            max_minutes=args.train_minutes, precision="bfloat16", whiten=True,
-                            resume=True)
-    cfg = BenchmarkConfig(n_samples=args.n, seed=0, methods=tuple(args.methods),
+        model = train_model(lf_meg, config, model_file, epochs=args.epochs,
+                            batches_per_epoch=args.batches_per_epoch, lr=3e-3,
+                            net_kwargs={"hidden": 256}, max_minutes=args.train_minutes,
+                            whiten=True, resume=True, threads=args.threads)
+    grid = {}
+    if args.snr:
+        grid["snr_db"] = tuple(args.snr)
+    if args.n_sources:
+        grid["n_sources"] = tuple(args.n_sources)
+    if args.placements:
+        grid["placements"] = tuple(args.placements)
+    if args.extent:
+        grid["extents_mm"] = (tuple(args.extent),)
+    cfg = BenchmarkConfig(n_samples=args.n, seed=0, methods=tuple(args.methods), **grid,
                           emd_max_support=None if args.no_emd else 200,
                           classical_options={"gamma_map": {"maxit": args.gamma_maxit}}
                           if args.gamma_maxit else {})
