@@ -59,6 +59,9 @@ def main() -> None:
                    help="invertmeeg solvers to run beside (GPL-3, optional: pip install "
                         "invertmeeg; benchmarks/peers.py), e.g. flex-nl-champagne champagne "
                         "covcnn")
+    p.add_argument("--proposal-samples", default=None,
+                   help="samples of the residual the network's source-set proposal reads "
+                   "(an integer, or 'all'; default the library's)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     work = Path(args.work)
@@ -92,6 +95,9 @@ def main() -> None:
         grid["placements"] = tuple(args.placements)
     if args.extent:
         grid["extents_mm"] = (tuple(args.extent),)
+    if args.proposal_samples is not None:
+        grid["source_set_options"] = {"proposal_samples": None if args.proposal_samples == "all"
+                                      else int(args.proposal_samples)}
     cfg = BenchmarkConfig(n_samples=args.n, seed=0, methods=tuple(args.methods), **grid,
                           emd_max_support=None if args.no_emd else 200,
                           classical_options={"gamma_map": {"maxit": args.gamma_maxit}}

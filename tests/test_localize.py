@@ -256,6 +256,31 @@ def test_find_peaks_two_blobs(src):
     assert find_peaks(np.zeros(src.n_sources), src).size == 0
 
 
+def test_find_peaks_strongest_equal_the_full_search():
+    """The n_max strongest peaks come from a search near the top of the map: the same peaks,
+    in the same order, as the whole map's peaks cut to n_max (ties and plateaus included)."""
+    from scipy import sparse
+
+    from deepesi.sources import SourceSpace
+
+    rng = np.random.default_rng(3)
+    g = np.stack(np.meshgrid(*[np.arange(14)] * 3, indexing="ij"), -1).reshape(-1, 3) * 5e-3
+    space = SourceSpace(pos=g, region_ids=np.zeros(len(g), int), normals=np.zeros_like(g),
+                        free_ori=np.ones(len(g), bool),
+                        adjacency=sparse.csr_matrix((len(g), len(g))), spacing=5e-3)
+    for trial in range(40):
+        centres = g[rng.choice(len(g), size=rng.integers(1, 12))]
+        amp = sum(rng.uniform(0.2, 1.0) * np.exp(-np.sum((g - c) ** 2, axis=1) / (2 * 0.008**2))
+                  for c in centres) + rng.uniform(0, 0.05, len(g))
+        if trial % 2:
+            amp = np.round(amp * 8) / 8  # plateaus and ties
+        full = find_peaks(amp, space)
+        for k in (1, 3, 6, 20):
+            assert find_peaks(amp, space, n_max=k).tolist() == full[:k].tolist()
+        assert (find_peaks(amp, space, n_max=6, rel_threshold=0.5).tolist()
+                == find_peaks(amp, space, rel_threshold=0.5)[:6].tolist())
+
+
 def test_peak_centroids_off_grid(src):
     pos_mm = src.pos * 1000
     spacing_mm = float(src.spacing) * 1000

@@ -95,6 +95,9 @@ class BenchmarkConfig:
     classical_options : dict
         Per-method extra options passed to MNE, e.g. ``{'MxNE': {'alpha': 40}}``; for the
         minimum-norm methods only ``'method_params'`` (e.g. eLORETA's).
+    source_set_options : dict
+        Keywords of the source-set methods (:meth:`deepesi.inverse.SourceSetFitter.fit`, and
+        ``proposal_samples``: the samples the network's proposal reads, None for all).
     simulation : dict
         Overrides for :class:`deepesi.simulation.SimulationConfig` (``cortical_density``,
         ``deep_density``, ``cortical_thickness``, ``loose``, ``waveforms``).
@@ -121,6 +124,7 @@ class BenchmarkConfig:
     lambda_snr: float = 3.0
     depth: float | None = 0.8
     classical_options: dict = field(default_factory=dict)
+    source_set_options: dict = field(default_factory=dict)
     simulation: dict = field(default_factory=dict)
     n_bootstrap: int = 2000
     ci: float = 0.95

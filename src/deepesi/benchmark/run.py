@@ -340,7 +340,7 @@ def _run_sample(
         error, positions, extra = "", None, {}
         try:
             if method in SOURCE_SET_METHODS:
-                found = estimate_set(sset, method, data)
+                found = estimate_set(sset, method, data, **cfg.source_set_options)
                 est_map, positions = set_map(sset, found), found.positions
                 extra = {"n_estimated": len(found), "count_correct": len(found) == k}
             else:

@@ -6,7 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..inverse.source_set import SourceSet, SourceSetFitter
+from ..inverse.source_set import (
+    PROPOSAL_SAMPLES,
+    SourceSet,
+    SourceSetFitter,
+    network_proposal,
+)
 from .config import NETWORK_METHODS, SOURCE_SET_METHODS
 from .data import _SensorSet
 
@@ -34,14 +39,10 @@ def estimate_set(sset: _SensorSet, method: str, data: np.ndarray, **options) -> 
     """One set method on one sample (n_ch, n_times), positions in the model grid's frame."""
     c = _cache(sset)
     x_w = sset.whitener @ np.asarray(data, float)
-    proposal = None
+    proposal, n_samples = None, options.pop("proposal_samples", PROPOSAL_SAMPLES)
     if method in NETWORK_SET_METHODS:
-        names = sset.inverse_lf.ch_names
-
-        def proposal(resid_w: np.ndarray) -> np.ndarray:
-            est = sset.model.predict(c["unwhiten"] @ resid_w, ch_names=names)
-            return np.sqrt(np.mean(np.asarray(est, float) ** 2, axis=1))
-
+        proposal = network_proposal(sset.model, c["unwhiten"],
+                                    ch_names=sset.inverse_lf.ch_names, n_samples=n_samples)
     return c["fitter"].fit(x_w, proposal=proposal, seeds=SET_METHODS[method], **options)
 
 

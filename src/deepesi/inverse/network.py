@@ -415,19 +415,14 @@ def _fit_sources(model: Any, data: np.ndarray, times: np.ndarray, k: int, w: np.
     The noise of an average of ``nave`` trials is the covariance / nave: data and gain are
     whitened by ``sqrt(nave)·W`` so that the noise is white with unit variance, as the order
     criterion assumes (the moments stay in A·m)."""
-    from .source_set import fit_source_set
+    from .source_set import fit_source_set, network_proposal
 
     tstep = float(times[1] - times[0]) if len(times) > 1 else 1.0
     h = round(max(float(half_width), 0.0) / tstep)
     lo, hi = max(k - h, 0), min(k + h + 1, data.shape[1])
     w = np.sqrt(float(nave)) * w
     g = np.sqrt(float(nave)) * g
-    unwhiten = np.linalg.pinv(w, rcond=1e-8)
-
-    def proposal(resid_w: np.ndarray) -> np.ndarray:
-        est = np.asarray(model.predict(unwhiten @ resid_w), float)
-        return np.sqrt(np.mean(est**2, axis=1))
-
+    proposal = network_proposal(model, np.linalg.pinv(w, rcond=1e-8))
     found = fit_source_set(w @ data[:, lo:hi], g, src, proposal=proposal,
                            max_sources=max_sources)
     out = found.to_dict()

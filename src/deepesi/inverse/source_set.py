@@ -47,10 +47,13 @@ from .offgrid import LocalGain, _refine_positions
 from .peaks import find_peaks
 from .scan import _fit, _Scanner
 
-__all__ = ["FittedSource", "LocalGain", "SourceSet", "SourceSetFitter", "fit_source_set"]
+__all__ = ["FittedSource", "LocalGain", "SourceSet", "SourceSetFitter", "fit_source_set",
+           "network_proposal"]
 
 #: Candidate peaks taken from each proposal map.
 N_CANDIDATES = 6
+#: The network's proposal reads the residual at this many of its strongest samples.
+PROPOSAL_SAMPLES = 4
 
 
 @dataclass
@@ -412,6 +415,54 @@ class SourceSetFitter:
         return SourceSet(found, 1.0 - rss / total, criterion,
                          [names[s.grid_index] for s in found],
                          [bool(deep[s.grid_index]) for s in found])
+
+
+def network_proposal(model: Any, unwhiten: np.ndarray, *, ch_names: list[str] | None = None,
+                     n_samples: int | None = PROPOSAL_SAMPLES) -> Callable[[np.ndarray],
+                                                                          np.ndarray]:
+    """The proposal of :meth:`SourceSetFitter.fit` made by a network: whitened (residual) data
+    → the RMS over time of the network's maps of them, back in sensor units.
+
+    Parameters
+    ----------
+    model
+        The network (``predict(data, ch_names=)``; with a ``samples`` keyword, as
+        :meth:`deepesi.training.TrainedModel.predict`, only the samples read are computed).
+    unwhiten : ndarray, shape (n_channels, n_w)
+        Whitened data → the model's channels (the whitener's pseudo-inverse).
+    ch_names : list of str | None
+        Names of the rows of ``unwhiten @ x`` when they are not the model's order.
+    n_samples : int | None
+        Read the residual at its ``n_samples`` strongest samples (whitened energy) only: the
+        proposal only seeds candidates, and most of a window's information is in its strongest
+        samples, at a fraction of the network's cost; None reads every sample.
+
+    Returns
+    -------
+    callable
+    """
+    import inspect
+
+    params = inspect.signature(model.predict).parameters
+    takes_samples = "samples" in params or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    kw = {} if ch_names is None else {"ch_names": list(ch_names)}
+
+    def proposal(resid_w: np.ndarray) -> np.ndarray:
+        resid_w = np.asarray(resid_w, float)
+        resid_w = resid_w[:, None] if resid_w.ndim == 1 else resid_w
+        data = unwhiten @ resid_w
+        if n_samples is None or n_samples >= resid_w.shape[1]:
+            est = model.predict(data, **kw)
+        else:
+            strongest = np.sort(np.argsort(-np.sum(resid_w**2, axis=0),
+                                           kind="stable")[:int(n_samples)])
+            est = (model.predict(data, samples=strongest, **kw) if takes_samples
+                   else np.asarray(model.predict(data, **kw))[:, strongest])
+        est = np.asarray(est, float).reshape(len(est), -1)
+        return np.sqrt(np.mean(est**2, axis=1))
+
+    return proposal
 
 
 def fit_source_set(x_w: np.ndarray, gain_w: np.ndarray, source_space: Any, **options: Any

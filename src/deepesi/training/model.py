@@ -199,6 +199,7 @@ class TrainedModel:
         precision: str | None = None,
         deep_prior: float | None = None,
         member: int | None = None,
+        samples: np.ndarray | None = None,
     ) -> np.ndarray:
         """Source maps for sensor data.
 
@@ -230,10 +231,13 @@ class TrainedModel:
             For a seed ensemble (:attr:`n_members` > 1): the maps of this member alone
             (0-based), read with the ensemble's input transform. None (default): the combined
             maps.
+        samples : array of int | None
+            Only the maps at these time samples (a window net still reads each one's window
+            of the whole data); None (default): every sample.
 
         Returns
         -------
-        ndarray, shape (n_sources, n_times)
+        ndarray, shape (n_sources, n_times) or (n_sources, len(samples))
             Non-negative dipole-moment norm per source point.
         """
         x = np.asarray(data, dtype=np.float64)
@@ -278,6 +282,13 @@ class TrainedModel:
         net_windows = windows if self.whitener is None else _windows(
             (self.whitener @ x).astype(np.float32), w
         )
+        if samples is not None:
+            samples = np.asarray(samples, dtype=int).reshape(-1)
+            if samples.size and (samples.min() < 0 or samples.max() >= n_t):
+                raise ValueError(f"samples must be in [0, {n_t}), got "
+                                 f"{samples.min()}..{samples.max()}.")
+            windows, net_windows, x = windows[samples], net_windows[samples], x[:, samples]
+            n_t = len(samples)
         prior = None
         if deep_prior is not None:
             prior = torch.as_tensor(self.deep_prior_weights(deep_prior), dtype=torch.float32)
