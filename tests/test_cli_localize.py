@@ -304,3 +304,15 @@ def test_deep_prior_of_a_shipped_model(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "probability" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "bad").exists()
+
+
+def test_subgrid_peaks_are_printed(files, tmp_path, capsys):
+    from deepesi.inverse import read_source_map
+
+    out = tmp_path / "out"
+    assert _run(files, files / "two-ave.fif", "--condition", "left", "--source-space",
+                files / "src.npz", "-o", out, "--subgrid", "--peaks", "2") == 0
+    printed = capsys.readouterr().out
+    expected = str(read_source_map(out).peaks(n=2, subgrid=True))
+    assert expected in printed
+    assert expected != str(read_source_map(out).peaks(n=2))  # off the grid

@@ -87,6 +87,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              "folder (must be the head the source space was built from)")
     parser.add_argument("--peaks", type=int, default=5, metavar="N",
                         help="peaks to print (default: 5)")
+    parser.add_argument("--subgrid", action="store_true",
+                        help="print the peaks' coordinates off the grid: the weighted mean "
+                        "position of each peak's neighbourhood (deepesi.inverse.peak_centroids)")
     add_common_options(parser)
     parser.set_defaults(func=run)
     return parser
@@ -329,7 +332,7 @@ def run(args: argparse.Namespace) -> int:
     result.save(out, overwrite=args.overwrite, extra_files=extra)
     if not args.quiet:
         print(f"wrote {out}/: {result!r}")
-        print(result.peaks(n=args.peaks))
+        print(result.peaks(n=args.peaks, subgrid=args.subgrid))
         for line in (ensemble_summary(result), compartment_summary(result)):
             if line:
                 print(line)
