@@ -9,6 +9,29 @@ RESULTS = Path(__file__).resolve().parent / "results"
 TABLE_METRICS = ("le_mm", "dle_mm", "sd_mm", "auc", "emd_mm", "nmse")
 
 
+def add_grid_options(p) -> None:
+    """The options that cut the benchmark grid down (SNRs, numbers of sources, placements, one
+    extent range), shared by the grid scripts."""
+    p.add_argument("--snr", type=float, nargs="+", help="SNRs (dB; default the grid's)")
+    p.add_argument("--n-sources", type=int, nargs="+", help="numbers of sources (default 1 2 3)")
+    p.add_argument("--placements", nargs="+", help="placements (default all three)")
+    p.add_argument("--extent", type=float, nargs=2, help="one extent range (mm)")
+
+
+def grid_from_args(args) -> dict:
+    """The :class:`deepesi.benchmark.BenchmarkConfig` keywords of :func:`add_grid_options`."""
+    grid = {}
+    if args.snr:
+        grid["snr_db"] = tuple(args.snr)
+    if args.n_sources:
+        grid["n_sources"] = tuple(args.n_sources)
+    if args.placements:
+        grid["placements"] = tuple(args.placements)
+    if args.extent:
+        grid["extents_mm"] = (tuple(args.extent),)
+    return grid
+
+
 def write_and_print(res, stem: str, run_s: float) -> None:
     """Write ``results/<stem>.json`` (records + summary), ``<stem>.md`` (tables by number of
     sources, placement and SNR) and the plots in ``results/<stem>/``; print the run time, the mean

@@ -124,7 +124,7 @@ def noise_covariance(fname, lf_meg):
 
 
 def main() -> None:
-    from benchmark_output import write_and_print
+    from benchmark_output import add_grid_options, grid_from_args, write_and_print
 
     from deepesi import set_log_level
     from deepesi.benchmark import BenchmarkConfig, run_benchmark
@@ -143,10 +143,7 @@ def main() -> None:
     p.add_argument("--train-minutes", type=float, default=None,
                    help="optional wall-clock cap on the training (makes the net depend on the "
                    "machine's speed; default none)")
-    p.add_argument("--snr", type=float, nargs="+", help="SNRs (dB; default the grid's)")
-    p.add_argument("--n-sources", type=int, nargs="+", help="numbers of sources (default 1 2 3)")
-    p.add_argument("--placements", nargs="+", help="placements (default all three)")
-    p.add_argument("--extent", type=float, nargs=2, help="one extent range (mm)")
+    add_grid_options(p)
     p.add_argument("--n", type=int, default=3, help="samples per scenario")
     p.add_argument("--methods", nargs="+", default=["deepesi", *CLASSICAL_METHODS])
     p.add_argument("--threads", type=int, default=2)
@@ -182,15 +179,7 @@ def main() -> None:
                             batches_per_epoch=args.batches_per_epoch, lr=3e-3,
                             net_kwargs={"hidden": 256}, max_minutes=args.train_minutes,
                             whiten=True, resume=True, threads=args.threads)
-    grid = {}
-    if args.snr:
-        grid["snr_db"] = tuple(args.snr)
-    if args.n_sources:
-        grid["n_sources"] = tuple(args.n_sources)
-    if args.placements:
-        grid["placements"] = tuple(args.placements)
-    if args.extent:
-        grid["extents_mm"] = (tuple(args.extent),)
+    grid = grid_from_args(args)
     cfg = BenchmarkConfig(n_samples=args.n, seed=0, methods=tuple(args.methods), **grid,
                           emd_max_support=None if args.no_emd else 200,
                           classical_options={"gamma_map": {"maxit": args.gamma_maxit}}

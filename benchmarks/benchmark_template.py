@@ -25,7 +25,7 @@ import torch
 
 
 def main() -> None:
-    from benchmark_output import write_and_print
+    from benchmark_output import add_grid_options, grid_from_args, write_and_print
 
     from deepesi.benchmark import BenchmarkConfig, run_benchmark
     from deepesi.inverse import CLASSICAL_METHODS
@@ -51,10 +51,7 @@ def main() -> None:
                         "x1.6, electrodes moved 5 mm; build_pretrained.py --realistic), or "
                         "'nominal': the model's own shipped forward, sources on the grid (no "
                         "FEM to build; an inverse crime, for speed measurements only)")
-    p.add_argument("--snr", type=float, nargs="+", help="SNRs (dB; default the grid's)")
-    p.add_argument("--n-sources", type=int, nargs="+", help="numbers of sources (default 1 2 3)")
-    p.add_argument("--placements", nargs="+", help="placements (default all three)")
-    p.add_argument("--extent", type=float, nargs=2, help="one extent range (mm)")
+    add_grid_options(p)
     p.add_argument("--peers", nargs="+", default=[],
                    help="invertmeeg solvers to run beside (GPL-3, optional: pip install "
                         "invertmeeg; benchmarks/peers.py), e.g. flex-nl-champagne champagne "
@@ -86,15 +83,7 @@ def main() -> None:
             raise SystemExit("--test nominal inverts with a shipped model's own forward; "
                              "drop --model.")
         lf_test = lf
-    grid = {}
-    if args.snr:
-        grid["snr_db"] = tuple(args.snr)
-    if args.n_sources:
-        grid["n_sources"] = tuple(args.n_sources)
-    if args.placements:
-        grid["placements"] = tuple(args.placements)
-    if args.extent:
-        grid["extents_mm"] = (tuple(args.extent),)
+    grid = grid_from_args(args)
     if args.proposal_samples is not None:
         grid["source_set_options"] = {"proposal_samples": None if args.proposal_samples == "all"
                                       else int(args.proposal_samples)}

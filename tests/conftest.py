@@ -125,3 +125,14 @@ def small_scalp_leadfield(small_synthetic_head):
                                    head_centre(head), rel_error=1e-4)
     direct = gain[len(dense):]
     return slf, cap, direct - direct.mean(0), nodes[len(dense):]
+
+
+@pytest.fixture(scope="session")
+def sphere_leadfield():
+    """The default 4-shell sphere lead field (:func:`make_sphere_leadfield`), made once."""
+    import torch
+
+    from deepesi.simulation.sphere import make_sphere_leadfield
+
+    torch.set_num_threads(1)
+    return make_sphere_leadfield()

@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from deepesi.inverse.source_set import network_proposal
 from deepesi.simulation import SimulationConfig
-from deepesi.simulation.sphere import make_sphere_leadfield
 from deepesi.training import train_model
-from test_training import TINY as TRAINING_TINY
-
-TINY = {**{k: v for k, v in TRAINING_TINY.items() if k != "seed"}, "epochs": 1}
+from test_seed_ensemble import TINY
 
 
 @pytest.fixture(scope="module")
-def lf():
-    torch.set_num_threads(1)
-    return make_sphere_leadfield()
+def lf(sphere_leadfield):
+    return sphere_leadfield
 
 
 @pytest.fixture(scope="module")

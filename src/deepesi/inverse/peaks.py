@@ -44,6 +44,26 @@ def neighbour_radius(source_space: Any) -> float:
     return float(np.sqrt(3.0) * spacing * (1 + 1e-6))
 
 
+def _points(where: Any, n: int) -> np.ndarray:
+    """The positions (n, 3) of a source space or of bare positions, checked against a map of
+    ``n`` values."""
+    if hasattr(where, "pos"):
+        pos = np.asarray(where.pos, float)
+    else:
+        pos = check_finite(np.asarray(where, dtype=float), "source positions")
+        if pos.ndim != 2 or pos.shape[1] != 3:
+            raise ValueError(f"source positions must have shape (n_sources, 3), got {pos.shape}.")
+    if len(pos) != n:
+        raise ValueError(f"the map has {n} values but there are {len(pos)} source points.")
+    return pos
+
+
+def _check_radius(radius: float) -> float:
+    if not (np.isfinite(radius) and radius >= 0):
+        raise ValueError(f"radius must be >= 0 metres, got {radius}.")
+    return float(radius)
+
+
 def _values(values: np.ndarray) -> np.ndarray:
     arr = np.asarray(values)
     if arr.dtype.kind not in "biuf":
@@ -179,25 +199,18 @@ def find_peaks(
         Indices of the peaks, by decreasing value (equal values: lower index first).
     """
     values = _values(values)
+    n = len(values)
+    pos = _points(where, n)
     if hasattr(where, "pos") and hasattr(where, "adjacency"):
-        pos = np.asarray(where.pos, float)
         if adjacency is None:
             adjacency = where.adjacency
         if radius is None:
             radius = neighbour_radius(where)
-    else:
-        pos = check_finite(np.asarray(where, dtype=float), "source positions")
-        if pos.ndim != 2 or pos.shape[1] != 3:
-            raise ValueError(f"source positions must have shape (n_sources, 3), got {pos.shape}.")
-        if radius is None:
-            radius = 0.0 if adjacency is not None else 1.5 * _median_spacing(pos)
-    n = len(values)
-    if len(pos) != n:
-        raise ValueError(f"the map has {n} values but there are {len(pos)} source points.")
+    elif radius is None:
+        radius = 0.0 if adjacency is not None else 1.5 * _median_spacing(pos)
     if not 0.0 <= rel_threshold <= 1.0:
         raise ValueError(f"rel_threshold must be in [0, 1], got {rel_threshold}.")
-    if not (np.isfinite(radius) and radius >= 0):
-        raise ValueError(f"radius must be >= 0 metres, got {radius}.")
+    radius = _check_radius(radius)
     if n == 0 or values.max() <= 0:
         return np.zeros(0, dtype=int)
     graph_of = where if hasattr(where, "pos") and hasattr(where, "adjacency") else None
@@ -258,21 +271,11 @@ def peak_centroids(
         grid point.
     """
     values = _values(values)
-    if hasattr(where, "pos"):
-        pos = np.asarray(where.pos, float)
-        if radius is None:
-            radius = neighbour_radius(where)
-    else:
-        pos = check_finite(np.asarray(where, dtype=float), "source positions")
-        if pos.ndim != 2 or pos.shape[1] != 3:
-            raise ValueError(f"source positions must have shape (n_sources, 3), got {pos.shape}.")
-        if radius is None:
-            radius = float(np.sqrt(3.0) * _median_spacing(pos) * (1 + 1e-6))
-    if len(pos) != len(values):
-        raise ValueError(f"the map has {len(values)} values but there are {len(pos)} source "
-                         "points.")
-    if not (np.isfinite(radius) and radius >= 0):
-        raise ValueError(f"radius must be >= 0 metres, got {radius}.")
+    pos = _points(where, len(values))
+    if radius is None:
+        radius = (neighbour_radius(where) if hasattr(where, "pos")
+                  else float(np.sqrt(3.0) * _median_spacing(pos) * (1 + 1e-6)))
+    radius = _check_radius(radius)
     if not (np.isfinite(power) and power > 0):
         raise ValueError(f"power must be > 0, got {power}.")
     idx = np.asarray(peaks, dtype=int).reshape(-1)
@@ -281,7 +284,7 @@ def peak_centroids(
     tree = cKDTree(pos)
     out = pos[idx].copy()
     for k, i in enumerate(idx):
-        near = np.asarray(tree.query_ball_point(pos[i], float(radius)), dtype=int)
+        near = np.asarray(tree.query_ball_point(pos[i], radius), dtype=int)
         w = values[near] ** float(power)
         if near.size and w.sum() > 0:
             out[k] = w @ pos[near] / w.sum()
