@@ -287,6 +287,11 @@ def test_source_set_methods_are_scored_by_their_positions(lf, lf_test):
     sets = [r for r in res.records if r["method"] in ("dipoles", "deepesi-sources")]
     assert all(r["n_estimated"] >= 1 for r in sets)
     assert np.mean([r["count_correct"] for r in sets]) >= 0.5
+    # the order criterion is recorded: every kept order paid its price, the next one did not
+    for r in sets:
+        gains = r["order_gain"]
+        assert all(g > 1 for g in gains[:r["n_estimated"]])
+        assert len(gains) == r["n_estimated"] or gains[r["n_estimated"]] <= 1
     assert "n_estimated" not in next(r for r in res.records if r["method"] == "dipole_scan")
     err = {m: np.median([e for r in res.records if r["method"] == m
                          for e in r["source_error_mm"]]) for m in cfg.methods}

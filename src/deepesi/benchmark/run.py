@@ -342,7 +342,10 @@ def _run_sample(
             if method in SOURCE_SET_METHODS:
                 found = estimate_set(sset, method, data, **cfg.source_set_options)
                 est_map, positions = set_map(sset, found), found.positions
-                extra = {"n_estimated": len(found), "count_correct": len(found) == k}
+                extra = {"n_estimated": len(found), "count_correct": len(found) == k,
+                         # each order's gain in units of its price (accepted while > 1)
+                         "order_gain": [round(c["gain"] / c["penalty"], 4)
+                                        for c in found.criterion]}
             else:
                 est_map = _estimate(sset, method, data, cfg)
         except Exception as err:  # outside code may raise anything
