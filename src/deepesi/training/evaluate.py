@@ -12,9 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_option
 from ..forward.leadfield import LeadField
-from ..inverse.peaks import peak_centroids
 from ..simulation import SimulationConfig, Simulator
 
 __all__ = ["DipoleScanReference", "LocallyRefined", "evaluate_single_sources",
@@ -30,7 +28,6 @@ def evaluate_single_sources(
     seed: int,
     snr_db: float = 10.0,
     n_times: int = 1,
-    readout: str = "peak",
 ) -> dict:
     """Median peak localization error of single focal sources simulated with ``test_lf``.
 
@@ -57,10 +54,6 @@ def evaluate_single_sources(
         Signal-to-noise ratio of every sample (dB).
     n_times : int
         Samples per window.
-    readout : {'peak', 'centroid'}
-        The estimate: the grid point with the largest value, or the sub-grid weighted mean
-        position around it (:func:`deepesi.inverse.peak_centroids`: one grid diagonal, squared
-        values). The compartment (confusion) is the peak point's either way.
 
     Returns
     -------
@@ -70,8 +63,7 @@ def evaluate_single_sources(
         ``confusion`` (fraction of peaks in the other compartment, cortex ↔ deep).
     """
     err_mm, deep, est_deep = single_source_errors(model, train_lf, test_lf, n, seed,
-                                                  snr_db=snr_db, n_times=n_times,
-                                                  readout=readout)
+                                                  snr_db=snr_db, n_times=n_times)
     return summarize_errors(err_mm, deep, est_deep, snr_db=snr_db)
 
 
@@ -84,12 +76,10 @@ def single_source_errors(
     snr_db: float = 10.0,
     n_times: int = 1,
     projs: Any = None,
-    readout: str = "peak",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The per-sample errors behind :func:`evaluate_single_sources` (same arguments; ``projs``:
     SSP projectors applied to the simulated data, as a recording carries them): the peak
     localization error (mm), whether the true source is deep, and whether the peak is."""
-    check_option("readout", readout, ("peak", "centroid"))
     config = SimulationConfig(n_sources=(1, 1), extent_mm=(0.0, 0.0), snr_db=(snr_db, snr_db),
                               deep_fraction=0.5, n_times=n_times, waveforms=("evoked",),
                               projs=projs)
@@ -97,15 +87,11 @@ def single_source_errors(
     # samples end to end in time: the window centred on a sample's centre is that sample
     data = batch.data.transpose(1, 0, 2).reshape(len(batch.ch_names), n * n_times)
     maps = model.predict(data, ch_names=batch.ch_names)[:, n_times // 2 :: n_times]  # (n_src, n)
-    peaks = np.argmax(maps, axis=0)
-    est = train_lf.source_space.pos[peaks]
-    if readout == "centroid":
-        est = np.array([peak_centroids(maps[:, k], train_lf.source_space, peaks[k : k + 1])[0]
-                        for k in range(n)])
+    est = train_lf.source_space.pos[np.argmax(maps, axis=0)]
     true = test_lf.source_space.pos[batch.centres[:, 0]]
     err_mm = np.linalg.norm(est - true, axis=1) * 1e3
     deep = test_lf.source_space.is_subcortical[batch.centres[:, 0]]
-    est_deep = train_lf.source_space.is_subcortical[peaks]
+    est_deep = train_lf.source_space.is_subcortical[np.argmax(maps, axis=0)]
     return err_mm, deep, est_deep
 
 
