@@ -29,7 +29,7 @@ def main() -> None:
 
     from deepesi.benchmark import BenchmarkConfig, run_benchmark
     from deepesi.inverse import CLASSICAL_METHODS
-    from deepesi.pretrained import load_pretrained, pretrained_files
+    from deepesi.pretrained import PRETRAINED, load_pretrained, pretrained_files
     from deepesi.simulation import read_work_leadfield
     from deepesi.training import read_model
 
@@ -77,7 +77,21 @@ def main() -> None:
         # across machines, so a recomputed train-gain.npy differs from the one the net saw)
         model_path = pretrained_files(args.pretrained)["model"]
         model, lf = load_pretrained(args.pretrained)
-        model.leadfield_hash = lf.hash()
+        if PRETRAINED[args.pretrained].get("cap_free"):
+            if lf_test is None:
+                raise SystemExit("a montage-independent net has no forward of its own: give "
+                                 "--test test or test-realistic.")
+            # bound to the test forward's electrodes at their nominal 10-05 positions, as
+            # deepesi localize binds a recording; their lead field from the dense scalp one
+            from deepesi.anatomy.template import load_template
+            from deepesi.inverse.anycap import CapBoundModel
+            from deepesi.sensors import make_eeg_sensors
+
+            nominal = make_eeg_sensors(load_template(), "colin27_1005",
+                                       ch_names=list(lf_test.ch_names))
+            model, lf = CapBoundModel(model, nominal, lf.centre), lf.leadfield(nominal)
+        else:
+            model.leadfield_hash = lf.hash()
     if lf_test is None:
         if args.model:
             raise SystemExit("--test nominal inverts with a shipped model's own forward; "
