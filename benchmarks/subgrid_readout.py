@@ -31,19 +31,15 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def _errors(model, lf, test, n, seed, snr, n_times, radius=None, power=2.0):
     """Per-sample errors (mm) at the peak and at the centroid, and the deep flags."""
     from deepesi.inverse import peak_centroids
-    from deepesi.simulation import SimulationConfig, Simulator
+    from deepesi.training.evaluate import single_source_maps
 
-    cfg = SimulationConfig(n_sources=(1, 1), extent_mm=(0.0, 0.0), snr_db=(snr, snr),
-                           deep_fraction=0.5, n_times=n_times, waveforms=("evoked",))
-    batch = Simulator(test, cfg).simulate(n, seed=seed)
-    data = batch.data.transpose(1, 0, 2).reshape(len(batch.ch_names), n * n_times)
-    maps = np.asarray(model.predict(data, ch_names=batch.ch_names))[:, n_times // 2::n_times]
-    true = test.source_space.pos[batch.centres[:, 0]]
+    maps, centres = single_source_maps(model, test, n, seed, snr, n_times)
+    true = test.source_space.pos[centres]
     peaks = np.argmax(maps, axis=0)
     src = lf.source_space
     cent = np.array([peak_centroids(maps[:, k], src, peaks[k:k + 1], radius=radius,
                                     power=power)[0] for k in range(n)])
-    deep = test.source_space.is_subcortical[batch.centres[:, 0]]
+    deep = test.source_space.is_subcortical[centres]
     return (np.linalg.norm(src.pos[peaks] - true, axis=1) * 1e3,
             np.linalg.norm(cent - true, axis=1) * 1e3, deep)
 

@@ -36,11 +36,12 @@ def neighbour_radius(source_space: Any) -> float:
     """The spatial part of a source space's peak neighbourhood: one grid diagonal (m).
 
     √3 × the grid spacing (the 26-neighbourhood of a regular grid); the median nearest-neighbour
-    distance stands in for a spacing the source space does not record.
+    distance stands in for a spacing the source space does not record (or for bare positions,
+    an array (n, 3)).
     """
     spacing = float(getattr(source_space, "spacing", 0.0) or 0.0)
     if spacing <= 0:
-        spacing = _median_spacing(np.asarray(source_space.pos, float))
+        spacing = _median_spacing(np.asarray(getattr(source_space, "pos", source_space), float))
     return float(np.sqrt(3.0) * spacing * (1 + 1e-6))
 
 
@@ -272,10 +273,8 @@ def peak_centroids(
     """
     values = _values(values)
     pos = _points(where, len(values))
-    if radius is None:
-        radius = (neighbour_radius(where) if hasattr(where, "pos")
-                  else float(np.sqrt(3.0) * _median_spacing(pos) * (1 + 1e-6)))
-    radius = _check_radius(radius)
+    radius = _check_radius(neighbour_radius(where if hasattr(where, "pos") else pos)
+                           if radius is None else radius)
     if not (np.isfinite(power) and power > 0):
         raise ValueError(f"power must be > 0, got {power}.")
     idx = np.asarray(peaks, dtype=int).reshape(-1)

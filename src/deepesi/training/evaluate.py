@@ -16,7 +16,7 @@ from ..forward.leadfield import LeadField
 from ..simulation import SimulationConfig, Simulator
 
 __all__ = ["DipoleScanReference", "LocallyRefined", "evaluate_single_sources",
-           "single_source_errors",
+           "single_source_errors", "single_source_maps",
            "summarize_errors"]
 
 
@@ -67,6 +67,29 @@ def evaluate_single_sources(
     return summarize_errors(err_mm, deep, est_deep, snr_db=snr_db)
 
 
+def single_source_maps(
+    model: Any,
+    test_lf: LeadField,
+    n: int,
+    seed: int,
+    snr_db: float = 10.0,
+    n_times: int = 1,
+    projs: Any = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The model's maps of the single sources of :func:`evaluate_single_sources` (same
+    arguments; ``projs``: SSP projectors applied to the simulated data, as a recording carries
+    them): ``maps`` (n_sources, n), each at its window's centre sample, and the true sources'
+    indices into ``test_lf``'s source space (n,)."""
+    config = SimulationConfig(n_sources=(1, 1), extent_mm=(0.0, 0.0), snr_db=(snr_db, snr_db),
+                              deep_fraction=0.5, n_times=n_times, waveforms=("evoked",),
+                              projs=projs)
+    batch = Simulator(test_lf, config).simulate(n, seed=seed)
+    # samples end to end in time: the window centred on a sample's centre is that sample
+    data = batch.data.transpose(1, 0, 2).reshape(len(batch.ch_names), n * n_times)
+    maps = model.predict(data, ch_names=batch.ch_names)[:, n_times // 2 :: n_times]  # (n_src, n)
+    return np.asarray(maps), batch.centres[:, 0]
+
+
 def single_source_errors(
     model: Any,
     train_lf: LeadField,
@@ -80,18 +103,13 @@ def single_source_errors(
     """The per-sample errors behind :func:`evaluate_single_sources` (same arguments; ``projs``:
     SSP projectors applied to the simulated data, as a recording carries them): the peak
     localization error (mm), whether the true source is deep, and whether the peak is."""
-    config = SimulationConfig(n_sources=(1, 1), extent_mm=(0.0, 0.0), snr_db=(snr_db, snr_db),
-                              deep_fraction=0.5, n_times=n_times, waveforms=("evoked",),
-                              projs=projs)
-    batch = Simulator(test_lf, config).simulate(n, seed=seed)
-    # samples end to end in time: the window centred on a sample's centre is that sample
-    data = batch.data.transpose(1, 0, 2).reshape(len(batch.ch_names), n * n_times)
-    maps = model.predict(data, ch_names=batch.ch_names)[:, n_times // 2 :: n_times]  # (n_src, n)
-    est = train_lf.source_space.pos[np.argmax(maps, axis=0)]
-    true = test_lf.source_space.pos[batch.centres[:, 0]]
+    maps, centres = single_source_maps(model, test_lf, n, seed, snr_db, n_times, projs)
+    peaks = np.argmax(maps, axis=0)
+    est = train_lf.source_space.pos[peaks]
+    true = test_lf.source_space.pos[centres]
     err_mm = np.linalg.norm(est - true, axis=1) * 1e3
-    deep = test_lf.source_space.is_subcortical[batch.centres[:, 0]]
-    est_deep = train_lf.source_space.is_subcortical[np.argmax(maps, axis=0)]
+    deep = test_lf.source_space.is_subcortical[centres]
+    est_deep = train_lf.source_space.is_subcortical[peaks]
     return err_mm, deep, est_deep
 
 
