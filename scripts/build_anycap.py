@@ -13,7 +13,11 @@ Stages (cached in ``--work``; rerun to resume):
 3. ``evaluate``: single focal sources at 10 dB (and 5 dB) on every evaluation cap: the
    montage-independent net, the layout nets where there is one, and the shipped
    ``template-eeg64`` on its own layout. Writes ``evaluation-anycap.json``.
-4. ``ship``: the net and its evaluation into the package (``template-eeg``).
+4. ``ship``: the net and its evaluation into the package (``--name``, default ``template-eeg``;
+   a window net's evaluation from ``benchmarks/anycap_windows.py`` with ``--evaluation``).
+
+``--n-times 5`` trains (and evaluates) a net on 5-sample evoked windows (``model-w5.pt``), as
+``template-eeg64-w5`` is to ``template-eeg64``.
 
 ``python scripts/build_anycap.py --stage train --work out/anycap --scalp out/scalp`` etc.
 """
@@ -53,11 +57,18 @@ EVAL_CAPS = {
     "GSN-HydroCel-256": ("GSN-HydroCel-256", None),
 }
 
-def sim_config() -> SimulationConfig:
+def sim_config(n_times: int = 1) -> SimulationConfig:
     """The training-data distribution of the shipped template-eeg64 (white sensor noise only:
-    the random-cap simulator adds it on each cap's electrodes)."""
+    the random-cap simulator adds it on each cap's electrodes); ``n_times`` > 1: windows of
+    that many samples (evoked bumps, oscillations, band-limited noise), as template-eeg64-w5."""
     return SimulationConfig(n_sources=(1, 3), deep_fraction=0.4, extent_mm=(0.0, 30.0),
-                            snr_db=(0.0, 20.0), n_times=1)
+                            snr_db=(0.0, 20.0), n_times=n_times)
+
+
+def model_file(args) -> str:
+    """Work-folder file of the any-cap net: ``model.pt`` (single samples) or ``model-w<N>.pt``
+    (windows of N samples)."""
+    return "model.pt" if args.n_times == 1 else f"model-w{args.n_times}.pt"
 
 
 def _sources(head):
@@ -77,7 +88,8 @@ def stage_train(work: Path, args) -> None:
     if args.layout:
         sensors = make_eeg_sensors(head, args.layout)
         lf = slf.leadfield(sensors)
-        model = train_model(lf, sim_config(), work / f"layout-{args.layout}.pt", **common)
+        model = train_model(lf, sim_config(args.n_times), work / f"layout-{args.layout}.pt",
+                            **common)
     else:
         vlf = virtual_leadfield(slf, head, args.virtual_spacing * 1e-3)
         t0 = time.perf_counter()
@@ -85,7 +97,8 @@ def stage_train(work: Path, args) -> None:
                              seed=args.seed)
         print(f"{len(vlf.ch_names)} virtual channels, {len(pool.caps)} training caps "
               f"({time.perf_counter() - t0:.0f} s)")
-        model = train_model(vlf, sim_config(), work / "model.pt", caps=pool, **common)
+        model = train_model(vlf, sim_config(args.n_times), work / model_file(args), caps=pool,
+                            **common)
     print(model)
 
 
@@ -140,7 +153,8 @@ def stage_evaluate(work: Path, args) -> None:
     src = _sources(head)
     slf = read_scalp_leadfield(Path(args.scalp) / "template-scalp-fwd.npz", src)
     test_src = read_source_space(work / "test-realistic-src.npz")
-    anycap = read_model(work / "model.pt")
+    anycap = read_model(work / model_file(args))
+    n_times = int(anycap.net.n_times)  # a window net: evoked windows of its length
     shipped64, _ = load_pretrained("template-eeg64")
     results: dict = {"n": args.n_eval, "caps": {}}
     for name, (montage, names) in EVAL_CAPS.items():
@@ -157,7 +171,8 @@ def stage_evaluate(work: Path, args) -> None:
         row = {}
         for label, net in nets.items():
             row[label] = {f"{snr:g}dB": evaluate_single_sources(net, lf_nominal, test_lf,
-                                                                args.n_eval, 1, snr_db=snr)
+                                                                args.n_eval, 1, snr_db=snr,
+                                                                n_times=n_times)
                           for snr in (10.0, 5.0)}
             r = row[label]["10dB"]
             print(f"{name:>18} {label:>28}: 10 dB deep {r['subcortical']['median_mm']:5.1f} "
@@ -172,18 +187,40 @@ def stage_evaluate(work: Path, args) -> None:
     (work / "evaluation-anycap.json").write_text(json.dumps(results, indent=1))
 
 
+def _window_evaluation(fname: str, label: str) -> dict:
+    """The 10 dB rows of one net in ``benchmarks/anycap_windows.py``'s result, per cap, in the
+    shape ``deepesi models`` prints."""
+    ev = json.loads(Path(fname).read_text())
+    caps = {}
+    for r in ev["rows"]:
+        if r["method"] == label and r["snr_db"] == 10.0:
+            caps[r["cap"]] = {"n": ev["n"], "snr_db": 10.0, "n_times": ev["n_times"],
+                              "subcortical": {"median_mm": r["deep_median_mm"]},
+                              "cortical": {"median_mm": r["cortical_median_mm"]},
+                              "all": {"within_10mm": r["within_10mm"]}}
+    if not caps:
+        raise SystemExit(f"{fname} has no 10 dB rows of {label!r}.")
+    return {"caps": caps, "note": f"realistic mismatch, {ev['n_times']}-sample evoked windows "
+                                  f"({ev['command']})"}
+
+
 def stage_ship(work: Path, args) -> None:
-    model = read_model(work / "model.pt")
-    model.save(MODELS_DIR / "template-eeg.pt", overwrite=True, int8=True)
-    ev = json.loads((work / "evaluation-anycap.json").read_text())
-    caps = {name: row["template-eeg"]["10dB"] for name, row in ev["caps"].items()}
-    summary = {"caps": caps, "train_batches": ev["train_batches"],
-               "note": "realistic mismatch (scripts/build_anycap.py --stage evaluate)"}
-    (MODELS_DIR / "template-eeg-evaluation.json").write_text(json.dumps(summary, indent=1))
+    model = read_model(work / model_file(args))
+    model.save(MODELS_DIR / f"{args.name}.pt", overwrite=True, int8=True)
+    if args.evaluation:  # benchmarks/anycap_windows.py's result
+        summary = _window_evaluation(args.evaluation, f"any-cap {Path(model_file(args)).stem}")
+    else:
+        ev = json.loads((work / "evaluation-anycap.json").read_text())
+        summary = {"caps": {name: row["template-eeg"]["10dB"]
+                            for name, row in ev["caps"].items()},
+                   "note": "realistic mismatch (scripts/build_anycap.py --stage evaluate)"}
+    summary["train_batches"] = model.meta.get("epochs_run", 0) * model.meta.get(
+        "batches_per_epoch", 0)
+    (MODELS_DIR / f"{args.name}-evaluation.json").write_text(json.dumps(summary, indent=1))
     for part in sorted(Path(args.scalp).glob("template-scalp-fwd*.npz")):  # + its part files
         if not (MODELS_DIR / part.name).exists():
             shutil.copyfile(part, MODELS_DIR / part.name)
-    print(f"shipped template-eeg to {MODELS_DIR}")
+    print(f"shipped {args.name} to {MODELS_DIR}")
 
 
 def main() -> None:
@@ -204,9 +241,17 @@ def main() -> None:
     p.add_argument("--n-random", type=int, default=400)
     p.add_argument("--n-montage", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-times", type=int, default=1,
+                   help="train stage: the net's input window (1: single samples, the shipped "
+                        "template-eeg; 5: evoked windows)")
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--test-voxel", type=float, default=1.5)
     p.add_argument("--n-eval", type=int, default=1000)
+    p.add_argument("--name", default="template-eeg",
+                   help="ship stage: the shipped name (a key of deepesi.pretrained.PRETRAINED)")
+    p.add_argument("--evaluation", default=None,
+                   help="ship stage: benchmarks/anycap_windows.py's JSON result instead of the "
+                        "evaluate stage's (for a window net)")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args()
     if args.quiet:

@@ -8,7 +8,12 @@ import pytest
 from scipy.spatial.distance import cdist
 
 from deepesi.inverse.peaks import find_peaks
-from deepesi.inverse.source_set import LocalGain, _Scanner, fit_source_set
+from deepesi.inverse.source_set import (
+    LocalGain,
+    _Scanner,
+    equivalent_extent_mm,
+    fit_source_set,
+)
 from deepesi.simulation.sphere import make_sphere_leadfield
 
 SPACING = 0.008
@@ -184,12 +189,27 @@ def test_map_proposal_and_outputs(grid, moved):
     assert table[0]["x_mm"] == pytest.approx(found.positions[0][0] * 1e3, abs=0.01)
     assert abs(abs(found.sources[0].orientation[1]) - 1.0) < 0.05
     assert found.to_tsv().count("\n") == 2
+    assert table[0]["extent_mm"] == pytest.approx(
+        equivalent_extent_mm(found.sources[0].amplitude, found.is_subcortical[0]), abs=0.05)
+    assert "extent_mm" in found.to_tsv().splitlines()[0]
     dip = found.to_dipole(time=0.1, trans=mne.transforms.Transform("head", "mri"))
     assert isinstance(dip, mne.Dipole) and np.allclose(dip.pos, found.positions)
     with pytest.raises(ValueError, match="proposal"):
         fit_source_set(x, grid.gain, grid.source_space, seeds="map")
     with pytest.raises(ValueError, match="zero"):
         fit_source_set(np.zeros(64), grid.gain, grid.source_space, seeds="scan")
+
+
+def test_equivalent_extent_is_the_disc_or_ball_of_the_moment():
+    # 10 mm disc of cortex at 0.5 nA·m/mm²: 157 nA·m; 8 mm ball at 0.05 nA·m/mm³: 107 nA·m
+    assert equivalent_extent_mm(0.5e-3 * np.pi * 0.01**2, False) == pytest.approx(10.0)
+    assert equivalent_extent_mm(0.05 * 4 / 3 * np.pi * 0.008**3, True) == pytest.approx(8.0)
+    # four times the density: half the cortical radius
+    assert equivalent_extent_mm(0.5e-3 * np.pi * 0.01**2, False,
+                                cortical_density=2e-3) == pytest.approx(5.0)
+    assert equivalent_extent_mm(0.0, False) == 0.0
+    with pytest.raises(ValueError, match="amplitude"):
+        equivalent_extent_mm(-1e-9, True)
 
 
 class _BlobModel:

@@ -227,7 +227,10 @@ def sources_summary(result: Any) -> str:
              f"data in {fit.get('window_s')} s:"]
     for r in rows:
         lines.append(f"  {r['source']}: ({r['x_mm']:.1f}, {r['y_mm']:.1f}, {r['z_mm']:.1f}) mm "
-                     f"MRI, {r['amplitude_nAm']:.1f} nA·m, {r['region']}"
+                     f"MRI, {r['amplitude_nAm']:.1f} nA·m"
+                     + (f" (~{r['extent_mm']:.0f} mm radius at a typical density)"
+                        if "extent_mm" in r else "")
+                     + f", {r['region']}"
                      f"{' (deep)' if r['deep'] else ''}, {100 * r['gof_share']:.1f} % of the fit")
     return "\n".join(lines)
 

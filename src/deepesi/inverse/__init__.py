@@ -23,7 +23,7 @@ from .network import apply_network, check_model_source_space, warn_untrained_ssp
 from .peaks import PeakTable, find_peaks, peak_centroids
 from .prepare import crop_window, peak_sample, prepare_data, prepare_evoked, read_recording
 from .result import SourceMap, activity_grid, read_source_map
-from .source_set import SourceSet, SourceSetFitter, fit_source_set
+from .source_set import SourceSet, SourceSetFitter, equivalent_extent_mm, fit_source_set
 
 __all__ = [
     "CLASSICAL_METHODS",
@@ -40,6 +40,7 @@ __all__ = [
     "check_model_source_space",
     "crop_window",
     "dipole_scan",
+    "equivalent_extent_mm",
     "find_peaks",
     "fit_source_set",
     "make_classical",

@@ -47,13 +47,50 @@ from .offgrid import LocalGain, _refine_positions
 from .peaks import find_peaks
 from .scan import _fit, _Scanner
 
-__all__ = ["FittedSource", "LocalGain", "SourceSet", "SourceSetFitter", "fit_source_set",
-           "network_proposal"]
+__all__ = ["FittedSource", "LocalGain", "SourceSet", "SourceSetFitter", "equivalent_extent_mm",
+           "fit_source_set", "network_proposal"]
 
 #: Candidate peaks taken from each proposal map.
 N_CANDIDATES = 6
 #: The network's proposal reads the residual at this many of its strongest samples.
 PROPOSAL_SAMPLES = 4
+#: Typical moment densities that turn a fitted moment into an equivalent extent: the geometric
+#: means of the simulator's ranges (docs/network.md), cortex 0.5 nA·m/mm² (A·m/m²), deep
+#: structures 0.05 nA·m/mm³ (A·m/m³).
+CORTICAL_DENSITY = 0.5e-3
+DEEP_DENSITY = 0.05
+
+
+def equivalent_extent_mm(amplitude: float, deep: bool, *,
+                         cortical_density: float = CORTICAL_DENSITY,
+                         deep_density: float = DEEP_DENSITY) -> float:
+    """Radius (mm) of the cortical disc, or deep-structure ball, whose moment at a typical
+    density is ``amplitude`` (A·m).
+
+    The data's topography says little about a source's extent (a 5-20 mm patch and a dipole
+    give nearly the same field: ``benchmarks/extent_information.py``); its moment says how
+    much tissue is needed at a given current density (area = moment / density). The answer is
+    only as good as the density: a factor 2 in density is a factor √2 in a cortical radius.
+
+    Parameters
+    ----------
+    amplitude : float
+        Moment (A·m).
+    deep : bool
+        A deep-structure source (a ball at ``deep_density``) or a cortical one (a disc at
+        ``cortical_density``).
+    cortical_density, deep_density : float
+        Moment per cortical area (A·m/m²) and per deep volume (A·m/m³).
+
+    Returns
+    -------
+    float
+    """
+    if not np.isfinite(amplitude) or amplitude < 0:
+        raise ValueError(f"amplitude must be a finite moment >= 0 (A·m), got {amplitude!r}.")
+    if deep:
+        return 1e3 * float(np.cbrt(3.0 * amplitude / (4.0 * np.pi * deep_density)))
+    return 1e3 * float(np.sqrt(amplitude / (np.pi * cortical_density)))
 
 
 @dataclass
@@ -127,20 +164,23 @@ class SourceSet:
         return np.array([s.position for s in self.sources]).reshape(-1, 3)
 
     def to_table(self) -> list[dict]:
-        """One JSON-ready row per source: position (mm), amplitude (nA·m), orientation, share
-        of the fit, region, compartment, seed."""
+        """One JSON-ready row per source: position (mm), amplitude (nA·m), equivalent extent
+        (mm, :func:`equivalent_extent_mm`), orientation, share of the fit, region, compartment,
+        seed."""
         rows = []
         for i, s in enumerate(self.sources):
+            deep = bool(self.is_subcortical[i]) if i < len(self.is_subcortical) else False
             rows.append({
                 "source": i + 1,
                 "x_mm": round(float(s.position[0] * 1e3), 2),
                 "y_mm": round(float(s.position[1] * 1e3), 2),
                 "z_mm": round(float(s.position[2] * 1e3), 2),
                 "amplitude_nAm": round(s.amplitude * 1e9, 3),
+                "extent_mm": round(equivalent_extent_mm(s.amplitude, deep), 1),
                 "orientation": [round(float(v), 4) for v in s.orientation],
                 "gof_share": round(float(s.gof_share), 4),
                 "region": self.region_names[i] if i < len(self.region_names) else "",
-                "deep": bool(self.is_subcortical[i]) if i < len(self.is_subcortical) else False,
+                "deep": deep,
                 "seed": s.seed,
             })
         return rows
@@ -184,8 +224,8 @@ class SourceSet:
 
 def sources_tsv(rows: list[dict]) -> str:
     """Tab-separated text of source rows (:meth:`SourceSet.to_table`)."""
-    head = ["source", "x_mm", "y_mm", "z_mm", "amplitude_nAm", "gof_share", "region", "deep",
-            "seed"]
+    head = ["source", "x_mm", "y_mm", "z_mm", "amplitude_nAm", "extent_mm", "gof_share", "region",
+            "deep", "seed"]
     lines = ["\t".join(head)] + ["\t".join(str(r.get(h, "")) for h in head) for r in rows]
     return "\n".join(lines) + "\n"
 

@@ -397,13 +397,23 @@ def _sources_html(res: SourceMap) -> str:
     fit = res.fit.get("sources") or {}
     body = "".join(
         f"<tr><td>{r['source']}</td><td>({r['x_mm']:.1f}, {r['y_mm']:.1f}, {r['z_mm']:.1f})</td>"
-        f"<td>{r['amplitude_nAm']:.1f}</td><td>{r['region']}{' (deep)' if r['deep'] else ''}"
+        f"<td>{r['amplitude_nAm']:.1f}</td><td>{_extent(r)}</td>"
+        f"<td>{r['region']}{' (deep)' if r['deep'] else ''}"
         f"</td><td>{100 * r['gof_share']:.1f} %</td></tr>" for r in rows)
     return (f"<p><b>Sources</b> fitted to the data ({len(rows)}, together "
             f"{100 * fit.get('gof', 0.0):.1f} % of the whitened data; their number chosen by an "
             "information criterion):</p>"
-            "<table><thead><tr><th>#</th><th>MRI (mm)</th><th>nA·m</th><th>region</th>"
-            f"<th>share of fit</th></tr></thead><tbody>{body}</tbody></table>")
+            "<table><thead><tr><th>#</th><th>MRI (mm)</th><th>nA·m</th>"
+            "<th>equivalent radius (mm)*</th><th>region</th>"
+            f"<th>share of fit</th></tr></thead><tbody>{body}</tbody></table>"
+            "<p>* the disc of cortex (ball of a deep structure) that gives the moment at a "
+            "typical density, 0.5 nA·m/mm² (0.05 nA·m/mm³): the data's topography alone does "
+            "not tell a patch's extent.</p>")
+
+
+def _extent(row: dict) -> str:
+    """A source row's equivalent radius, or '-' for rows written before it was reported."""
+    return f"{row['extent_mm']:.0f}" if "extent_mm" in row else "-"
 
 
 def _comparison_row(name: str, res: SourceMap) -> str:
