@@ -293,6 +293,11 @@ def test_source_set_methods_are_scored_by_their_positions(lf, lf_test):
         assert all(g > 1 for g in gains[:r["n_estimated"]])
         assert len(gains) == r["n_estimated"] or gains[r["n_estimated"]] <= 1
     assert "n_estimated" not in next(r for r in res.records if r["method"] == "dipole_scan")
+    # one equivalent extent per true source, of the found source matched to it
+    for r in sets:
+        ext = r["source_extent_estimated_mm"]
+        assert len(ext) == len(r["source_extent_mm"]) == 2
+        assert all(e is not None and e >= 0 for e in ext)
     err = {m: np.median([e for r in res.records if r["method"] == m
                          for e in r["source_error_mm"]]) for m in cfg.methods}
     assert err["dipoles"] < err["dipole_scan"]

@@ -31,7 +31,7 @@ from .config import (
 )
 from .data import _add_noise, _channel_info, _make_set, _SensorSet, _simulate_cell, default_set_name
 from .results import BenchmarkResult
-from .scoring import _score
+from .scoring import _match_to_patches, _score
 from .sets import estimate_set, set_map
 
 __all__ = ["run_benchmark"]
@@ -323,6 +323,17 @@ def _estimate(sset: _SensorSet, method: str, data: np.ndarray, cfg: BenchmarkCon
     return np.abs(_rms(est))
 
 
+def _matched_extents(sset: _SensorSet, patches: list[np.ndarray], found: Any
+                     ) -> list[float | None]:
+    """The equivalent extent (mm) of the found source matched to each true source, as the
+    localization errors match them; None for every source when nothing was found."""
+    if not len(found):
+        return [None] * len(patches)
+    rows = found.to_table()
+    _, match = _match_to_patches(sset.geo, patches, found.positions)
+    return [float(rows[j]["extent_mm"]) for j in match]
+
+
 def _run_sample(
     sset: _SensorSet, cfg: BenchmarkConfig, cell: dict, snr: float, index: int,
     data: np.ndarray, true: np.ndarray, centres: np.ndarray, extents: np.ndarray,
@@ -345,7 +356,8 @@ def _run_sample(
                 extra = {"n_estimated": len(found), "count_correct": len(found) == k,
                          # each order's gain in units of its price (accepted while > 1)
                          "order_gain": [round(c["gain"] / c["penalty"], 4)
-                                        for c in found.criterion]}
+                                        for c in found.criterion],
+                         "source_extent_estimated_mm": _matched_extents(sset, patches, found)}
             else:
                 est_map = _estimate(sset, method, data, cfg)
         except Exception as err:  # outside code may raise anything

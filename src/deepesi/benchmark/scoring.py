@@ -91,6 +91,15 @@ def _matched_error(dist: np.ndarray) -> np.ndarray:
     return dist[np.arange(dist.shape[0]), _matching(dist)]
 
 
+def _match_to_patches(geo: _Geometry, patches: list[np.ndarray], peak_pos: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Each true source's matched estimate (one-to-one, :func:`_matching`) by the distance from
+    the estimate to the nearest point of the source's patch (0 inside it, m): the (sources x
+    estimates) distances and the matched estimate of each source."""
+    to_patch = np.stack([cdist(geo.test_pos[p], peak_pos).min(axis=0) for p in patches])
+    return to_patch, _matching(to_patch)
+
+
 def _score(
     geo: _Geometry,
     true_map: np.ndarray,
@@ -124,8 +133,7 @@ def _score(
         peaks = find_peaks(est, geo.model_pos, adjacency=geo.model_adj, rel_threshold=0.0,
                            n_max=len(centres))
         peak_pos = geo.model_pos[peaks]
-    to_patch = np.stack([cdist(geo.test_pos[p], peak_pos).min(axis=0) for p in patches])
-    match = _matching(to_patch)
+    to_patch, match = _match_to_patches(geo, patches, peak_pos)
     errors = to_patch[np.arange(len(centres)), match]
     per_source = [float(e * 1e3) for e in errors]
     # cortical <-> deep confusion: the matched peak lies in the other compartment than the source
