@@ -68,7 +68,7 @@ def main() -> None:
             warnings.simplefilter("ignore", RuntimeWarning)
             xfit = mne.read_dipole(str(paths["xfit_dipole"]), verbose=False).pos[0]  # head
     results = {"window_s": list(WINDOW), "placements": {}}
-    print(f"{'placement':>10} {'method':>16} {'LH box':>7} {'RH box':>7} {'RH xfit':>8} "
+    print(f"{'placement':>10} {'method':>22} {'LH box':>7} {'RH box':>7} {'RH xfit':>8} "
           f"{'s':>5}")
     for placement in ("fiducials", "uniform", "3-axis"):
         bound, lf = bind_recording(model, evoked.info, slf, scaling=placement)
@@ -93,9 +93,10 @@ def main() -> None:
                             tmax=WINDOW[1], sources=True)
         secs = time.perf_counter() - t0
         peaks = template_map_peaks(res.amplitudes, src)
-        rows.append({"method": "template-eeg", **score_auditory_peaks(peaks, x_t),
+        label = Path(args.model).stem if args.scalp else args.model
+        rows.append({"method": label, **score_auditory_peaks(peaks, x_t),
                      "gof": res.fit.get("gof"), "seconds": round(secs, 2)})
-        rows.append({"method": "template-eeg-sources",
+        rows.append({"method": f"{label}-sources",
                      **score_auditory_peaks(source_set_peaks(res.sources), x_t),
                      "n_sources": len(res.sources), "seconds": round(secs, 2)})
         ev = evoked.copy().pick(bound.ch_names)
@@ -107,11 +108,14 @@ def main() -> None:
             rows.append({"method": method, **score_auditory_peaks(pk, x_t),
                          "seconds": round(time.perf_counter() - t0, 2)})
         for r in rows:
-            print(f"{placement:>10} {r['method']:>16} {r['box_lh_mm']!s:>7} "
+            print(f"{placement:>10} {r['method']:>22} {r['box_lh_mm']!s:>7} "
                   f"{r['box_rh_mm']!s:>7} {r.get('xfit_rh_mm')!s:>8} {r['seconds']:5.1f}")
         entry["rows"] = rows
         results["placements"][placement] = entry
-    results["command"] = f"python benchmarks/sample_template_eeg.py --data {args.data}"
+    results["model"] = args.model
+    results["command"] = (f"python benchmarks/sample_template_eeg.py --data {args.data} "
+                          f"--model {args.model} --out {args.out}"
+                          + (f" --scalp {args.scalp}" if args.scalp else ""))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1, default=float))
     print(f"wrote {args.out}")

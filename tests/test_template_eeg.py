@@ -16,11 +16,13 @@ SHIPPED = (MODELS_DIR / "template-eeg.pt").is_file()
 needs_shipped = pytest.mark.skipif(not SHIPPED, reason="template-eeg is not installed")
 
 
-@pytest.fixture(scope="module")
-def template():
+@pytest.fixture(scope="module", params=["template-eeg", "template-eeg-w5"])
+def template(request):
+    """Each shipped montage-independent net (single samples, 5-sample windows) with the dense
+    scalp lead field."""
     from deepesi.pretrained import load_pretrained
 
-    return load_pretrained("template-eeg")
+    return load_pretrained(request.param)
 
 
 def test_shipped_scalp_leadfield_matches_the_shipped_64_channel_fem():
@@ -99,11 +101,12 @@ def test_cli_picks_the_model_and_models_lists_it(tmp_path, capsys):
     ev.save(fname, verbose=False)
     assert main(["localize", str(fname), "-o", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
-    assert "model: template-eeg (chosen for an EEG recording with 32 good electrodes" in out
+    assert "model: template-eeg-w5 (chosen for an EEG recording with 32 good electrodes" in out
     assert (tmp_path / "out").is_dir()
     assert main(["models"]) == 0
     listing = capsys.readouterr().out
-    assert "template-eeg\n" in listing and "any EEG cap" in listing
+    assert "template-eeg\n" in listing and "template-eeg-w5\n" in listing
+    assert "any EEG cap" in listing
     assert main(["models", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert {r["name"] for r in rows} == set(PRETRAINED)
@@ -162,6 +165,6 @@ def test_auto_model_by_modality_and_system(tmp_path, capsys):
         choose_pretrained(ev)
     info = mne.create_info([f"EEG{i:03d}" for i in range(12)], 250.0, "eeg")
     name, why = choose_pretrained(mne.EvokedArray(np.zeros((12, 5)), info, verbose=False))
-    assert name == "template-eeg" and "12 good electrodes" in why
+    assert name == "template-eeg-w5" and "12 good electrodes" in why
     rows = describe_pretrained()
     assert any(r["name"] == "template-eeg64" and r["installed"] for r in rows)

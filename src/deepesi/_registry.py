@@ -36,6 +36,17 @@ PRETRAINED = {
             "channels read through a fixed virtual layout), 5 mm cortical + subcortical grid"
         ),
     },
+    "template-eeg-w5": {
+        "head": "template",
+        "layout": "any",
+        "cap_free": True,
+        "leadfield": "template-scalp-fwd.npz",
+        "description": (
+            "as template-eeg (any EEG cap), but the net reads a 5-sample window centred on each "
+            "time sample (evoked responses and other smooth time courses; 250 Hz-like sampling); "
+            "the default for EEG recordings"
+        ),
+    },
     "template-meg306": {
         "head": "template",
         "layout": "neuromag306",

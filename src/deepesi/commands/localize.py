@@ -97,12 +97,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def choose_pretrained(inst: Any) -> tuple[str, str]:
     """The shipped model for a recording (``--model auto``) and why: EEG → the
-    montage-independent ``template-eeg``; MEG only → the template net of its system
+    montage-independent window net ``template-eeg-w5`` (``template-eeg``, its single-sample
+    twin, when the window net is not installed); MEG only → the template net of its system
     (``template-meg306`` for MEGIN/Neuromag 306), an error for a system none is shipped for."""
     import mne
 
     from ..inverse.helmet import meg_system, system_family
-    from ..pretrained import PRETRAINED
+    from ..pretrained import PRETRAINED, pretrained_files
 
     info = inst.info
     n_eeg = len(mne.pick_types(info, meg=False, eeg=True, exclude="bads"))
@@ -112,7 +113,11 @@ def choose_pretrained(inst: Any) -> tuple[str, str]:
         if n_meg:
             why += (f" (its {n_meg} MEG channels are not used: each shipped net reads one "
                     "modality; --model template-meg306 for a Neuromag recording's MEG)")
-        return "template-eeg", why
+        try:  # the window net reads evoked responses better (docs/network.md, any cap)
+            pretrained_files("template-eeg-w5")
+            return "template-eeg-w5", why
+        except FileNotFoundError:
+            return "template-eeg", why
     if n_meg:
         system = meg_system(info)
         family = system_family(system)  # e.g. a Neuromag helmet with a few channels missing
