@@ -11,8 +11,10 @@ from deepesi.inverse.peaks import find_peaks
 from deepesi.inverse.source_set import (
     LocalGain,
     _Scanner,
+    effective_samples,
     equivalent_extent_mm,
     fit_source_set,
+    signal_subspace_dimension,
 )
 from deepesi.simulation.sphere import make_sphere_leadfield
 
@@ -172,6 +174,81 @@ def test_number_of_sources_from_noise(grid, moved):
         found = fit_source_set(x, grid.gain, grid.source_space, seeds="scan")
         assert len(found) == 1, found.criterion
         assert np.linalg.norm(found.positions[0] - moved.source_space.pos[row]) < 0.01
+
+
+def test_signal_subspace_dimension_of_noise_and_sources():
+    """White noise alone passes the 99 % edge in ~1 % of windows; two independent time
+    courses well above it give two dimensions, however the forward errs."""
+    rng = np.random.default_rng(0)
+    alarms = [signal_subspace_dimension(rng.standard_normal((63, 20))) for _ in range(1000)]
+    assert 0.0 < np.mean(alarms) < 0.03, np.mean(alarms)
+    topo = rng.standard_normal((63, 2))
+    courses = np.vstack([np.sin(np.linspace(0, np.pi, 20)), np.cos(np.linspace(0, np.pi, 20))])
+    x = 3.0 * topo @ courses + rng.standard_normal((63, 20))
+    assert signal_subspace_dimension(x) == 2
+    # smooth noise of 3 independent samples: counted as 13 it looks like signal
+    smooth = _smooth_noise(rng, 63, 13, 3)
+    assert signal_subspace_dimension(smooth) >= 1
+    assert signal_subspace_dimension(smooth, n_times=3) == 0
+
+
+def _smooth_noise(rng, n_ch, n_t, n_eff):
+    """Unit-variance (on average) noise with ``n_eff`` independent samples in ``n_t``: white
+    over channels, a random combination of the first ``n_eff`` cosines over time."""
+    t = (np.arange(n_t) + 0.5) / n_t
+    basis = np.array([np.cos(np.pi * k * t) for k in range(n_eff)])
+    basis, _ = np.linalg.qr(basis.T)  # (n_t, n_eff), orthonormal columns
+    return np.sqrt(n_t / n_eff) * rng.standard_normal((n_ch, n_eff)) @ basis.T
+
+
+def test_effective_samples_and_the_count_on_low_passed_noise(grid, moved):
+    """2·B·T + 1 independent samples; low-passed noise counted sample by sample makes
+    spurious sources, counted by its independent samples it does not."""
+    assert effective_samples(13, 600.614990234375, 40.0) == pytest.approx(2 * 40 * 13 / 600.615
+                                                                          + 1, rel=1e-4)
+    assert effective_samples(20, 250.0, 125.0) == 20.0  # white up to Nyquist
+    assert effective_samples(20, 250.0, None) == 20.0
+    assert effective_samples(5, 1000.0, 1.0) == pytest.approx(1.01)  # at least one
+    rng = np.random.default_rng(3)
+    row = _interior(grid, moved, 1, 7)[0]
+    naive, corrected = [], []
+    for _ in range(6):  # 40 samples at 600 Hz low-passed near 15 Hz: 2 independent ones
+        course = np.hanning(42)[1:-1]
+        signal = np.outer(moved.gain[:, row] @ np.array([1.0, 0.4, -0.2]), course)
+        x = signal / np.linalg.norm(signal) * np.sqrt(64 * 40) + _smooth_noise(rng, 64, 40, 2)
+        naive.append(len(fit_source_set(x, grid.gain, grid.source_space, seeds="scan")))
+        found = fit_source_set(x, grid.gain, grid.source_space, seeds="scan", n_effective=2)
+        corrected.append(len(found))  # 0 dB over 2 independent samples: within 2.5 steps
+        assert np.linalg.norm(found.positions[0] - moved.source_space.pos[row]) < 0.02
+    assert max(naive) > 1, naive  # the uncorrected criterion is fooled
+    assert corrected == [1] * 6, corrected
+
+
+def test_subspace_price_admits_a_weak_second_source(grid, moved):
+    """A second source with its own time course, too weak to pay the full price, is kept
+    when the data's signal subspace has two dimensions; noise alone still gives none."""
+    rows = _interior(grid, moved, 40, 11)
+    pos = moved.source_space.pos
+    a, b = next((a, b) for a in rows for b in rows
+                if a < b and np.linalg.norm(pos[a] - pos[b]) > 0.06)
+    rng = np.random.default_rng(5)
+    t = np.linspace(0, 1, 20)
+    fa = np.outer(moved.gain[:, a] @ np.array([1.0, 0.0, 0.3]), np.sin(np.pi * t))
+    fb = np.outer(moved.gain[:, b] @ np.array([0.2, 1.0, 0.0]), np.sin(2 * np.pi * t))
+    counts = {None: [], 0.3: []}
+    for i in range(6):
+        x = (fa / np.linalg.norm(fa) * np.sqrt(3000.0) + fb / np.linalg.norm(fb) * np.sqrt(200.0)
+             + rng.standard_normal((64, 20)))
+        for price in counts:
+            counts[price].append(len(fit_source_set(x, grid.gain, grid.source_space,
+                                                    seeds="scan", subspace_price=price)))
+    assert np.mean(np.array(counts[0.3]) == 2) > np.mean(np.array(counts[None]) == 2), counts
+    for seed in range(3):
+        x = np.random.default_rng(seed).standard_normal((64, 20))
+        assert len(fit_source_set(x, grid.gain, grid.source_space, seeds="scan",
+                                  subspace_price=0.3)) == 0
+    with pytest.raises(ValueError, match="subspace_price"):
+        fit_source_set(x, grid.gain, grid.source_space, seeds="scan", subspace_price=0.0)
 
 
 def test_map_proposal_and_outputs(grid, moved):

@@ -334,14 +334,18 @@ class ClassicalInverse:
         """Sequential dipole fitting (:func:`deepesi.inverse.fit_source_set` with scan seeds
         only: no network) over the window, on data whitened by the noise covariance / nave; the
         map holds each source's moment norm over time at its nearest grid point."""
-        from .source_set import SourceSetFitter
+        from .source_set import SourceSetFitter, effective_samples
 
         nave = max(int(ev.nave), 1)
         if nave not in self._fitters:
             self._fitters[nave] = SourceSetFitter(np.sqrt(nave) * self._whitened.gain,
                                                   self.source_space)
         x = np.sqrt(nave) * self._whitened.whiten(ev)
-        found = self._fitters[nave].fit(x, seeds="scan", **self.options)
+        options = {"n_effective": effective_samples(x.shape[1] if x.ndim > 1 else 1,
+                                                    float(ev.info["sfreq"]),
+                                                    ev.info.get("lowpass")),
+                   **self.options}
+        found = self._fitters[nave].fit(x, seeds="scan", **options)
         amp = self._empty(ev)
         for src in found.sources:
             amp[src.grid_index] = np.maximum(amp[src.grid_index],

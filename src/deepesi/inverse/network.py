@@ -338,7 +338,7 @@ def apply_network(
                       refine_radius=radius, method="deepesi")
         if sources:
             fit["sources"] = _fit_sources(model, data, times, k, w, g, src, int(max_sources),
-                                          source_window, recording_nave(inst))
+                                          source_window, recording_nave(inst), info)
     return SourceMap.from_amplitudes(
         amp, times, src, method="deepesi", units=NETWORK_UNITS, extras=extras,
         peak_time=float(times[k]), params=params, info=info, meta=meta, fit=fit,
@@ -409,13 +409,14 @@ def member_agreement(model: Any, data: np.ndarray, k: int, combined: np.ndarray,
 
 def _fit_sources(model: Any, data: np.ndarray, times: np.ndarray, k: int, w: np.ndarray,
                  g: np.ndarray, src: SourceSpace, max_sources: int, half_width: float,
-                 nave: int) -> dict:
+                 nave: int, info: mne.Info) -> dict:
     """The source set around sample ``k``, seeded by the network's map of data and residuals.
 
     The noise of an average of ``nave`` trials is the covariance / nave: data and gain are
     whitened by ``sqrt(nave)·W`` so that the noise is white with unit variance, as the order
-    criterion assumes (the moments stay in A·m)."""
-    from .source_set import fit_source_set, network_proposal
+    criterion assumes (the moments stay in A·m); its independent samples in the window follow
+    from the recording's low-pass (:func:`~deepesi.inverse.source_set.effective_samples`)."""
+    from .source_set import effective_samples, fit_source_set, network_proposal
 
     tstep = float(times[1] - times[0]) if len(times) > 1 else 1.0
     h = round(max(float(half_width), 0.0) / tstep)
@@ -423,11 +424,13 @@ def _fit_sources(model: Any, data: np.ndarray, times: np.ndarray, k: int, w: np.
     w = np.sqrt(float(nave)) * w
     g = np.sqrt(float(nave)) * g
     proposal = network_proposal(model, np.linalg.pinv(w, rcond=1e-8))
+    n_eff = effective_samples(hi - lo, float(info["sfreq"]), info.get("lowpass"))
     found = fit_source_set(w @ data[:, lo:hi], g, src, proposal=proposal,
-                           max_sources=max_sources)
+                           max_sources=max_sources, n_effective=n_eff)
     out = found.to_dict()
     out["window_s"] = [float(times[lo]), float(times[hi - 1])]
     out["nave"] = int(nave)
+    out["independent_samples"] = round(n_eff, 2)
     return out
 
 

@@ -48,8 +48,11 @@ from .peaks import find_peaks
 from .scan import _fit, _Scanner
 
 __all__ = ["FittedSource", "LocalGain", "SourceSet", "SourceSetFitter", "equivalent_extent_mm",
-           "fit_source_set", "network_proposal"]
+           "effective_samples", "fit_source_set", "network_proposal",
+           "signal_subspace_dimension"]
 
+#: 99th percentile of the Tracy-Widom law of order 1 (real data; Tracy & Widom 1996).
+TW_99 = 2.02
 #: Candidate peaks taken from each proposal map.
 N_CANDIDATES = 6
 #: The network's proposal reads the residual at this many of its strongest samples.
@@ -249,6 +252,71 @@ def _alternate(g: np.ndarray, best_beside: Callable[[list[int]], int], x: np.nda
     return rows
 
 
+def effective_samples(n_times: int, sfreq: float, lowpass: float | None) -> float:
+    """Independent noise samples in a window of ``n_times`` samples: about ``2·B·T + 1`` for
+    noise low-passed at ``B`` Hz over ``T = n_times / sfreq`` s (the degrees of freedom of a
+    band-limited signal, Slepian 1976), at most ``n_times``.
+
+    A recording sampled at 600 Hz and low-passed at 40 Hz has about 2.7 independent samples in
+    13 (20 ms), not 13: an order criterion that counts 13 lets a spurious source absorb the
+    noise of the other 10 and pay for itself.
+
+    Parameters
+    ----------
+    n_times : int
+        Samples in the window.
+    sfreq : float
+        Sampling frequency (Hz).
+    lowpass : float | None
+        The recording's low-pass edge (Hz, ``info['lowpass']``); None or ≥ sfreq / 2: every
+        sample is independent.
+
+    Returns
+    -------
+    float
+        Between 1 and ``n_times``.
+    """
+    n_times = int(n_times)
+    if lowpass is None or not np.isfinite(lowpass) or lowpass <= 0 or not sfreq > 0:
+        return float(n_times)
+    return float(min(n_times, max(1.0, 2.0 * float(lowpass) * n_times / float(sfreq) + 1.0)))
+
+
+def signal_subspace_dimension(x_w: np.ndarray, n_dims: int | None = None,
+                              n_times: float | None = None) -> int:
+    """Number of singular values of whitened data above white noise's largest.
+
+    For white noise of unit variance in ``n_dims`` dimensions and ``n_times`` independent
+    samples, the largest squared singular value lies near ``μ = (√n_dims + √n_times)²`` (the
+    Marchenko-Pastur edge) with the Tracy-Widom spread ``σ = (√n_dims + √n_times)
+    (1/√n_dims + 1/√n_times)^(1/3)`` (Johnstone 2001); the threshold is its 99th percentile,
+    ``μ + 2.02 σ``, so that noise alone adds a dimension in about 1 % of windows. Each
+    independent source time course above it adds one.
+
+    Parameters
+    ----------
+    x_w : ndarray, shape (n_w, n_times)
+        Whitened data.
+    n_dims : int | None
+        Dimension the noise spans (the whitener's rank); None: ``n_w``.
+    n_times : float | None
+        Independent samples the noise has (:func:`effective_samples`; the data then scaled so
+        that its noise energy is ``n_dims·n_times``); None: the columns of ``x_w``.
+
+    Returns
+    -------
+    int
+    """
+    x = np.asarray(x_w, float)
+    x = x[:, None] if x.ndim == 1 else x
+    n_dims = x.shape[0] if n_dims is None else int(n_dims)
+    n_t = float(x.shape[1] if n_times is None else min(max(float(n_times), 1.0), x.shape[1]))
+    x = x * np.sqrt(n_t / x.shape[1])
+    a, b = np.sqrt(n_dims), np.sqrt(n_t)
+    edge = (a + b) ** 2 + TW_99 * (a + b) * (1 / a + 1 / b) ** (1 / 3)
+    return int(np.sum(np.linalg.svd(x, compute_uv=False) ** 2 > edge))
+
+
 class SourceSetFitter:
     """Fits source sets on one whitened gain: made once per forward and channel set (the
     scanner's 3×3 systems and the interpolation tree), applied to every recording or sample.
@@ -267,6 +335,12 @@ class SourceSetFitter:
         self.pos = np.asarray(source_space.pos, float)
         self.local = LocalGain(self.gain, self.pos, float(source_space.spacing))
         self.scan = _Scanner(self.gain)
+        flat = self.gain.reshape(len(self.gain), -1)
+        gram = flat @ flat.T
+        ev = np.linalg.eigvalsh(gram)
+        #: dimension of the whitened channel space the sources reach (one less than the
+        #: channels for average-referenced EEG, fewer under SSP): the noise's, for the edge
+        self.n_dims = int(np.sum(ev > 1e-10 * max(float(ev[-1]), 1e-300)))
         self._x: np.ndarray | None = None
         self._memo: dict[frozenset, int] = {}
         self.near = 1.5 * float(source_space.spacing)
@@ -284,6 +358,8 @@ class SourceSetFitter:
         penalty: float = 2.0,
         refine: bool = True,
         n_rounds: int = 2,
+        subspace_price: float | None = None,
+        n_effective: float | None = None,
     ) -> SourceSet:
         """Sources that explain whitened data: greedy selection, off-grid refinement, the number
         by an information criterion.
@@ -321,11 +397,25 @@ class SourceSetFitter:
             Refine positions off the grid (:class:`LocalGain`); False keeps grid points.
         n_rounds : int
             Passes of the off-grid refinement.
+        subspace_price : float | None
+            A second piece of evidence for the number: the dimension of the data's signal
+            subspace, the singular values of the whitened window above the largest one white
+            noise of its size reaches in 99 % of windows (:func:`signal_subspace_dimension`). A mismatched forward leaves part of a
+            source unexplained, which a spurious source absorbs; it does not add a dimension.
+            The first sources up to that dimension pay only this share of the price (e.g. 0.3);
+            the others the full price. None: the price alone (the default).
+        n_effective : float | None
+            Independent noise samples in the window (:func:`effective_samples` of the
+            recording's sampling rate and low-pass); the criterion counts parameters and noise
+            energy per independent sample. None: every sample is independent (white noise,
+            as simulated).
 
         Returns
         -------
         SourceSet
         """
+        if subspace_price is not None and not 0.0 < float(subspace_price) <= 1.0:
+            raise ValueError(f"subspace_price must be in (0, 1] or None, got {subspace_price!r}.")
         if seeds not in ("map+scan", "map", "scan"):
             raise ValueError(f"seeds must be 'map+scan', 'map' or 'scan', got {seeds!r}.")
         if "map" in seeds and proposal is None:
@@ -341,10 +431,18 @@ class SourceSetFitter:
             raise ValueError("the whitened data are zero (or not finite); there is nothing to "
                              "fit.")
         n_t = x.shape[1]
-        cost = (float(penalty) * (3 + self.gain.shape[2] * n_t)
-                + 2.0 * np.log(max(self.gain.shape[1], 2)))
+        n_eff = float(n_t if n_effective is None else min(max(float(n_effective), 1.0), n_t))
+        # in units of the noise energy of one independent sample: each carries n_t / n_eff
+        # of the window's (unit-variance) samples
+        cost = (n_t / n_eff) * (float(penalty) * (3 + self.gain.shape[2] * n_eff)
+                                + 2.0 * np.log(max(self.gain.shape[1], 2)))
         threshold = max(cost, min_gain * total)
-        opts = {"max_sources": int(max_sources), "threshold": threshold}
+        n_cheap = (0 if subspace_price is None
+                   else signal_subspace_dimension(x, self.n_dims, n_eff))
+        # the price of the k-th source (1-based): a share of it within the signal subspace
+        prices = [threshold * (float(subspace_price) if k <= n_cheap else 1.0)
+                  for k in range(1, int(max_sources) + 1)]
+        opts = {"max_sources": int(max_sources), "prices": prices}
         self._x, self._memo = x, {}  # the scans of this fit (:meth:`_best_beside`)
         paths = []
         if "scan" in seeds or callable(proposal):
@@ -355,7 +453,7 @@ class SourceSetFitter:
             paths.append(self._joint(x, np.asarray(first, float).reshape(-1), **opts))
         # the better path by the same penalised criterion, then its sources off the grid
         positions, origin, criterion, _ = min(paths,
-                                              key=lambda p: p[3] + threshold * len(p[0]))
+                                              key=lambda p: p[3] + sum(prices[:len(p[0])]))
         self._x, self._memo = None, {}
         if refine and positions:
             positions, _ = _refine_positions(self.local, x, positions, n_rounds)
@@ -372,11 +470,12 @@ class SourceSetFitter:
             self._memo[key] = self.scan.best(self._x, others)
         return self._memo[key]
 
-    def _accept(self, x: np.ndarray, rows: list[int], rss: float, threshold: float
+    def _accept(self, x: np.ndarray, rows: list[int], rss: float, prices: list[float]
                 ) -> tuple[list[np.ndarray], float, dict]:
-        """Alternating projection on the grid; the order row (whether the last source pays).
-        Orders are compared on the grid (refinement, done once at the end, raises every
-        order's fit a little)."""
+        """Alternating projection on the grid; the order row (whether the last source pays
+        its price, ``prices[len(rows) - 1]``). Orders are compared on the grid (refinement,
+        done once at the end, raises every order's fit a little)."""
+        threshold = prices[len(rows) - 1]
         g = self.gain
         rows[:] = _alternate(g, self._best_beside, x, rows)  # one source too: a misplaced seed
         # must not make a second source look worth its price
@@ -387,7 +486,7 @@ class SourceSetFitter:
                "penalty": float(threshold), "accepted": bool(gain_k > threshold)}
         return new_pos, new_rss, row
 
-    def _greedy(self, x, proposal, use_scan, *, max_sources, threshold):
+    def _greedy(self, x, proposal, use_scan, *, max_sources, prices):
         """Add the best candidate (residual map's peaks and/or the scan) one at a time."""
         g, n_t = self.gain, x.shape[1]
         positions: list[np.ndarray] = []
@@ -414,7 +513,7 @@ class SourceSetFitter:
             trial = [(_fit([*gains, g[:, c]], x)[0], c, s) for c, s in cands]
             _, best, seed = min(trial, key=lambda t: t[0])
             new_rows = [*rows, best]
-            new_pos, new_rss, row = self._accept(x, new_rows, rss, threshold)
+            new_pos, new_rss, row = self._accept(x, new_rows, rss, prices)
             row["path"] = "greedy"
             criterion.append(row)
             if not row["accepted"]:
@@ -423,7 +522,7 @@ class SourceSetFitter:
             origin.append(seed)
         return positions, origin, criterion, rss
 
-    def _joint(self, x, first_map, *, max_sources, threshold):
+    def _joint(self, x, first_map, *, max_sources, prices):
         """The map's K strongest peaks together, K = 1, 2, ... while each pays for itself."""
         peaks = find_peaks(np.maximum(first_map, 0.0), self.source_space, rel_threshold=0.05,
                            n_max=max_sources)
@@ -432,7 +531,7 @@ class SourceSetFitter:
         criterion: list[dict] = []
         for k in range(1, len(peaks) + 1):
             rows = [int(r) for r in peaks[:k]]
-            new_pos, new_rss, row = self._accept(x, rows, rss, threshold)
+            new_pos, new_rss, row = self._accept(x, rows, rss, prices)
             row["path"] = "joint map"
             criterion.append(row)
             if not row["accepted"]:
