@@ -259,6 +259,7 @@ def run_methods(evoked, lf, models: dict, cov, labels: dict, settings: Settings,
                      **score_sources(res.sources, src, labels, dipole),
                      "gof": (res.fit.get("sources") or {}).get("gof"),
                      "best_dipole_gof": res.fit.get("best_dipole_gof"),
+                     "noise": (res.fit.get("sources") or {}).get("noise"),
                      "seconds": seconds})
         for method in methods:
             t0 = time.perf_counter()

@@ -236,7 +236,7 @@ def test_subspace_price_admits_a_weak_second_source(grid, moved):
     fa = np.outer(moved.gain[:, a] @ np.array([1.0, 0.0, 0.3]), np.sin(np.pi * t))
     fb = np.outer(moved.gain[:, b] @ np.array([0.2, 1.0, 0.0]), np.sin(2 * np.pi * t))
     counts = {None: [], 0.3: []}
-    for i in range(6):
+    for _ in range(6):
         x = (fa / np.linalg.norm(fa) * np.sqrt(3000.0) + fb / np.linalg.norm(fb) * np.sqrt(200.0)
              + rng.standard_normal((64, 20)))
         for price in counts:
@@ -329,6 +329,7 @@ def test_apply_network_sources_two_dipoles(grid, moved, tmp_path):
                         source_window=0.02)
     assert len(res.sources) == 2, res.fit["sources"]["criterion"]
     assert res.fit["sources"]["nave"] == 4
+    assert res.fit["sources"]["noise"]["source"] == "noise covariance / nave"  # 5 pre-0 samples
     found = np.array([[r["x_mm"], r["y_mm"], r["z_mm"]] for r in res.sources]) * 1e-3
     assert cdist(pos[[a, b]], found).min(axis=1).max() < 3e-3
     from deepesi.viz.report import fit_html
@@ -339,3 +340,33 @@ def test_apply_network_sources_two_dipoles(grid, moved, tmp_path):
     assert (tmp_path / "out" / "sources.tsv").read_text().count("\n") == 3
     with pytest.raises(ValueError, match="needs the model's forward"):
         apply_network(evoked, _BlobModel(grid), noise_cov=cov, sources=True)
+
+
+def test_apply_network_sources_count_against_the_baseline_noise(grid, moved):
+    """An average whose noise is 3× (in s.d.) what the covariance / nave says: counted against
+    the covariance, noise makes extra sources; against the baseline, the two real ones."""
+    from deepesi.inverse import apply_network
+
+    pos = moved.source_space.pos
+    rows = _interior(grid, moved, 40, 7)
+    a, b = next((a, b) for a in rows for b in rows if np.linalg.norm(pos[a] - pos[b]) > 0.07)
+    n_pre, n_win = 60, 11
+    wave = np.zeros(n_pre + n_win)
+    wave[n_pre:] = np.exp(-0.5 * ((np.arange(n_win) - 5) / 2.0) ** 2)
+    signal = (moved.gain[:, a] @ np.array([2.0, 0.0, 1.0]) * 1.5e-9)[:, None] * wave
+    signal += (moved.gain[:, b] @ np.array([0.0, 1.5, -1.0]) * 1.5e-9)[:, None] * np.roll(wave, 2)
+    noise = 3 * 0.5 * 0.05e-6 * np.random.default_rng(1).standard_normal(signal.shape)
+    info = mne.create_info(list(grid.ch_names), 250.0, "eeg")
+    x = signal + noise
+    evoked = mne.EvokedArray(x - x.mean(axis=0), info, tmin=-n_pre / 250.0, nave=4)
+    cov = mne.make_ad_hoc_cov(info, std={"eeg": 0.05e-6})
+    kw = dict(noise_cov=cov, forward=grid, sources=True, source_window=0.02, tmin=0.0)
+    naive = apply_network(evoked, _BlobModel(grid), noise_from_baseline=False, **kw)
+    res = apply_network(evoked, _BlobModel(grid), **kw)
+    noise_info = res.fit["sources"]["noise"]
+    assert noise_info["source"] == "baseline" and noise_info["baseline_samples"] == n_pre
+    assert 7.0 < noise_info["variance_ratio"] < 11.0  # 3² = 9
+    assert len(naive.sources) > 2, (naive.fit["sources"]["criterion"], naive.sources)
+    assert len(res.sources) == 2, res.fit["sources"]["criterion"]
+    found = np.array([[r["x_mm"], r["y_mm"], r["z_mm"]] for r in res.sources]) * 1e-3
+    assert cdist(pos[[a, b]], found).min(axis=1).max() < 6e-3

@@ -247,7 +247,7 @@ class ClassicalInverse:
                 "the channels."
             )
         ev.reorder_channels(self.ch_names)
-        amp, extras = self._amplitudes(ev, data_cov)
+        amp, extras = self._amplitudes(ev, data_cov, baseline_of=inst)
         k = peak_sample(ev.data, ev.info, self.noise_cov)
         params = {"tmin": float(ev.times[0]), "tmax": float(ev.times[-1]), **self.params}
         report = {}
@@ -265,8 +265,8 @@ class ClassicalInverse:
             stc_kind=_stc_kind(self.forward), fit=report,
         )
 
-    def _amplitudes(self, ev: mne.Evoked, data_cov: mne.Covariance | None
-                    ) -> tuple[np.ndarray, dict]:
+    def _amplitudes(self, ev: mne.Evoked, data_cov: mne.Covariance | None,
+                    baseline_of: Any = None) -> tuple[np.ndarray, dict]:
         if self.method in MINIMUM_NORM:
             return self._minimum_norm(ev)
         if self.method == "LCMV":
@@ -274,7 +274,7 @@ class ClassicalInverse:
         if self.method in ("MxNE", "gamma_map"):
             return self._sparse(ev)
         if self.method == "dipoles":
-            return self._sequential(ev)
+            return self._sequential(ev, baseline_of)
         return self._dipole(ev)
 
     def _empty(self, ev: mne.Evoked) -> np.ndarray:
@@ -330,21 +330,30 @@ class ClassicalInverse:
         amp[_vertex_rows(self.forward, stc.vertices)] = norm
         return amp, {"raw_stc": stc, "alpha": kwargs["alpha"]}
 
-    def _sequential(self, ev: mne.Evoked) -> tuple[np.ndarray, dict]:
+    def _sequential(self, ev: mne.Evoked, baseline_of: Any = None) -> tuple[np.ndarray, dict]:
         """Sequential dipole fitting (:func:`deepesi.inverse.fit_source_set` with scan seeds
-        only: no network) over the window, on data whitened by the noise covariance / nave; the
-        map holds each source's moment norm over time at its nearest grid point."""
+        only: no network) over the window, on data whitened by the noise covariance / nave,
+        rescaled to the noise of the recording's baseline when it has one (as
+        :func:`deepesi.inverse.apply_network` does for its source sets); the map holds each
+        source's moment norm over time at its nearest grid point."""
+        from .noise_level import baseline_noise
         from .source_set import SourceSetFitter, effective_samples
 
         nave = max(int(ev.nave), 1)
+        x = np.sqrt(nave) * self._whitened.whiten(ev)
+        n_t = x.shape[1] if x.ndim > 1 else 1
+        measured = (None if baseline_of is None else baseline_noise(
+            baseline_of, list(self._whitened.names), np.sqrt(nave) * self._whitened.whitener))
         if nave not in self._fitters:
             self._fitters[nave] = SourceSetFitter(np.sqrt(nave) * self._whitened.gain,
                                                   self.source_space)
-        x = np.sqrt(nave) * self._whitened.whiten(ev)
-        options = {"n_effective": effective_samples(x.shape[1] if x.ndim > 1 else 1,
-                                                    float(ev.info["sfreq"]),
-                                                    ev.info.get("lowpass")),
-                   **self.options}
+        if measured is not None:
+            options = {"n_effective": measured.effective_samples(n_t),
+                       "noise_variance": measured.variance}
+        else:
+            options = {"n_effective": effective_samples(n_t, float(ev.info["sfreq"]),
+                                                        ev.info.get("lowpass"))}
+        options.update(self.options)
         found = self._fitters[nave].fit(x, seeds="scan", **options)
         amp = self._empty(ev)
         for src in found.sources:

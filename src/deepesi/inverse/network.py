@@ -170,6 +170,7 @@ def apply_network(
     sources: bool = False,
     max_sources: int = 4,
     source_window: float = 0.01,
+    noise_from_baseline: bool = True,
     restore_ssp: bool = True,
     deep_prior: float | None = None,
     compartment: str = "mass",
@@ -222,6 +223,14 @@ def apply_network(
     source_window : float
         Half-width (s) of the window around the peak sample whose samples the sources are
         fitted to together (positions shared, moments per sample).
+    noise_from_baseline : bool
+        For the source set of an Evoked (or Epochs) with ≥ 20 samples before 0 s: measure the
+        whitened noise on that baseline (:func:`deepesi.inverse.noise_level.baseline_noise`)
+        and decide the number of sources against it, its level (the noise covariance / nave
+        rescaled to the baseline's variance) and its independent samples (from its
+        autocorrelation); ``fit['sources']['noise']`` reports both. False, or no baseline:
+        the noise covariance / nave as given, the independent samples from the recording's
+        low-pass.
     restore_ssp : bool
         With ``forward``, when the recording carries SSP projectors on the model's channels
         that the model was not trained with: fill the directions they removed in with their
@@ -338,7 +347,8 @@ def apply_network(
                       refine_radius=radius, method="deepesi")
         if sources:
             fit["sources"] = _fit_sources(model, data, times, k, w, g, src, int(max_sources),
-                                          source_window, recording_nave(inst), info)
+                                          source_window, recording_nave(inst), info,
+                                          inst if noise_from_baseline else None)
     return SourceMap.from_amplitudes(
         amp, times, src, method="deepesi", units=NETWORK_UNITS, extras=extras,
         peak_time=float(times[k]), params=params, info=info, meta=meta, fit=fit,
@@ -409,13 +419,17 @@ def member_agreement(model: Any, data: np.ndarray, k: int, combined: np.ndarray,
 
 def _fit_sources(model: Any, data: np.ndarray, times: np.ndarray, k: int, w: np.ndarray,
                  g: np.ndarray, src: SourceSpace, max_sources: int, half_width: float,
-                 nave: int, info: mne.Info) -> dict:
+                 nave: int, info: mne.Info, baseline_of: Any = None) -> dict:
     """The source set around sample ``k``, seeded by the network's map of data and residuals.
 
     The noise of an average of ``nave`` trials is the covariance / nave: data and gain are
     whitened by ``sqrt(nave)·W`` so that the noise is white with unit variance, as the order
-    criterion assumes (the moments stay in A·m); its independent samples in the window follow
-    from the recording's low-pass (:func:`~deepesi.inverse.source_set.effective_samples`)."""
+    criterion assumes (the moments stay in A·m). With ``baseline_of`` (the recording), the
+    noise is measured on its baseline and the criterion counts in its variance
+    (:func:`~deepesi.inverse.noise_level.baseline_noise`); otherwise its independent samples
+    in the window follow from the recording's low-pass
+    (:func:`~deepesi.inverse.source_set.effective_samples`)."""
+    from .noise_level import baseline_noise
     from .source_set import effective_samples, fit_source_set, network_proposal
 
     tstep = float(times[1] - times[0]) if len(times) > 1 else 1.0
@@ -423,14 +437,28 @@ def _fit_sources(model: Any, data: np.ndarray, times: np.ndarray, k: int, w: np.
     lo, hi = max(k - h, 0), min(k + h + 1, data.shape[1])
     w = np.sqrt(float(nave)) * w
     g = np.sqrt(float(nave)) * g
+    measured = (None if baseline_of is None
+                else baseline_noise(baseline_of, list(model.ch_names), w))
+    variance = 1.0
+    if measured is not None:
+        variance = measured.variance
+        n_eff = measured.effective_samples(hi - lo)
+        noise = {"source": "baseline", **measured.to_dict(hi - lo)}
+        if not 0.5 <= measured.variance <= 2.0:
+            logger.warning("the recording's baseline has %.2f times the noise variance the noise "
+                           "covariance / nave (%d) predicts: the sources are fitted against the "
+                           "baseline's level", measured.variance, nave)
+    else:
+        n_eff = effective_samples(hi - lo, float(info["sfreq"]), info.get("lowpass"))
+        noise = {"source": "noise covariance / nave", "independent_samples": round(n_eff, 2)}
     proposal = network_proposal(model, np.linalg.pinv(w, rcond=1e-8))
-    n_eff = effective_samples(hi - lo, float(info["sfreq"]), info.get("lowpass"))
     found = fit_source_set(w @ data[:, lo:hi], g, src, proposal=proposal,
-                           max_sources=max_sources, n_effective=n_eff)
+                           max_sources=max_sources, n_effective=n_eff,
+                           noise_variance=variance)
     out = found.to_dict()
     out["window_s"] = [float(times[lo]), float(times[hi - 1])]
     out["nave"] = int(nave)
-    out["independent_samples"] = round(n_eff, 2)
+    out["noise"] = noise
     return out
 
 

@@ -47,8 +47,8 @@ from .offgrid import LocalGain, _refine_positions
 from .peaks import find_peaks
 from .scan import _fit, _Scanner
 
-__all__ = ["FittedSource", "LocalGain", "SourceSet", "SourceSetFitter", "equivalent_extent_mm",
-           "effective_samples", "fit_source_set", "network_proposal",
+__all__ = ["FittedSource", "LocalGain", "SourceSet", "SourceSetFitter", "effective_samples",
+           "equivalent_extent_mm", "fit_source_set", "network_proposal",
            "signal_subspace_dimension"]
 
 #: 99th percentile of the Tracy-Widom law of order 1 (real data; Tracy & Widom 1996).
@@ -360,6 +360,7 @@ class SourceSetFitter:
         n_rounds: int = 2,
         subspace_price: float | None = None,
         n_effective: float | None = None,
+        noise_variance: float = 1.0,
     ) -> SourceSet:
         """Sources that explain whitened data: greedy selection, off-grid refinement, the number
         by an information criterion.
@@ -400,8 +401,9 @@ class SourceSetFitter:
         subspace_price : float | None
             A second piece of evidence for the number: the dimension of the data's signal
             subspace, the singular values of the whitened window above the largest one white
-            noise of its size reaches in 99 % of windows (:func:`signal_subspace_dimension`). A mismatched forward leaves part of a
-            source unexplained, which a spurious source absorbs; it does not add a dimension.
+            noise of its size reaches in 99 % of windows (:func:`signal_subspace_dimension`).
+            A mismatched forward leaves part of a source unexplained, which a spurious source
+            absorbs; it does not add a dimension.
             The first sources up to that dimension pay only this share of the price (e.g. 0.3);
             the others the full price. None: the price alone (the default).
         n_effective : float | None
@@ -409,11 +411,18 @@ class SourceSetFitter:
             recording's sampling rate and low-pass); the criterion counts parameters and noise
             energy per independent sample. None: every sample is independent (white noise,
             as simulated).
+        noise_variance : float
+            Variance of the whitened noise per dimension and sample (1 when the whitener is
+            right in scale; e.g. measured on the recording's baseline,
+            :func:`deepesi.inverse.noise_level.baseline_noise`): the price and the subspace
+            edge are in its units.
 
         Returns
         -------
         SourceSet
         """
+        if not (np.isfinite(noise_variance) and noise_variance > 0):
+            raise ValueError(f"noise_variance must be a positive number, got {noise_variance!r}.")
         if subspace_price is not None and not 0.0 < float(subspace_price) <= 1.0:
             raise ValueError(f"subspace_price must be in (0, 1] or None, got {subspace_price!r}.")
         if seeds not in ("map+scan", "map", "scan"):
@@ -434,11 +443,12 @@ class SourceSetFitter:
         n_eff = float(n_t if n_effective is None else min(max(float(n_effective), 1.0), n_t))
         # in units of the noise energy of one independent sample: each carries n_t / n_eff
         # of the window's (unit-variance) samples
-        cost = (n_t / n_eff) * (float(penalty) * (3 + self.gain.shape[2] * n_eff)
-                                + 2.0 * np.log(max(self.gain.shape[1], 2)))
+        var = float(noise_variance)
+        cost = var * (n_t / n_eff) * (float(penalty) * (3 + self.gain.shape[2] * n_eff)
+                                      + 2.0 * np.log(max(self.gain.shape[1], 2)))
         threshold = max(cost, min_gain * total)
         n_cheap = (0 if subspace_price is None
-                   else signal_subspace_dimension(x, self.n_dims, n_eff))
+                   else signal_subspace_dimension(x / np.sqrt(var), self.n_dims, n_eff))
         # the price of the k-th source (1-based): a share of it within the signal subspace
         prices = [threshold * (float(subspace_price) if k <= n_cheap else 1.0)
                   for k in range(1, int(max_sources) + 1)]
