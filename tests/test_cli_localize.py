@@ -262,7 +262,7 @@ def test_sources_of_a_shipped_model(tmp_path, capsys):
     assert main([*args, "-o", str(tmp_path / "out"), "--noise-cov",
                  str(tmp_path / "noise-cov.fif")]) == 0
     printed = capsys.readouterr().out
-    assert "1 source(s)" in printed
+    assert "1 source(s)" in printed and "\nnoise: " in printed
     rows = (tmp_path / "out" / "sources.tsv").read_text().splitlines()
     assert len(rows) == 2
     xyz = np.array([float(v) for v in rows[1].split("\t")[1:4]]) * 1e-3

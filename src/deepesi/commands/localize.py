@@ -224,10 +224,15 @@ def compartment_summary(result: Any) -> str | None:
 
 def sources_summary(result: Any) -> str:
     """The fitted source set as printed lines."""
+    from ..inverse.noise_level import noise_sentence
+
     rows = result.sources
     fit = result.fit.get("sources") or {}
+    noise_line = noise_sentence(fit.get("noise"))
     if not rows:
-        return "sources: none explains the data beyond the noise (information criterion)."
+        return "\n".join(filter(None, [
+            "sources: none explains the data beyond the noise (information criterion).",
+            noise_line]))
     lines = [f"{len(rows)} source(s), together {100 * fit.get('gof', 0.0):.1f} % of the whitened "
              f"data in {fit.get('window_s')} s:"]
     for r in rows:
@@ -237,6 +242,8 @@ def sources_summary(result: Any) -> str:
                         if "extent_mm" in r else "")
                      + f", {r['region']}"
                      f"{' (deep)' if r['deep'] else ''}, {100 * r['gof_share']:.1f} % of the fit")
+    if noise_line:
+        lines.append(noise_line)
     return "\n".join(lines)
 
 

@@ -18,7 +18,8 @@ from typing import Any
 import mne
 import numpy as np
 
-__all__ = ["BaselineNoise", "baseline_noise", "effective_samples_from_correlation"]
+__all__ = ["BaselineNoise", "baseline_noise", "effective_samples_from_correlation",
+           "noise_sentence"]
 
 #: Fewest pre-stimulus samples a measurement of the noise is made from.
 MIN_BASELINE_SAMPLES = 20
@@ -128,3 +129,16 @@ def baseline_noise(inst: Any, ch_names: list[str], whitener: np.ndarray,
     n_dims = int(np.sum(np.linalg.norm(whitener, axis=1) > 0)) or x.shape[0]
     variance = energy / (n_dims * x.shape[1]) * x.shape[1] / max(x.shape[1] - 1, 1)
     return BaselineNoise(variance, rho, x.shape[1])
+
+
+def noise_sentence(noise: dict | None) -> str:
+    """One line on the noise a source set was counted against (its ``fit['sources']['noise']``
+    record); '' without one."""
+    if not noise:
+        return ""
+    if noise.get("source") == "baseline":
+        return (f"noise: measured on {noise['baseline_samples']} baseline samples, "
+                f"{noise['variance_ratio']:.2f}x the variance of the noise covariance / nave, "
+                f"{noise['independent_samples']:.1f} independent samples in the window")
+    return ("noise: the noise covariance / nave (no baseline), "
+            f"{noise['independent_samples']:.1f} independent samples in the window")

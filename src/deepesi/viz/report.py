@@ -10,6 +10,7 @@ glass-brain comparison.
 
 from __future__ import annotations
 
+import html as _html
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +24,7 @@ from scipy import ndimage
 from .._io import atomic_path, check_overwrite
 from .._validation import validate_type
 from ..inverse.network import agreement_sentence, nets_disagree
+from ..inverse.noise_level import noise_sentence
 from ..inverse.result import SourceMap, activity_grid
 from .head import plot_head_slices
 
@@ -297,7 +299,6 @@ def make_report(
     everyone = [(result.method, result), *extras.items()]
     true_pos = None if truth is None else [t["pos_m"] for t in truth]
     if notes:
-        import html as _html
 
         report.add_html(f"<p>{_html.escape(notes)}</p>", title="What this is",
                         section="summary")
@@ -408,7 +409,9 @@ def _sources_html(res: SourceMap) -> str:
             f"<th>share of fit</th></tr></thead><tbody>{body}</tbody></table>"
             "<p>* the disc of cortex (ball of a deep structure) that gives the moment at a "
             "typical density, 0.5 nA·m/mm² (0.05 nA·m/mm³): the data's topography alone does "
-            "not tell a patch's extent.</p>")
+            "not tell a patch's extent.</p>"
+            + (f"<p>{_html.escape(noise_sentence(fit.get('noise')))}.</p>"
+               if fit.get("noise") else ""))
 
 
 def _extent(row: dict) -> str:
