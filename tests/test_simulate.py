@@ -297,3 +297,22 @@ def test_old_module_is_a_deprecated_shim():
     for name in ("SimulatedDataset", "smoothing_kernel", "smooth_target"):
         assert getattr(old, name) is getattr(training, name)
     assert new.load_simulation is new.read_simulation
+
+
+def test_evoked_width_on_a_physical_time_scale(lf):
+    """Bumps of 20-50 ms seen through 5 samples at 600 Hz are plateaus and flanks (the window
+    of a real average); the window-relative default draws sharp bumps inside the window."""
+
+    def ratios(**kw):
+        cfg = SimulationConfig(n_sources=(1, 1), extent_mm=(0.0, 0.0), n_times=5, sfreq=600.0,
+                               waveforms=("evoked",), snr_db=(100.0, 100.0), **kw)
+        b = Simulator(lf, cfg).simulate(200, seed=0)
+        course = np.abs(b.sources[np.arange(200), b.centres[:, 0]])  # (n, n_times)
+        return course.min(axis=1) / course.max(axis=1)
+
+    physical = ratios(evoked_width_s=(0.02, 0.05))
+    relative = ratios()
+    assert np.median(physical) > 0.6 and physical.min() > 0.3, np.median(physical)
+    assert np.median(relative) < 0.3, np.median(relative)
+    with pytest.raises(ValueError, match="evoked_width_s"):
+        SimulationConfig(n_times=5, evoked_width_s=(0.05, 0.01))

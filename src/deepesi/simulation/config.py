@@ -69,6 +69,12 @@ class SimulationConfig:
     waveforms : tuple of str
         Time-course families drawn per source when ``n_times > 1``: 'evoked' (Gaussian bump),
         'oscillatory' (4–30 Hz sinusoid under a Hann envelope), 'noise' (band-limited noise).
+    evoked_width_s : (float, float) | None
+        Standard deviation (s) of the 'evoked' bumps on a physical time scale, e.g. (0.005,
+        0.05), centred anywhere from one width before the window to one after it: what a short
+        window of a real average sampled fast holds (a ramp, a plateau, a flank). None
+        (default, the shipped window nets' training): 5–25 % of the window, centred in its
+        middle half.
     snr_db : (float, float)
         Signal-to-noise ratio in dB (power summed over channels and time; see ``snr_space``).
     snr_space : {'sensor', 'whitened'}
@@ -124,6 +130,7 @@ class SimulationConfig:
     n_times: int = 1
     sfreq: float = 250.0
     waveforms: tuple[str, ...] = WAVEFORMS
+    evoked_width_s: tuple[float, float] | None = None
     snr_db: tuple[float, float] = (0.0, 20.0)
     snr_space: str = "sensor"
     colored_noise_fraction: tuple[float, float] = (0.0, 0.5)
@@ -163,6 +170,8 @@ class SimulationConfig:
         bad = sorted(set(self.waveforms) - set(WAVEFORMS))
         if bad or not self.waveforms:
             raise ValueError(f"waveforms must be a non-empty subset of {WAVEFORMS}, got {bad}.")
+        if self.evoked_width_s is not None:
+            self.evoked_width_s = _range(self.evoked_width_s, "evoked_width_s", 1e-4, 10.0)
         self.snr_db = _range(self.snr_db, "snr_db", -40.0, 100.0)
         if not (np.isfinite(self.noise_reg) and self.noise_reg >= 0):
             raise ValueError(f"noise_reg must be >= 0, got {self.noise_reg!r}.")

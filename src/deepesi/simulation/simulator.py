@@ -176,7 +176,8 @@ class Simulator:
     def _waveforms(self, m: int, rng: np.random.Generator) -> np.ndarray:
         """Unit-peak time courses (m, n_times), one family per source drawn from ``waveforms``:
         'evoked' a Gaussian bump (centre in the middle half of the window, width 5-25 % of it,
-        random sign); 'oscillatory' a 4-30 Hz sine under a Hann window; 'noise' white noise
+        random sign; with ``evoked_width_s`` a width in seconds, centred within one width of
+        the window); 'oscillatory' a 4-30 Hz sine under a Hann window; 'noise' white noise
         smoothed by a 7-point Hann kernel."""
         cfg = self.config
         n = cfg.n_times
@@ -187,7 +188,11 @@ class Simulator:
         kind = np.asarray(cfg.waveforms)[rng.integers(len(cfg.waveforms), size=m)]
         w = np.zeros((m, n))
         sel = np.flatnonzero(kind == "evoked")
-        if len(sel):
+        if len(sel) and cfg.evoked_width_s is not None:  # a physical time scale
+            sd = rng.uniform(*cfg.evoked_width_s, size=(len(sel), 1))
+            mu = rng.uniform(-1.0, 1.0, size=(len(sel), 1)) * sd + rng.uniform(
+                0.0, 1.0, size=(len(sel), 1)) * dur
+        elif len(sel):
             mu = rng.uniform(0.25, 0.75, size=(len(sel), 1)) * dur
             sd = rng.uniform(0.05, 0.25, size=(len(sel), 1)) * dur + 1e-3
             sign = rng.choice([-1.0, 1.0], size=(len(sel), 1))
