@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from course_windows import average_referenced_noise, noisy_windows, single_source_fields
 
 RESULTS = Path(__file__).resolve().parent / "results"
 N_WINDOW = 13
@@ -35,7 +36,7 @@ def main() -> None:
     from deepesi.inverse.anycap import CapBoundModel
     from deepesi.pretrained import load_pretrained
     from deepesi.sensors import make_eeg_sensors
-    from deepesi.simulation import SimulationConfig, Simulator, read_work_leadfield
+    from deepesi.simulation import read_work_leadfield
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--work64", default="out/pretrained")
@@ -63,22 +64,13 @@ def main() -> None:
                 "template-eeg-w5": CapBoundModel(window, nominal, slf.centre)}
         if layout == "standard_1010_64":
             nets["template-eeg64-w5 (this layout only)"] = layout64
-        cfg = SimulationConfig(n_sources=(1, 1), extent_mm=(0.0, 0.0), snr_db=(100.0, 100.0),
-                               deep_fraction=0.5, n_times=1)
-        batch = Simulator(test, cfg).simulate(args.n, seed=args.seed)
-        topo = batch.data[:, :, 0].astype(float)  # (n, ch): the noiseless fields
-        true = test.source_space.pos[batch.centres[:, 0]]
+        topo, ch_names, true, _ = single_source_fields(test, args.n, args.seed)
         for snr in args.snr:
-            rng = np.random.default_rng(args.seed)
-            noise = rng.standard_normal((args.n, topo.shape[1], N_WINDOW))
-            noise -= noise.mean(axis=1, keepdims=True)  # average reference
-            signal = topo[:, :, None] * course[None, None]
-            k = np.sqrt(np.mean(signal**2, axis=(1, 2)) / np.mean(noise**2, axis=(1, 2))
-                        / 10 ** (snr / 10))
-            x = signal + noise * k[:, None, None]
-            data = x.transpose(1, 0, 2).reshape(topo.shape[1], -1)
+            noise = average_referenced_noise(np.random.default_rng(args.seed),
+                                             (args.n, topo.shape[1], N_WINDOW))
+            data = noisy_windows(topo, course, noise, snr)
             for label, net in nets.items():
-                maps = np.asarray(net.predict(data, ch_names=batch.ch_names))
+                maps = np.asarray(net.predict(data, ch_names=ch_names))
                 maps = maps.reshape(len(maps), args.n, N_WINDOW)
                 for reading, m in (("centre sample", maps[:, :, N_WINDOW // 2]),
                                    ("mean map", maps.mean(axis=2))):

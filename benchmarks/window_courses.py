@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from course_windows import average_referenced_noise, noisy_windows, single_source_fields
 
 RESULTS = Path(__file__).resolve().parent / "results"
 N_TIMES = 5
@@ -43,7 +44,7 @@ def _courses(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
 
 def main() -> None:
     from deepesi.pretrained import load_pretrained
-    from deepesi.simulation import SimulationConfig, Simulator, read_work_leadfield
+    from deepesi.simulation import read_work_leadfield
     from deepesi.training import read_model
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -59,27 +60,17 @@ def main() -> None:
     _, lf = load_pretrained("template-eeg64")
     src = lf.source_space
     test = read_work_leadfield(args.work, "test-realistic")
-    cfg = SimulationConfig(n_sources=(1, 1), extent_mm=(0.0, 0.0), snr_db=(100.0, 100.0),
-                           deep_fraction=0.5, n_times=1)
-    batch = Simulator(test, cfg).simulate(args.n, seed=args.seed)
-    topo = batch.data[:, :, 0].astype(float)
-    true = test.source_space.pos[batch.centres[:, 0]]
-    deep = np.asarray(test.source_space.is_subcortical)[batch.centres[:, 0]]
+    topo, ch_names, true, deep = single_source_fields(test, args.n, args.seed)
     rng = np.random.default_rng(args.seed)
     courses = _courses(rng, args.n)
-    noise = rng.standard_normal((args.n, topo.shape[1], N_TIMES))
-    noise -= noise.mean(axis=1, keepdims=True)  # average reference
+    noise = average_referenced_noise(rng, (args.n, topo.shape[1], N_TIMES))
     nets = {Path(m).stem: read_model(m) for m in args.models}
     rows, t0 = [], time.perf_counter()
     for snr in args.snr:
         for course, c in courses.items():
-            signal = topo[:, :, None] * c[:, None, :]
-            k = np.sqrt(np.mean(signal**2, axis=(1, 2)) / np.mean(noise**2, axis=(1, 2))
-                        / 10 ** (snr / 10))
-            x = signal + noise * k[:, None, None]
-            data = x.transpose(1, 0, 2).reshape(topo.shape[1], -1)
+            data = noisy_windows(topo, c, noise, snr)
             for label, net in nets.items():
-                maps = np.asarray(net.predict(data, ch_names=batch.ch_names))
+                maps = np.asarray(net.predict(data, ch_names=ch_names))
                 est = src.pos[np.argmax(maps[:, N_TIMES // 2 :: N_TIMES], axis=0)]
                 err = np.linalg.norm(est - true, axis=1) * 1e3
                 rows.append({"snr_db": snr, "course": course, "net": label,
